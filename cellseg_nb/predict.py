@@ -17,7 +17,7 @@ from .postprocess import PostprocessParams, instances_from_probs, cell_table, CE
 # %% auto #0
 __all__ = ['TTA_MODES', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'VIEW_MAPS', 'SLIDERS', 'tile_starts', 'blend_window',
            'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device', 'StitchedMaps', 'predict_probs',
-           'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs', 'n_pages', 'iter_images',
+           'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
            'load_predictor', 'overlay_image', 'write_fiji_rois', 'write_outputs', 'predict_files', 'torch_module',
            'predict_cli', 'CellViewer']
 
@@ -340,10 +340,22 @@ def n_pages(path) -> int:
         with tifffile.TiffFile(path) as tif: return len(tif.pages)
     except Exception as e: raise ImageReadError(path, f"unreadable or truncated TIFF ({type(e).__name__}: {e})") from e
 
-def iter_images(path):
-    "Yield `(name, image)` for each image of a file (each page of a multi-page TIFF)"
-    path = Path(path); n = n_pages(path)
-    for i in range(n): yield (f"{path.stem}_p{i:03d}" if n > 1 else path.stem), read_image(path, page=i)
+def output_stems(files) -> dict:
+    "A unique output name per file: its stem, prefixed by parent folders where stems collide (`set1/raw.tif` → `set1_raw`)"
+    files = [Path(f) for f in files]; depth = {f: 0 for f in files}
+    def name(f): return '_'.join([*f.parent.parts[len(f.parent.parts)-depth[f]:], f.stem]) if depth[f] else f.stem
+    for _ in range(max((len(f.parts) for f in files), default=0)):
+        seen = {}
+        for f in files: seen.setdefault(name(f), []).append(f)
+        clash = [f for fs in seen.values() if len(fs) > 1 for f in fs]
+        if not clash: break
+        for f in clash: depth[f] = min(depth[f] + 1, len(f.parent.parts))
+    return {f: name(f) for f in files}
+
+def iter_images(path, stem:str|None=None):
+    "Yield `(name, image)` for each image of a file (each page of a multi-page TIFF), named after `stem` (default: the file's)"
+    path = Path(path); n = n_pages(path); stem = stem or path.stem
+    for i in range(n): yield (f"{stem}_p{i:03d}" if n > 1 else stem), read_image(path, page=i)
 
 # %% ../nbs/13_predict.ipynb #0bba67e8
 def load_predictor(path, # a training run folder (with `best/`) or a `save_model` folder
@@ -496,9 +508,10 @@ def predict_files(model, # a model, or a run / model folder
     partial = out/'predictions.partial.jsonl'
     if partial.exists() and not skip_existing: partial.unlink()
     done, images, n_cells, results = [], [], 0, []
+    stems = output_stems(files)
     for f in tqdm(files, desc='images', disable=not progress):
         try:
-            for name, image in iter_images(f):
+            for name, image in iter_images(f, stems[f]):
                 prev = _read_existing(out, name) if skip_existing else None
                 if prev is None:
                     labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress)

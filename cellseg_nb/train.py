@@ -34,6 +34,11 @@ def _device_type() -> str:
         return 'xla'
     return 'cpu'
 
+def _native_bf16() -> bool:
+    "True when the CUDA GPU computes bf16 natively (Ampere or newer), not by emulation"
+    try: return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+    except RuntimeError: return False
+
 def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
                             device_type:str|None=None, # 'cuda', 'cpu', 'xla' or 'mps'; detected when `None`
                            ) -> str:
@@ -42,12 +47,17 @@ def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
     dev = device_type or _device_type()
     if mp == 'fp32': mp = 'no'
     if mp == 'auto':
-        if dev == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+        if dev == 'cuda': return 'bf16' if _native_bf16() else 'fp16'  # a T4 (no native bf16) gets fp16 with loss scaling
         if dev == 'xla': return 'bf16'
         return CPU_AUTO_PRECISION if dev == 'cpu' else 'no'
     if mp == 'fp16' and dev not in ('cuda', 'mps'):
         raise ValueError(f"mixed_precision='fp16' needs a GPU (device here: {dev}); use 'bf16', 'no' or 'auto'")
     return mp
+
+def _rank() -> int:
+    "This process's global rank: torch.distributed's when initialised (`debug_launcher` sets no `RANK`), else `$RANK`"
+    import torch.distributed as dist
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get('RANK', '0'))
 
 # %% ../nbs/12_train.ipynb #86d13331
 def make_accelerator(mixed_precision:str='auto', # one of `PRECISIONS`
@@ -622,6 +632,9 @@ def init_from(model, # model to initialise
     src = next((c for c in cands if (c/'model.safetensors').exists() or c.is_file()), None)
     if src is None: raise FileNotFoundError(f"{path}: no weights found (looked for {', '.join(str(c) for c in cands[:3])}, or a model folder) "
                                             "-- pass a pretraining run folder (`cellseg pretrain --out RUN`) or a saved model folder")
+    if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
+        from cellseg_nb.pretrain import load_pretrained
+        return dict(source=str(src), **load_pretrained(model, src))
     enc = load_encoder_weights(model, src)
     out = dict(source=str(src), encoder=len(enc.loaded))
     if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
@@ -640,14 +653,15 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     cfg.validate(); run = Path(cfg.out)
     tr_src, val_src = build_sources(cfg)
     set_seed(cfg.seed)
-    model = create_model(cfg.model, **{'class_names': list(tr_src.class_names) or None, **cfg.model_overrides})
-    init = init_from(model, cfg.init) if cfg.init and not cfg.resume else None
+    names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **cfg.model_overrides})
+    init = init_from(model, cfg.init) if cfg.init and latest_checkpoint(run)[0] is None else None  # a resumed run has its own weights
     norm = model.config.get('normalisation') or {}
     tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=cfg.crop_size)
     ds = CellDataset(tr_src, tf, cfg.crop_size, model.config.get('in_channels', 1), normalize=norm)
     if cfg.samples_per_epoch is None: cfg = dataclasses.replace(cfg, samples_per_epoch=max(len(ds), 16*cfg.batch_size))
     val_fn = make_val_fn(val_src, norm, max_images=cfg.max_val_images) if val_src is not None else None
-    if int(os.environ.get('RANK', '0')) == 0 and not (cfg.resume and (run/'config.json').exists()):
+    if _rank() == 0 and not (cfg.resume and (run/'config.json').exists()):
         info = dict(train=asdict(cfg), model=model.config, augment=transforms_to_dict(tf) if tf is not None else None,
                     data=dict(train=repr(tr_src), n_train=len(tr_src), val=repr(val_src), n_val=getattr(val_fn, 'n_images', 0),
                               val_names=[val_src.name(i) for i in range(getattr(val_fn, 'n_images', 0))]),
@@ -656,7 +670,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     prev = json.loads((run/'summary.json').read_text()) if cfg.resume and (run/'summary.json').exists() else {}
     summary = fit(model, MultiTaskLoss(), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step)
     if prev.get('tuned') and prev.get('steps') == summary['steps']: summary.update(tuned=prev['tuned'], tuned_score=prev['tuned_score'])
-    if val_fn is not None and cfg.tune_postprocess and int(os.environ.get('RANK', '0')) == 0 and not summary.get('tuned'):
+    if val_fn is not None and cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'):
         from cellseg_nb.postprocess import tune_thresholds
         best = load_model(run/'best')
         probs, gts = val_fn(best, return_probs=True)
@@ -724,7 +738,7 @@ def train_cli(argv:list|None=None) -> int:
         print(f"cellseg train: stopped: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt:
         print(f"cellseg train: interrupted; continue with: cellseg train --out {ns.out} --resume", file=sys.stderr); return 130
-    if int(os.environ.get('RANK', '0')) == 0:
+    if _rank() == 0:
         run = Path(s['run'])
         print(f"done: {s['steps']} steps ({s['stop_reason']}), {s['minutes']:.1f} min, best {s['val_metric']} = {s['best_score']}"
               + (f", tuned = {s['tuned_score']:.3f}" if s.get('tuned_score') is not None else ''))
