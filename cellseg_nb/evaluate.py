@@ -31,6 +31,9 @@ def load_annotations(source, # COCO json path, or a loaded COCO dict
     from cellseg_nb.data.coco import load_coco # validates, names the file and the fix
     return as_coco_dict(load_coco(source))
 
+import contextlib
+from .data.coco import find_image
+
 def find_images(coco:dict, # COCO dict
                 source=None, # the json's path (its folders are searched)
                 images_root=None, # folder holding the images (searched recursively)
@@ -38,10 +41,10 @@ def find_images(coco:dict, # COCO dict
     "Map each image id of `coco` to its file, raising `FileNotFoundError` naming the missing files and the fix"
     roots = [Path(images_root)] if images_root else ([Path(source).parent, *list(Path(source).parents)[1:3]] if isinstance(source, (str, Path)) else [Path.cwd()])
     want = {Path(im['file_name']).name: im['id'] for im in coco['images']}; found = {}
-    for r in roots:
-        if not r.is_dir(): continue
-        for f in r.rglob('*'):
-            if f.name in want and f.suffix.lower() in IMAGE_EXTS: found.setdefault(want[f.name], f)
+    for r in filter(Path.is_dir, roots):   # `find_image` indexes each root once
+        for n, i in want.items():
+            if i not in found:
+                with contextlib.suppress(FileNotFoundError): found[i] = find_image(r, n)
         if len(found) == len(want): break
     missing = [n for n, i in want.items() if i not in found]
     if missing: raise FileNotFoundError(f"{len(missing)} images of the annotations not found under {[str(r) for r in roots]} "

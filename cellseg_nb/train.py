@@ -655,7 +655,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     set_seed(cfg.seed)
     names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **cfg.model_overrides})
-    init = init_from(model, cfg.init) if cfg.init and latest_checkpoint(run)[0] is None else None  # a resumed run has its own weights
+    init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     norm = model.config.get('normalisation') or {}
     tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=cfg.crop_size)
     ds = CellDataset(tr_src, tf, cfg.crop_size, model.config.get('in_channels', 1), normalize=norm)
