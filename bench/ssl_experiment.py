@@ -76,6 +76,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--model', default='unet_effv2_b0'); ap.add_argument('--crop', type=int, default=128)
     ap.add_argument('--method', default='both'); ap.add_argument('--pretrain-minutes', type=float, default=7.0)
+    ap.add_argument('--pretrain-steps', type=int, help='a step budget for pretraining instead of --pretrain-minutes (reproducible on a busy machine)')
     ap.add_argument('--pretrain-batch', type=int, default=16); ap.add_argument('--synthetic', type=int, default=32)
     ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--ft-epochs', type=int, default=5)
     ap.add_argument('--ft-steps-per-epoch', type=int, default=8); ap.add_argument('--batch-size', type=int, default=8)
@@ -106,7 +107,8 @@ def main(argv=None):
 
     t0 = time.perf_counter(); set_seed(0)
     ps = pretrain([unl, work / 'synthetic'], work / 'pretrain', method=args.method, model=args.model, crop_size=args.crop,
-                  batch_size=args.pretrain_batch, max_minutes=args.pretrain_minutes, samples_per_epoch=64, lr=2e-3,
+                  batch_size=args.pretrain_batch, samples_per_epoch=64,
+                  **(dict(max_steps=args.pretrain_steps) if args.pretrain_steps else dict(max_minutes=args.pretrain_minutes)), lr=2e-3,
                   num_workers=0, log_every=5, progress=False, live_plot=False)
     pt_min = (time.perf_counter() - t0) / 60
     pre_log = [dict(step=r['step'], loss=r['loss'], **{k: r[k] for k in ('ntxent', 'inpaint') if k in r}) for r in read_log(work / 'pretrain') if 'loss' in r]

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from fastcore.basics import patch
 from .core import atomic_write, set_seed, in_test, in_colab
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'SCHEDULES', 'VAL_METRICS', 'resolve_mixed_precision', 'make_accelerator',
            'ResumableBatchSampler', 'SeededDataset', 'lr_factor', 'ProgressScheduler', 'EMA', 'save_checkpoint',
-           'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger', 'TrainConfig', 'NonFiniteLossError',
-           'save_dir_atomic', 'fit', 'TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'build_sources',
+           'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger', 'TrainConfig', 'TinyNet', 'SquaresDataset',
+           'bce_fg_loss', 'squares_val', 'NonFiniteLossError', 'save_dir_atomic', 'Trainer', 'fit', 'build_sources',
            'make_val_fn', 'init_from', 'train', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #e8386533
@@ -338,6 +339,37 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{**{k: v for k, v in d.items() if k in known}, **overrides})
 
+# %% ../nbs/12_train.ipynb #15d1cd20
+class TinyNet(nn.Module):
+    "A toy stand-in model (conv, BatchNorm, dropout, an `fg` head) for tests of the loop"
+    def __init__(self, width:int=8):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.Dropout(0.1))
+        self.fg = nn.Conv2d(width, 1, 1)
+    def forward(self, x): return {'fg': self.fg(self.body(x))}
+
+class SquaresDataset(Dataset):
+    "Toy samples: a noisy image of one bright square at a random place, and its `fg` mask"
+    def __init__(self, n:int=12, size:int=16): self.n, self.size = n, size
+    def __len__(self): return self.n
+    def __getitem__(self, i):
+        y, x = np.random.randint(0, self.size - 6, 2)  # the "augmentation": a random position
+        m = np.zeros((1, self.size, self.size), np.float32); m[:, y:y+6, x:x+6] = 1
+        img = m + 0.3*np.random.randn(*m.shape).astype(np.float32)
+        return {'image': torch.from_numpy(img), 'fg': torch.from_numpy(m), 'name': f'sq{i}'}
+
+def bce_fg_loss(out, batch):
+    "BCE of the `fg` head: the toy stand-in for `MultiTaskLoss`"
+    l = nn.functional.binary_cross_entropy_with_logits(out['fg'], batch['fg'])
+    return l, {'bce': l.detach()}
+
+def squares_val(model, n:int=4):
+    "Pixel F1 of `model`'s `fg` head on `n` fixed toy samples: the toy stand-in for a validation score"
+    ds = SeededDataset(SquaresDataset(n)); b = torch.utils.data.default_collate([ds[(i, 99 + i)] for i in range(n)])
+    pred, gt = model(b['image'])['fg'] > 0, b['fg'] > 0
+    f1 = 2*(pred & gt).sum().item()/max(pred.sum().item() + gt.sum().item(), 1)
+    return {'f1': f1, 'dice': f1}
+
 # %% ../nbs/12_train.ipynb #e4cda4d8
 class NonFiniteLossError(RuntimeError):
     "Training stopped after too many non-finite losses in a row (the weights were never updated by them)"
@@ -385,7 +417,242 @@ def _recover_dir(dest):
     dest = Path(dest); old = dest.with_name(dest.name + '.old')
     if not dest.exists() and old.exists(): old.rename(dest)
 
-# %% ../nbs/12_train.ipynb #1d30a7b1
+# %% ../nbs/12_train.ipynb #16ffa9b3
+class Trainer:
+    "The loop behind `fit`: set up from `cfg`, then `run()`; its state lives in `self.st`"
+    def __init__(self, model:nn.Module, loss_fn, train_ds, cfg:TrainConfig, val_fn=None, save_fn=None, collate_fn=None, on_step=None):
+        cfg.validate(); self.path = Path(cfg.out)
+        if not cfg.resume and any((self.path/'checkpoints').glob('step-*.pt')):
+            raise FileExistsError(f"{self.path} already holds a training run: pass resume=True (--resume) to continue it, or choose a new out folder")
+        self.cfg, self.loss_fn, self.val_fn, self.on_step, self.save_fn = cfg, loss_fn, val_fn, on_step, save_fn or _default_save
+        self.acc = make_accelerator(cfg.mixed_precision); self.main = self.acc.is_main_process
+        self._setup_data(train_ds, collate_fn)
+        opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.model, self.opt = self.acc.prepare(model, opt); self.raw = self.acc.unwrap_model(self.model)
+        self.sched = ProgressScheduler(self.opt, cfg.schedule, cfg.warmup)
+        self.ema = EMA(self.raw, cfg.ema) if cfg.ema else None
+        self.st = dict(step=0, epoch=0, batch=0, best=None, best_step=None, stale=0, nonfinite=0, nonfinite_run=0,
+                       elapsed=0.0, last_val_step=None, finished=False, stop_reason=None, val=None)
+        if self.main: self.path.mkdir(parents=True, exist_ok=True); _recover_dir(self.path/'best'); _recover_dir(self.path/'last')
+        self.acc.wait_for_everyone()
+        self.log = RunLogger(self.path, self.main, cfg.tensorboard, cfg.live_plot, cfg.val_metric)
+        self._resume()
+
+    @property
+    def eval_model(self): return self.ema.module if self.ema is not None else self.raw
+
+# %% ../nbs/12_train.ipynb #73f05526
+@patch
+def _setup_data(self:Trainer, train_ds, collate_fn):
+    "Sharded, resumable batches of `train_ds`, optimiser steps per epoch (`spe`) and the step budget (`total`)"
+    cfg, acc = self.cfg, self.acc
+    self.sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size, cfg.seed, True, cfg.samples_per_epoch, acc.process_index, acc.num_processes)
+    self.dl = DataLoader(SeededDataset(train_ds), batch_sampler=self.sampler, num_workers=cfg.num_workers, collate_fn=collate_fn,
+                         pin_memory=acc.device.type == 'cuda', generator=torch.Generator().manual_seed(cfg.seed))
+    self.spe = len(self.sampler) // cfg.grad_accum
+    if self.spe < 1: raise ValueError(f"an epoch has {len(self.sampler)} batches, fewer than grad_accum={cfg.grad_accum}: raise samples_per_epoch or lower batch_size / grad_accum")
+    self.total = min(x for x in (cfg.max_steps, cfg.epochs and cfg.epochs*self.spe, 10**12) if x)
+
+# %% ../nbs/12_train.ipynb #d287b1f2
+@patch
+def _resume(self:Trainer):
+    "With `cfg.resume`, load the newest checkpoint: weights, optimiser, scheduler, scaler, EMA, loop state, this rank's RNGs"
+    ck_path, ck = latest_checkpoint(self.path) if self.cfg.resume else (None, None)
+    if self.cfg.resume and ck is None and self.main: print(f"{self.path}: no checkpoint to resume from, starting from scratch")
+    if ck is None: return
+    self.raw.load_state_dict(ck['model']); self.opt.load_state_dict(ck['optimizer']); self.sched.load_state_dict(ck['scheduler'])
+    if self.acc.scaler is not None and ck.get('scaler'): self.acc.scaler.load_state_dict(ck['scaler'])
+    if self.ema is not None and ck.get('ema'): self.ema.load_state_dict(ck['ema'])
+    self.st.update(ck['state']); rngs = ck['rng']
+    _set_rng_state(rngs[self.acc.process_index] if len(rngs) == self.acc.num_processes else rngs[0])
+    self.log.truncate(self.st['step'])
+    if self.main: print(f"resumed {ck_path} (epoch {self.st['epoch']}, step {self.st['step']}, {self.st['elapsed']/60:.1f} min done)")
+
+# %% ../nbs/12_train.ipynb #38361a94
+@patch
+def checkpoint(self:Trainer):
+    "Save all a resume needs, every rank's random state included, to `checkpoints/step-N.pt`"
+    from accelerate.utils import gather_object
+    acc, st = self.acc, self.st
+    _sync_buffers(acc, self.raw)
+    rngs = gather_object([_rng_state()]) if acc.num_processes > 1 else [_rng_state()]
+    if self.main:
+        save_checkpoint(self.path, dict(step=st['step'], model=self.raw.state_dict(), optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                                        scaler=acc.scaler.state_dict() if acc.scaler is not None else None,
+                                        ema=self.ema.state_dict() if self.ema is not None else None, state=dict(st), rng=rngs,
+                                        config=asdict(self.cfg)), self.cfg.keep_checkpoints)
+    acc.wait_for_everyone()
+
+# %% ../nbs/12_train.ipynb #ecb9e0f9
+@patch
+def validate(self:Trainer):
+    "Score the model with `val_fn` on the main process, keep `best/`, and share the outcome with every rank"
+    st, scores = self.st, None; _sync_buffers(self.acc, self.raw)
+    if self.main and self.val_fn is not None:
+        m = self.eval_model; was = m.training; m.eval()
+        with torch.no_grad(): scores = {k: float(v) for k, v in self.val_fn(m).items()}
+        m.train(was)
+        if self.cfg.val_metric not in scores: raise ValueError(f"val_fn returned {list(scores)}; it must include val_metric={self.cfg.val_metric!r}")
+        score = scores[self.cfg.val_metric]
+        if st['best'] is None or score > st['best']:
+            st.update(best=score, best_step=st['step'], stale=0); save_dir_atomic(self.save_fn, m, self.path/'best')
+        else: st['stale'] += 1
+        st['val'] = scores
+        self.log.log({'step': st['step'], 'epoch': st['epoch'], **{f'val_{k}': v for k, v in scores.items()}, 'best': st['best']}, plot=True)
+    for k, v in _broadcast(self.acc, {k: st[k] for k in ('best', 'best_step', 'stale', 'val')}).items(): st[k] = v
+    st['last_val_step'] = st['step']
+
+# %% ../nbs/12_train.ipynb #1d1128e1
+@patch
+def _accumulate(self:Trainer, it) -> bool:
+    "Forward and backward `grad_accum` micro-batches from `it`; True if a loss was not finite on any rank"
+    cfg, acc, win, bad = self.cfg, self.acc, self.win, False
+    for k in range(cfg.grad_accum):
+        tw = time.perf_counter(); batch = _to_device(next(it), acc.device); win['wait'] += time.perf_counter() - tw
+        with contextlib.nullcontext() if k == cfg.grad_accum - 1 else acc.no_sync(self.model):
+            loss, terms = self.loss_fn(self.model(batch['image']), batch)
+            ok = _all_true(acc, bool(torch.isfinite(loss.detach()).all()))
+            if ok and not bad:
+                acc.backward(loss/cfg.grad_accum); win['loss'].append(loss.item())
+                for n_, v in terms.items(): win['terms'].setdefault(n_, []).append(float(v))
+            bad = bad or not ok
+    self.st['batch'] += cfg.grad_accum
+    return bad
+
+# %% ../nbs/12_train.ipynb #c09e10e3
+@patch
+def _step(self:Trainer, it):
+    "One optimiser step from `it`: accumulate, clip, step (or skip a non-finite one), EMA, schedule"
+    cfg, acc, st = self.cfg, self.acc, self.st
+    self.consistent = False  # mid-step: a checkpoint now would not resume exactly
+    bufs = [b.detach().clone() for b in self.raw.buffers()]  # BatchNorm statistics, restored if the step is skipped
+    bad = self._accumulate(it)
+    if not bad:
+        gn = acc.clip_grad_norm_(self.model.parameters(), cfg.clip_grad or float('inf'))
+        bad = acc.scaler is None and gn is not None and not bool(torch.isfinite(gn))
+    if bad: self._skip(bufs)
+    else:
+        self.opt.step(); skipped = acc.scaler is not None and self.opt.step_was_skipped; self.opt.zero_grad(set_to_none=True)
+        if not skipped:
+            st['nonfinite_run'] = 0
+            if self.ema is not None: self.ema.update(self.raw)
+    st['step'] += 1; st['elapsed'] = self.el0 + time.perf_counter() - self.t0
+    self.sched.step(self.progress()); self.pbar.update(1); self.consistent = True
+
+@patch
+def _skip(self:Trainer, bufs):
+    "Drop a non-finite step's gradients and restore the buffers `bufs`; raise after `max_nonfinite` in a row"
+    st = self.st; self.opt.zero_grad(set_to_none=True); st['nonfinite'] += 1; st['nonfinite_run'] += 1
+    with torch.no_grad():
+        for b, b0 in zip(self.raw.buffers(), bufs): b.copy_(b0)
+    if st['nonfinite_run'] >= self.cfg.max_nonfinite:
+        raise NonFiniteLossError(f"the loss or gradients were not finite in {st['nonfinite_run']} steps in a row (step {st['step']}): "
+            f"those steps were skipped, so the weights are intact, and {self.path/'checkpoints'} holds the last good checkpoint. "
+            f"Try a lower lr (now {self.cfg.lr}), mixed_precision='no', or check the training images for NaN/empty files.")
+
+# %% ../nbs/12_train.ipynb #e99f8a71
+@patch
+def stop_reason(self:Trainer):
+    "Why to stop now ('max_steps', 'epochs', 'max_minutes', 'early_stop'), or None; the same on every rank"
+    cfg, st, r = self.cfg, self.st, None
+    if st['step'] >= self.total: r = 'max_steps' if cfg.max_steps and st['step'] >= cfg.max_steps else 'epochs'
+    elif cfg.max_minutes and st['elapsed'] >= 60*cfg.max_minutes: r = 'max_minutes'
+    elif cfg.patience and self.val_fn is not None and st['stale'] >= cfg.patience: r = 'early_stop'
+    return _broadcast(self.acc, r)
+
+@patch
+def progress(self:Trainer) -> float:
+    "How far the run is through its step or time budget, 0 to 1"
+    st, cfg = self.st, self.cfg
+    return max(st['step']/self.total if self.total < 10**12 else 0.0, st['elapsed']/(60*cfg.max_minutes) if cfg.max_minutes else 0.0)
+
+@patch
+def _new_window(self:Trainer): self.win = dict(loss=[], terms={}, wait=0.0, t=time.perf_counter())
+
+@patch
+def _log_window(self:Trainer):
+    "Every `log_every` steps: mean loss and terms, lr, data-wait fraction and seconds per step to the log"
+    st, cfg, win = self.st, self.cfg, self.win
+    if st['step'] % cfg.log_every or not win['loss']: return
+    dt = time.perf_counter() - win['t']
+    rec = {'step': st['step'], 'epoch': st['epoch'], 'loss': float(np.mean(win['loss'])),
+           **{n_: float(np.mean(v)) for n_, v in win['terms'].items()}, 'lr': self.sched.get_last_lr()[0],
+           'data_wait': win['wait']/max(dt, 1e-9), 'sec_per_step': dt/cfg.log_every, 'nonfinite': st['nonfinite']}
+    self.log.log(rec, plot=True); self.pbar.set_postfix(loss=f"{rec['loss']:.4f}", best=st['best'])
+    self._new_window()
+
+# %% ../nbs/12_train.ipynb #a40ce4d5
+@patch
+def _epoch(self:Trainer):
+    "Steps to the end of this epoch or an earlier stop, validating and checkpointing as `cfg` says; the stop reason"
+    cfg, st, reason = self.cfg, self.st, None
+    self.sampler.set_epoch(st['epoch'], start=st['batch']); it = iter(self.dl)
+    while st['batch'] < self.spe*cfg.grad_accum and reason is None:
+        self._step(it); self._log_window()
+        if self.on_step is not None: self.on_step(st)
+        if st['batch'] >= self.spe*cfg.grad_accum:  # end of epoch
+            st['epoch'] += 1; st['batch'] = 0
+            if self.val_fn is not None and st['epoch'] % cfg.val_every == 0: self.validate()
+            reason = self.stop_reason()
+            if reason is None: self.checkpoint()
+            break
+        reason = self.stop_reason()
+        if reason is None and cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0: self.checkpoint()
+    del it
+    return reason
+
+# %% ../nbs/12_train.ipynb #916f5e02
+@patch
+def _start(self:Trainer):
+    "Progress bar, clocks and log window; the stop reason before any step (a finished run keeps its own)"
+    from tqdm.auto import tqdm
+    self.pbar = tqdm(total=self.total if self.total < 10**12 else None, initial=self.st['step'], desc=f'train {self.path.name}',
+                     unit='step', disable=not (self.main and self.cfg.progress), dynamic_ncols=True)
+    self.t0, self.el0, self.consistent = time.perf_counter(), self.st['elapsed'], True
+    self._new_window(); self.model.train()
+    return self.st['stop_reason'] if self.st['finished'] else self.stop_reason()
+
+@patch
+def run(self:Trainer) -> dict:
+    "Train until a stop reason, then save `last/`, a final checkpoint and `summary.json`; returns the summary"
+    reason = self._start()
+    try:
+        while reason is None: reason = self._epoch()
+    except KeyboardInterrupt:
+        if self.consistent and self.acc.num_processes == 1 and not self.st['finished']:
+            self.checkpoint(); print(f"interrupted: checkpoint saved at step {self.st['step']}; continue with resume=True (--resume)")
+        raise
+    finally: self.pbar.close()
+    self._finish(reason); self.log.close()
+    return self._summary()
+
+# %% ../nbs/12_train.ipynb #1df947ca
+@patch
+def _finish(self:Trainer, reason):
+    "Last validation, `last/` (and `best/` if nothing validated), final checkpoint; nothing for an already finished run"
+    st = self.st
+    if st['finished']:
+        if self.main: print(f"{self.path}: this run already finished ({reason}); nothing to do")
+        return
+    if self.val_fn is not None and st['last_val_step'] != st['step']: self.validate()
+    st.update(finished=True, stop_reason=reason); _sync_buffers(self.acc, self.raw)
+    if self.main: save_dir_atomic(self.save_fn, self.eval_model, self.path/'last')
+    if self.main and not (self.path/'best').exists(): shutil.copytree(self.path/'last', self.path/'best')
+    self.checkpoint()
+
+@patch
+def _summary(self:Trainer) -> dict:
+    "The run's outcome, also written to `summary.json` by the main process"
+    st, cfg, acc = self.st, self.cfg, self.acc
+    s = dict(run=str(self.path), steps=st['step'], epochs=st['epoch'] + st['batch']/max(self.spe*cfg.grad_accum, 1),
+             stop_reason=st['stop_reason'], best_score=st['best'], best_step=st['best_step'], val=st['val'],
+             val_metric=cfg.val_metric, nonfinite_steps=st['nonfinite'], minutes=st['elapsed']/60,
+             mixed_precision=acc.mixed_precision, num_processes=acc.num_processes)
+    if self.main:
+        with atomic_write(self.path/'summary.json', 'w') as f: json.dump(s, f, indent=1)
+    return s
+
+# %% ../nbs/12_train.ipynb #e3d04c67
 def fit(model:nn.Module, # forward(image) -> dict of head outputs
         loss_fn, # loss_fn(outputs, batch) -> (loss, terms)
         train_ds, # map-style dataset of dict samples with an 'image'
@@ -396,182 +663,7 @@ def fit(model:nn.Module, # forward(image) -> dict of head outputs
         on_step=None, # on_step(state) after every optimiser step (tests, custom hooks)
        ) -> dict:
     "Train `model`, writing checkpoints, `log.jsonl`, `best/` and `last/` to `cfg.out`; returns a summary"
-    from tqdm.auto import tqdm
-    cfg.validate(); run = Path(cfg.out); save_fn = save_fn or _default_save
-    if not cfg.resume and any((run/'checkpoints').glob('step-*.pt')):
-        raise FileExistsError(f"{run} already holds a training run: pass resume=True (--resume) to continue it, or choose a new out folder")
-    acc = make_accelerator(cfg.mixed_precision); main = acc.is_main_process
-    sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size, cfg.seed, True, cfg.samples_per_epoch, acc.process_index, acc.num_processes)
-    dl = DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_fn,
-                    pin_memory=acc.device.type == 'cuda', generator=torch.Generator().manual_seed(cfg.seed))
-    spe = len(sampler) // cfg.grad_accum  # optimiser steps per epoch
-    if spe < 1: raise ValueError(f"an epoch has {len(sampler)} batches, fewer than grad_accum={cfg.grad_accum}: raise samples_per_epoch or lower batch_size / grad_accum")
-    total = min(x for x in (cfg.max_steps, cfg.epochs and cfg.epochs*spe, 10**12) if x)
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    model, opt = acc.prepare(model, opt); raw = acc.unwrap_model(model)
-    sched = ProgressScheduler(opt, cfg.schedule, cfg.warmup)
-    ema = EMA(raw, cfg.ema) if cfg.ema else None
-    st = dict(step=0, epoch=0, batch=0, best=None, best_step=None, stale=0, nonfinite=0, nonfinite_run=0,
-              elapsed=0.0, last_val_step=None, finished=False, stop_reason=None, val=None)
-    if main: run.mkdir(parents=True, exist_ok=True); _recover_dir(run/'best'); _recover_dir(run/'last')
-    acc.wait_for_everyone()
-    log = RunLogger(run, main, cfg.tensorboard, cfg.live_plot, cfg.val_metric)
-    ck_path, ck = latest_checkpoint(run) if cfg.resume else (None, None)
-    if cfg.resume and ck is None and main: print(f"{run}: no checkpoint to resume from, starting from scratch")
-    if ck is not None:
-        raw.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
-        if acc.scaler is not None and ck.get('scaler'): acc.scaler.load_state_dict(ck['scaler'])
-        if ema is not None and ck.get('ema'): ema.load_state_dict(ck['ema'])
-        st.update(ck['state']); rngs = ck['rng']
-        _set_rng_state(rngs[acc.process_index] if len(rngs) == acc.num_processes else rngs[0])
-        log.truncate(st['step'])
-        if main: print(f"resumed {ck_path} (epoch {st['epoch']}, step {st['step']}, {st['elapsed']/60:.1f} min done)")
-    eval_model = lambda: ema.module if ema is not None else raw
-
-    def checkpoint():
-        from accelerate.utils import gather_object
-        _sync_buffers(acc, raw)
-        rngs = gather_object([_rng_state()]) if acc.num_processes > 1 else [_rng_state()]
-        if main:
-            save_checkpoint(run, dict(step=st['step'], model=raw.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                      scaler=acc.scaler.state_dict() if acc.scaler is not None else None,
-                                      ema=ema.state_dict() if ema is not None else None, state=dict(st), rng=rngs,
-                                      config=asdict(cfg)), cfg.keep_checkpoints)
-        acc.wait_for_everyone()
-
-    def validate():
-        scores = None; _sync_buffers(acc, raw)
-        if main and val_fn is not None:
-            m = eval_model(); was = m.training; m.eval()
-            with torch.no_grad(): scores = {k: float(v) for k, v in val_fn(m).items()}
-            m.train(was)
-            if cfg.val_metric not in scores: raise ValueError(f"val_fn returned {list(scores)}; it must include val_metric={cfg.val_metric!r}")
-            score = scores[cfg.val_metric]
-            if st['best'] is None or score > st['best']:
-                st.update(best=score, best_step=st['step'], stale=0); save_dir_atomic(save_fn, m, run/'best')
-            else: st['stale'] += 1
-            st['val'] = scores
-            log.log({'step': st['step'], 'epoch': st['epoch'], **{f'val_{k}': v for k, v in scores.items()},
-                     'best': st['best']}, plot=True)
-        for k, v in _broadcast(acc, {k: st[k] for k in ('best', 'best_step', 'stale', 'val')}).items(): st[k] = v
-        st['last_val_step'] = st['step']
-
-    def stop_reason():
-        r = None
-        if st['step'] >= total: r = 'max_steps' if cfg.max_steps and st['step'] >= cfg.max_steps else 'epochs'
-        elif cfg.max_minutes and st['elapsed'] >= 60*cfg.max_minutes: r = 'max_minutes'
-        elif cfg.patience and val_fn is not None and st['stale'] >= cfg.patience: r = 'early_stop'
-        return _broadcast(acc, r)
-
-    progress = lambda: max(st['step']/total if total < 10**12 else 0.0, st['elapsed']/(60*cfg.max_minutes) if cfg.max_minutes else 0.0)
-    pbar = tqdm(total=total if total < 10**12 else None, initial=st['step'], desc=f'train {run.name}', unit='step',
-                disable=not (main and cfg.progress), dynamic_ncols=True)
-    t0, el0 = time.perf_counter(), st['elapsed']
-    win = dict(loss=[], terms={}, wait=0.0, t=time.perf_counter())
-    reason = st['stop_reason'] if st['finished'] else stop_reason()
-    model.train(); consistent = True
-    try:
-        while reason is None:
-            sampler.set_epoch(st['epoch'], start=st['batch']); it = iter(dl)
-            while st['batch'] < spe*cfg.grad_accum and reason is None:
-                consistent, bad = False, False
-                bufs = [b.detach().clone() for b in raw.buffers()]  # BatchNorm statistics, restored if the step is skipped
-                for k in range(cfg.grad_accum):
-                    tw = time.perf_counter(); batch = _to_device(next(it), acc.device); win['wait'] += time.perf_counter() - tw
-                    with contextlib.nullcontext() if k == cfg.grad_accum - 1 else acc.no_sync(model):
-                        loss, terms = loss_fn(model(batch['image']), batch)
-                        ok = _all_true(acc, bool(torch.isfinite(loss.detach()).all()))
-                        if ok and not bad:
-                            acc.backward(loss/cfg.grad_accum); win['loss'].append(loss.item())
-                            for n_, v in terms.items(): win['terms'].setdefault(n_, []).append(float(v))
-                        bad = bad or not ok
-                st['batch'] += cfg.grad_accum
-                if not bad:
-                    gn = acc.clip_grad_norm_(model.parameters(), cfg.clip_grad or float('inf'))
-                    bad = acc.scaler is None and gn is not None and not bool(torch.isfinite(gn))
-                if bad:
-                    opt.zero_grad(set_to_none=True); st['nonfinite'] += 1; st['nonfinite_run'] += 1
-                    with torch.no_grad():
-                        for b, b0 in zip(raw.buffers(), bufs): b.copy_(b0)
-                    if st['nonfinite_run'] >= cfg.max_nonfinite:
-                        raise NonFiniteLossError(f"the loss or gradients were not finite in {st['nonfinite_run']} steps in a row (step {st['step']}): "
-                            f"those steps were skipped, so the weights are intact, and {run/'checkpoints'} holds the last good checkpoint. "
-                            f"Try a lower lr (now {cfg.lr}), mixed_precision='no', or check the training images for NaN/empty files.")
-                else:
-                    opt.step(); skipped = acc.scaler is not None and opt.step_was_skipped; opt.zero_grad(set_to_none=True)
-                    if not skipped:
-                        st['nonfinite_run'] = 0
-                        if ema is not None: ema.update(raw)
-                st['step'] += 1; st['elapsed'] = el0 + time.perf_counter() - t0
-                sched.step(progress()); pbar.update(1); consistent = True
-                if st['step'] % cfg.log_every == 0 and win['loss']:
-                    dt = time.perf_counter() - win['t']
-                    rec = {'step': st['step'], 'epoch': st['epoch'], 'loss': float(np.mean(win['loss'])),
-                           **{n_: float(np.mean(v)) for n_, v in win['terms'].items()}, 'lr': sched.get_last_lr()[0],
-                           'data_wait': win['wait']/max(dt, 1e-9), 'sec_per_step': dt/cfg.log_every, 'nonfinite': st['nonfinite']}
-                    log.log(rec, plot=True); pbar.set_postfix(loss=f"{rec['loss']:.4f}", best=st['best'])
-                    win = dict(loss=[], terms={}, wait=0.0, t=time.perf_counter())
-                if on_step is not None: on_step(st)
-                if st['batch'] >= spe*cfg.grad_accum:  # end of epoch
-                    st['epoch'] += 1; st['batch'] = 0
-                    if val_fn is not None and st['epoch'] % cfg.val_every == 0: validate()
-                    reason = stop_reason()
-                    if reason is None: checkpoint()
-                    break
-                reason = stop_reason()
-                if reason is None and cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0: checkpoint()
-            del it
-    except KeyboardInterrupt:
-        if consistent and acc.num_processes == 1 and not st['finished']:
-            checkpoint(); print(f"interrupted: checkpoint saved at step {st['step']}; continue with resume=True (--resume)")
-        raise
-    finally: pbar.close()
-    if not st['finished']:
-        if val_fn is not None and st['last_val_step'] != st['step']: validate()
-        st.update(finished=True, stop_reason=reason); _sync_buffers(acc, raw)
-        if main: save_dir_atomic(save_fn, eval_model(), run/'last')
-        if main and not (run/'best').exists(): shutil.copytree(run/'last', run/'best')
-        checkpoint()
-    elif main: print(f"{run}: this run already finished ({reason}); nothing to do")
-    log.close()
-    summary = dict(run=str(run), steps=st['step'], epochs=st['epoch'] + st['batch']/max(spe*cfg.grad_accum, 1),
-                   stop_reason=st['stop_reason'], best_score=st['best'], best_step=st['best_step'], val=st['val'],
-                   val_metric=cfg.val_metric, nonfinite_steps=st['nonfinite'], minutes=st['elapsed']/60,
-                   mixed_precision=acc.mixed_precision, num_processes=acc.num_processes)
-    if main:
-        with atomic_write(run/'summary.json', 'w') as f: json.dump(summary, f, indent=1)
-    return summary
-
-# %% ../nbs/12_train.ipynb #15d1cd20
-class TinyNet(nn.Module):
-    "A toy stand-in model (conv, BatchNorm, dropout, an `fg` head) for tests of the loop"
-    def __init__(self, width:int=8):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.Dropout(0.1))
-        self.fg = nn.Conv2d(width, 1, 1)
-    def forward(self, x): return {'fg': self.fg(self.body(x))}
-
-class SquaresDataset(Dataset):
-    "Toy samples: a noisy image of one bright square at a random place, and its `fg` mask"
-    def __init__(self, n:int=12, size:int=16): self.n, self.size = n, size
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        y, x = np.random.randint(0, self.size - 6, 2)  # the "augmentation": a random position
-        m = np.zeros((1, self.size, self.size), np.float32); m[:, y:y+6, x:x+6] = 1
-        img = m + 0.3*np.random.randn(*m.shape).astype(np.float32)
-        return {'image': torch.from_numpy(img), 'fg': torch.from_numpy(m), 'name': f'sq{i}'}
-
-def bce_fg_loss(out, batch):
-    "BCE of the `fg` head: the toy stand-in for `MultiTaskLoss`"
-    l = nn.functional.binary_cross_entropy_with_logits(out['fg'], batch['fg'])
-    return l, {'bce': l.detach()}
-
-def squares_val(model, n:int=4):
-    "Pixel F1 of `model`'s `fg` head on `n` fixed toy samples: the toy stand-in for a validation score"
-    ds = SeededDataset(SquaresDataset(n)); b = torch.utils.data.default_collate([ds[(i, 99 + i)] for i in range(n)])
-    pred, gt = model(b['image'])['fg'] > 0, b['fg'] > 0
-    f1 = 2*(pred & gt).sum().item()/max(pred.sum().item() + gt.sum().item(), 1)
-    return {'f1': f1, 'dice': f1}
+    return Trainer(model, loss_fn, train_ds, cfg, val_fn, save_fn, collate_fn, on_step).run()
 
 # %% ../nbs/12_train.ipynb #223ca49c
 def build_sources(cfg:TrainConfig):
