@@ -59,14 +59,14 @@ def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
     "Functions image id -> true label image and image id -> image file, and the ids that have both"
     if isinstance(source, (str, Path)):
         from cellseg_nb.data.coco import CocoLabels, LabelCacheError
-        cl = [CocoLabels(source, images_root=images_root, progress=progress)]
-        idx = {r['image_id']: i for i, r in enumerate(cl[0].records)} # duplicated file names keep their first id
+        cl = CocoLabels(source, images_root=images_root, progress=progress)
+        idx = {r['image_id']: i for i, r in enumerate(cl.records)} # duplicated file names keep their first id
         def gt_of(iid):
-            try: return cl[0].labels(idx[iid])
-            except LabelCacheError as e: # a stale or damaged label cache: convert once more instead of failing
-                warnings.warn(f"{e}; rebuilding it"); cl[0] = CocoLabels(source, images_root=images_root, progress=progress, rebuild=True)
-                return cl[0].labels(idx[iid])
-        return gt_of, (lambda iid: cl[0].image_path(idx[iid])), set(idx)
+            try: return cl.labels(idx[iid])
+            except LabelCacheError as e: # a stale or damaged label cache: mend it instead of failing
+                warnings.warn(f"{e}; repairing it"); cl.repair(progress)
+                return cl.labels(idx[iid])
+        return gt_of, (lambda iid: cl.image_path(idx[iid])), set(idx)
     paths = find_images(coco, None, images_root)
     return (lambda iid: gt_labels(coco, iid)), paths.__getitem__, set(paths)
 

@@ -493,7 +493,7 @@ def load(self:CocoLabels, i:int) -> tuple[np.ndarray, np.ndarray]:
         lab, cats, _ = _load_labels(f)
     except Exception as e:
         raise LabelCacheError(f"{f}: cached label image of {r['file_name']} missing or unreadable ({type(e).__name__}) -- "
-                              f"pass rebuild=True or delete {self.cache_dir} to convert {self.ann_file} again") from None
+                              f"call .repair() to convert only the damaged images, or pass rebuild=True to convert {self.ann_file} again") from None
     return lab, cats
 
 @patch
@@ -510,6 +510,14 @@ def cell_categories(self:CocoLabels, i:int) -> np.ndarray:
 def image_path(self:CocoLabels, i:int) -> Path:
     "Path of record `i`'s image, found by `file_name` anywhere under `images_root`"
     return find_image(self.images_root, self.records[i]['file_name'])
+
+# %% ../../nbs/02_data.coco.ipynb #17a76af8
+@patch
+def repair(self:CocoLabels, progress:bool=True) -> int:
+    "Convert again only the images whose cached label image is missing or unreadable; how many that was"
+    n0 = self.n_rasterised; idx = self._convert(progress, reuse=True)
+    self.records, self.summary = idx['records'], idx['summary']
+    return self.n_rasterised - n0
 
 # %% ../../nbs/02_data.coco.ipynb #5f726d8f
 def _category_of(category_ids, ids):
