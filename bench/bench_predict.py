@@ -2,7 +2,7 @@
 
 Speed: megapixels per second of `predict` (tile 512, overlap 64, batch 4) for `unet_effv2_b0` and
 `unet_effv2_s` (pretrained=False: weights don't change speed) on a synthetic 1024x1024 phase-contrast
-image, without TTA and with 8-fold TTA (`d4`), and the share of time spent in post-processing. The peer,
+image, without TTA and with 8-fold TTA (`d4`), and on a LIVECell-sized 520x704 image (one tile: `tile_len`), and the share of time spent in post-processing. The peer,
 measured in the same run, is the untiled whole-image path `postprocess.infer_probs` + `instances_from_probs`
 (what `cellseg evaluate` uses): ratio = MP/s of `predict` / MP/s of the peer.
 
@@ -23,27 +23,29 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parent/'out'
 
-def synth(n:int, seed:int=0) -> np.ndarray:
-    "A synthetic phase-contrast image of n×n px (a 1024² synthetic LIVECell-like image tiled)"
+def synth(n:int, seed:int=0, w:int|None=None) -> np.ndarray:
+    "A synthetic phase-contrast image of n×w px (default square; a 1024² synthetic LIVECell-like image tiled)"
     from cellseg_nb.data.synth import synth_image
-    base, _, _ = synth_image(seed, 'mixed', shape=(1024, 1024), density=0.4)
-    return np.tile(base, (max(n // 1024, 1), max(n // 1024, 1)))[:n, :n]
+    base, _, _ = synth_image(seed, 'mixed', shape=(1024, 1024), density=0.4); w = w or n
+    return np.tile(base, (max(-(-n // 1024), 1), max(-(-w // 1024), 1)))[:n, :w]
 
-def speed(threads:int, n:int=1024, repeats:int=1) -> list:
+def speed(threads:int, n:int=1024, shapes=((520, 704),)) -> list:
     import torch
     from cellseg_nb.models.unet import create_model
     from cellseg_nb.predict import predict_probs, instances_blockwise
     from cellseg_nb.postprocess import infer_probs, instances_from_probs
     from cellseg_nb.core import normalize_image
     torch.set_num_threads(threads)
-    img = synth(n); mp = img.size / 1e6; rows = []
-    for cfg in ('unet_effv2_b0', 'unet_effv2_s'):
+    rows = []
+    for (h, w), ttas in [((n, n), (False, 'd4'))] + [(s, (False,)) for s in shapes]:
+      img = synth(h, w=w); mp = img.size / 1e6
+      for cfg in ('unet_effv2_b0', 'unet_effv2_s'):
         model = create_model(cfg, pretrained=False).eval()
         t = time.perf_counter(); instances_from_probs(infer_probs(model, normalize_image(img))); t_peer = time.perf_counter() - t
-        for tta in (False, 'd4'):
+        for tta in ttas:
             t0 = time.perf_counter(); maps = predict_probs(model, img, tile=512, overlap=64, tta=tta, batch_size=4, progress=False)
             t1 = time.perf_counter(); instances_blockwise(maps, model.config['postprocess'], progress=False); t2 = time.perf_counter()
-            r = dict(model=cfg, tta=tta or 'none', image=f'{n}x{n}', seconds=round(t2 - t0, 2), mp_per_s=round(mp / (t2 - t0), 4),
+            r = dict(model=cfg, tta=tta or 'none', image=f'{h}x{w}', seconds=round(t2 - t0, 2), mp_per_s=round(mp / (t2 - t0), 4),
                      postprocess_share=round((t2 - t1) / (t2 - t0), 3), peer_seconds=round(t_peer, 2),
                      ratio_vs_peer=round(t_peer / (t2 - t0), 3))
             print(json.dumps(r), flush=True); rows.append(r)

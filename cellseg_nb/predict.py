@@ -15,7 +15,7 @@ from .core import read_image, normalize_image, to_gray, atomic_write, IMAGE_EXTS
 from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
 
 # %% auto #0
-__all__ = ['TTA_MODES', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'VIEW_MAPS', 'SLIDERS', 'tile_starts', 'blend_window',
+__all__ = ['TTA_MODES', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'VIEW_MAPS', 'SLIDERS', 'tile_starts', 'tile_len', 'blend_window',
            'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device', 'StitchedMaps', 'predict_probs',
            'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
            'load_predictor', 'overlay_image', 'write_fiji_rois', 'write_outputs', 'predict_files', 'torch_module',
@@ -32,6 +32,13 @@ def tile_starts(n:int, # image length along one axis
     step = tile - overlap
     starts = list(range(0, n - tile, step))
     return starts + [n - tile]
+
+# %% ../nbs/13_predict.ipynb #3ce8b384
+def tile_len(n:int, # image length along one axis
+             tile:int, # requested tile length
+            ) -> int:
+    "The tile length used along an axis of length `n`: the whole axis up to 1.5 × `tile`, else `tile`"
+    return n if n <= tile + tile // 2 else tile
 
 # %% ../nbs/13_predict.ipynb #38e7dfbc
 def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
@@ -175,7 +182,7 @@ def _n_type(model) -> int:
 
 def predict_probs(model, # a `MultiHeadUNet` (or any module returning the contract's dict of logits with a `config`)
                   image:np.ndarray, # (H, W) or (H, W, 3|4) raw image of any dtype and size
-                  tile:int=512, # tile size (px); memory is bounded by tile × image width
+                  tile:int=512, # tile size (px); memory is bounded by tile × image width (an axis up to 1.5 × tile is taken whole)
                   overlap:int=64, # overlap of neighbouring tiles (px), blended smoothly
                   tta=False, # test-time augmentation: False, True/'d4' (8 rotations+flips) or 'flips' (4)
                   batch_size:int=4, # tiles per forward pass
@@ -190,7 +197,7 @@ def predict_probs(model, # a `MultiHeadUNet` (or any module returning the contra
     if image.ndim == 3: image = to_gray(image)
     if image.ndim != 2: raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {image.shape}")
     if tile < 16 or overlap < 0: raise ValueError(f"need tile >= 16 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    H, W = image.shape; th, tw = min(tile, H), min(tile, W)
+    H, W = image.shape; th, tw = tile_len(H, tile), tile_len(W, tile)
     nrm = normalisation_of(model); lo, hi = image_percentiles(image, (nrm['pmin'], nrm['pmax'])); scale = 1 / max(hi - lo, 1e-6)
     dev = resolve_device(device); tr = tta_transforms(tta); amp = dev.type == 'cuda'
     was_training = model.training; model.to(dev).eval()
