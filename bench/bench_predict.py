@@ -37,9 +37,9 @@ def speed(threads:int, n:int=1024, shapes=((520, 704),)) -> list:
     from cellseg_nb.core import normalize_image
     torch.set_num_threads(threads)
     rows = []
-    for (h, w), ttas in [((n, n), (False, 'd4'))] + [(s, (False,)) for s in shapes]:
-      img = synth(h, w=w); mp = img.size / 1e6
-      for cfg in ('unet_effv2_b0', 'unet_effv2_s'):
+    cases = [((n, n), (False, 'd4'))] + [(hw, (False,)) for hw in shapes]
+    for ((h, w), ttas), cfg in [(c, m) for c in cases for m in ('unet_effv2_b0', 'unet_effv2_s')]:
+        img = synth(h, w=w); mp = img.size / 1e6
         model = create_model(cfg, pretrained=False).eval()
         t = time.perf_counter(); instances_from_probs(infer_probs(model, normalize_image(img))); t_peer = time.perf_counter() - t
         for tta in ttas:
