@@ -18,8 +18,8 @@ from .postprocess import PostprocessParams, instances_from_probs, cell_table, CE
 __all__ = ['TTA_MODES', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'VIEW_MAPS', 'SLIDERS', 'tile_starts', 'tile_len', 'blend_window',
            'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device', 'StitchedMaps', 'predict_probs',
            'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
-           'load_predictor', 'overlay_image', 'write_fiji_rois', 'write_outputs', 'predict_files', 'torch_module',
-           'predict_cli', 'CellViewer']
+           'load_predictor', 'overlay_image', 'write_fiji_rois', 'write_outputs', 'jsonl_to_array', 'predict_files',
+           'torch_module', 'predict_cli', 'CellViewer']
 
 # %% ../nbs/13_predict.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -474,6 +474,18 @@ def write_outputs(out_dir, # output folder
     if fiji: paths['rois'] = write_fiji_rois(out/f'{name}_rois.zip', labels, cells)
     return paths
 
+# %% ../nbs/13_predict.ipynb #5112f22b
+def jsonl_to_array(src:Path, # JSON-lines file (may be missing: an empty array)
+                   dest:Path, # JSON file to write, atomically
+                  ):
+    "Stream a JSON-lines file into one JSON array, one line in memory at a time (what `json.dump` of the list would write)"
+    with atomic_write(dest, 'w') as fh:
+        fh.write('[')
+        if Path(src).exists():
+            with open(src) as f:
+                for k, line in enumerate(f): fh.write((', ' if k else '') + line.rstrip('\n'))
+        fh.write(']')
+
 # %% ../nbs/13_predict.ipynb #4ee202fb
 def _image_ids(coco) -> dict:
     "{file name: image id} of a COCO json"
@@ -512,9 +524,8 @@ def predict_files(model, # a model, or a run / model folder
     failed = {p.split(':')[0]: p for p in problems}
     ids = _image_ids(coco) if coco is not None else {}
     names = (getattr(model, 'config', None) or {}).get('class_names')
-    partial = out/'predictions.partial.jsonl'
-    if partial.exists() and not skip_existing: partial.unlink()
-    done, images, n_cells, results = [], [], 0, []
+    partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
+    done, images, n_cells = [], [], 0
     stems = output_stems(files)
     for f in tqdm(files, desc='images', disable=not progress):
         try:
@@ -528,8 +539,7 @@ def predict_files(model, # a model, or a run / model folder
                 images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                 if results_json:
                     res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
-                    results += res
-                    with open(partial, 'a') as fh: fh.write(json.dumps(dict(name=name, n=len(res))) + '\n')
+                    with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
                 done.append(name); n_cells += len(cells)
         except (KeyboardInterrupt, MemoryError): raise
         except Exception as e:
@@ -537,7 +547,7 @@ def predict_files(model, # a model, or a run / model folder
             failed[str(f)] = msg
             print(f"cellseg predict: skipped {msg}", file=sys.stderr)
     if results_json:
-        with atomic_write(out/'predictions.json', 'w') as fh: json.dump(results, fh)
+        jsonl_to_array(partial, out/'predictions.json')
         with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
         if partial.exists(): partial.unlink()
     return dict(done=done, failed=failed, n_cells=n_cells, out_dir=str(out))
