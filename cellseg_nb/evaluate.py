@@ -71,15 +71,18 @@ def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
     return (lambda iid: gt_labels(coco, iid)), paths.__getitem__, set(paths)
 
 def gt_labels(coco:dict, image_id:int) -> np.ndarray:
-    "Rasterise the annotations of one image into an int32 label image (1..n in annotation order)"
+    "Rasterise the annotations of one image into an int32 label image: ids in annotation order, smaller cell on top (as `CocoLabels`)"
     from pycocotools import mask as mu
+    from cellseg_nb.data.coco import resolve_overlaps
     im = next(i for i in coco['images'] if i['id'] == image_id); h, w = im['height'], im['width']
-    L = np.zeros((h, w), np.int32)
-    for k, a in enumerate((a for a in coco['annotations'] if a['image_id'] == image_id), 1):
+    flats = []
+    for a in (a for a in coco['annotations'] if a['image_id'] == image_id):
         s = a['segmentation']
         rle = mu.merge(mu.frPyObjects(s, h, w)) if isinstance(s, list) else (mu.frPyObjects(s, h, w) if isinstance(s.get('counts'), list) else s)
-        L[mu.decode(rle).astype(bool)] = k
-    return L
+        flats.append(np.flatnonzero(mu.decode(rle)))
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    return resolve_overlaps(flat, np.repeat(np.arange(len(flats)), [len(f) for f in flats]), len(flats), (h, w))[0]
+
 
 # %% ../nbs/11_evaluate.ipynb #2af67f52
 def classical_baseline(image:np.ndarray, # (H, W) phase-contrast image, any dtype
