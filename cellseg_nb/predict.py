@@ -564,7 +564,7 @@ def predict_cli(argv:list|None=None) -> int:
     ap.add_argument('model', help='training run folder (its best/ model and tuned thresholds) or saved model folder')
     ap.add_argument('inputs', nargs='+', help='image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns')
     ap.add_argument('--out', required=True, help='output folder')
-    ap.add_argument('--tile', type=int, default=512, help='tile size in px (default 512)')
+    ap.add_argument('--tile', type=int, default=512, help='tile size in px (default 512; an image side up to 1.5x this is taken whole)')
     ap.add_argument('--overlap', type=int, default=64, help='tile overlap in px (default 64)')
     ap.add_argument('--tta', nargs='?', const='d4', default='none', choices=list(TTA_MODES),
                     help='test-time augmentation: d4 (8 rotations+flips, the default when given) or flips (4)')
