@@ -304,9 +304,12 @@ def _write(report, results, worst, out, figures, sc):
 def evaluate_cli(argv:list|None=None) -> int:
     "`cellseg evaluate`: score a model, saved predictions or the classical baseline against COCO annotations"
     ap = argparse.ArgumentParser(prog='cellseg evaluate', description='Score a model or saved predictions against COCO annotations (LIVECell protocol).')
-    ap.add_argument('--annotations', '-a', required=True, help='COCO json with the true cells, e.g. livecell_coco_test.json')
+    ap.add_argument('what', nargs='?', help='model folder, training run folder (its best/ is used), or a predictions json')
+    ap.add_argument('--annotations', '-a', help='COCO json with the true cells, e.g. livecell_coco_test.json')
+    ap.add_argument('--livecell', help='LIVECell folder: the annotations and images of --split from it, instead of --annotations')
+    ap.add_argument('--split', default='test', help="LIVECell split with --livecell (default 'test')")
     ap.add_argument('--images', help='folder with the images (default: searched near the annotations)')
-    g = ap.add_mutually_exclusive_group(required=True)
+    g = ap.add_mutually_exclusive_group()
     g.add_argument('--model', '-m', help='saved model folder, or a training run folder (its best/ is used)')
     g.add_argument('--predictions', '-p', help='COCO results json written earlier (e.g. predictions.json)')
     g.add_argument('--baseline', action='store_true', help='score the classical threshold + watershed baseline')
@@ -316,9 +319,14 @@ def evaluate_cli(argv:list|None=None) -> int:
     ap.add_argument('--limit', type=int, default=None, help='score only the first N images')
     ap.add_argument('--no-figures', action='store_true', help='do not draw figures')
     a = ap.parse_args(argv)
-    what = classical_baseline if a.baseline else (a.model or a.predictions)
+    if sum(bool(x) for x in (a.what, a.model, a.predictions, a.baseline)) != 1:
+        ap.error('say what to score: a model / run folder or a predictions json, --model, --predictions or --baseline (one of them)')
+    if bool(a.annotations) == bool(a.livecell): ap.error('give the true cells: --annotations FILE or --livecell FOLDER [--split test]')
+    what = classical_baseline if a.baseline else (a.model or a.predictions or a.what)
     try:
-        rep = evaluate(what, a.annotations, images_root=a.images, out_dir=a.out, device=a.device, tta=a.tta,
+        from cellseg_nb.data.datasets import livecell_paths
+        ann, images = (a.annotations, a.images) if a.annotations else livecell_paths(a.livecell, a.split)
+        rep = evaluate(what, ann, images_root=a.images or images, out_dir=a.out, device=a.device, tta=a.tta,
                        limit=a.limit, figures=not a.no_figures)
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f'cellseg evaluate: {e}', file=sys.stderr); return 1

@@ -17,8 +17,9 @@ from .targets import make_targets, instance_edges, IGNORE_INDEX
 
 # %% auto #0
 __all__ = ['USIIGACI_MASK', 'GENERIC_CATEGORIES', 'MIXED_PREFIX', 'LIVECELL_SPLITS', 'CROP_MODES', 'Source', 'ArraySource',
-           'SubsetSource', 'MaskFolderSource', 'CocoSource', 'livecell_source', 'SynthSource', 'synthetic_source',
-           'crop_or_pad', 'CellDataset', 'worker_init_fn', 'collate', 'split_source', 'get_dataloaders', 'show_batch']
+           'SubsetSource', 'MaskFolderSource', 'CocoSource', 'livecell_paths', 'livecell_source', 'SynthSource',
+           'synthetic_source', 'crop_or_pad', 'CellDataset', 'worker_init_fn', 'collate', 'split_source',
+           'get_dataloaders', 'show_batch']
 
 # %% ../../nbs/05_data.datasets.ipynb #67e6641c
 class Source:
@@ -296,13 +297,10 @@ def __repr__(self:CocoSource): return f"CocoSource({self.coco.ann_file.name}: {l
 # %% ../../nbs/05_data.datasets.ipynb #f39e2658
 LIVECELL_SPLITS = ('train', 'val', 'test')
 
-def livecell_source(root, # LIVECell folder (official layout)
-                    split:str='train', # one of `LIVECELL_SPLITS`
-                    cell_lines=None, # keep only these cell lines (default: all)
-                    class_names=None, # default: `CELL_LINES` (or `SYNTH_TYPES` for synthetic LIVECell), from the prefixes
-                    **kwargs, # passed to `CocoSource` (cache_dir, skip_empty, ...)
-                   ) -> CocoSource:
-    "A `CocoSource` of one LIVECell split"
+def livecell_paths(root, # LIVECell folder (official layout)
+                   split:str='train', # one of `LIVECELL_SPLITS`
+                  ) -> tuple[Path, Path]:
+    "The annotation json and the image folder of one LIVECell split under `root`"
     if split not in LIVECELL_SPLITS: raise ValueError(f"split={split!r}; expected one of {list(LIVECELL_SPLITS)}")
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"{root}: LIVECell folder not found -- download it with `cellseg download livecell --dest {root}`")
@@ -311,7 +309,17 @@ def livecell_source(root, # LIVECell folder (official layout)
                                           f"(`cellseg download livecell --dest {root} --splits {split}`)")
     sub = 'livecell_test_images' if split == 'test' else 'livecell_train_val_images'
     cands = [d for d in (root/'images'/sub, root/sub, root/'images') if d.is_dir()]
-    return CocoSource(jsons[0], cands[0] if cands else root, class_names=class_names, cell_lines=cell_lines, **kwargs)
+    return jsons[0], cands[0] if cands else root
+
+def livecell_source(root, # LIVECell folder (official layout)
+                    split:str='train', # one of `LIVECELL_SPLITS`
+                    cell_lines=None, # keep only these cell lines (default: all)
+                    class_names=None, # default: `CELL_LINES` (or `SYNTH_TYPES` for synthetic LIVECell), from the prefixes
+                    **kwargs, # passed to `CocoSource` (cache_dir, skip_empty, ...)
+                   ) -> CocoSource:
+    "A `CocoSource` of one LIVECell split (its files from `livecell_paths`)"
+    ann, images = livecell_paths(root, split)
+    return CocoSource(ann, images, class_names=class_names, cell_lines=cell_lines, **kwargs)
 
 # %% ../../nbs/05_data.datasets.ipynb #d588fd1d
 class SynthSource(Source):
