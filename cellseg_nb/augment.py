@@ -196,9 +196,11 @@ def photometric_transforms(s:dict, # preset from `_spec`
         ts.append(A.ColorJitter(brightness=(1, 1), contrast=(1 - c, 1 + c), saturation=(1, 1), hue=(0, 0), p=p))
     if s['gamma']:  # x**g about mid grey moves 0.5 by ~0.35 (g-1): scale g-1 by `w` so it means what it does on a 0..1 image
         ts.append(A.RandomGamma((100 * max(1 - s['gamma'] * w, 0.1), 100 * (1 + s['gamma'] * w)), p=p))
-    if s['illumination']:  # multiplicative about mid grey 0.5: intensity i shifts by i/2
+    if s['illumination']:  # multiplicative about mid grey 0.5: intensity i shifts by i/2; a gradient or a vignette
         ir = (0.01, min(max(2 * w * s['illumination'], 0.011), 0.2))  # albumentations' limit: 0.2
-        ts.append(A.OneOf([A.Illumination(mode=m, intensity_range=ir) for m in ('linear', 'gaussian', 'corner')], p=p))
+        # not mode='corner': its cv2.distanceTransform(DIST_MASK_PRECISE) differs run to run when OpenCV runs single-threaded
+        # (as in DataLoader workers), which would break exact resume; 'linear' covers gradients from any side
+        ts.append(A.OneOf([A.Illumination(mode=m, intensity_range=ir) for m in ('linear', 'gaussian')], p=p))
     if s['blur']:
         ts.append(A.OneOf([A.GaussianBlur(sigma_limit=(0.3, max(s['blur'], 0.31))),
                            A.Defocus(radius=(1, max(1, round(s['blur']))), alias_blur=(0.1, 0.3))], p=p))
