@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cellseg_nb.core import shared_data, read_image, normalize_image, set_seed
+from cellseg_nb.core import shared_data, set_seed
 from cellseg_nb.data.datasets import CocoSource, SubsetSource, CellDataset, collate
 from cellseg_nb.augment import get_transforms
 from cellseg_nb.models.unet import create_model
 from cellseg_nb.losses import MultiTaskLoss
-from cellseg_nb.postprocess import infer_probs, instances_from_probs
-from cellseg_nb.metrics import match_instances, object_scores
-from cellseg_nb.train import fit, TrainConfig, read_log
+from cellseg_nb.train import fit, TrainConfig, read_log, make_val_fn
 from cellseg_nb.pretrain import pretrain, load_pretrained, encode_crops, cluster_score
 
 TRAIN_NAMES = ('BT474_Phase_B3_2_02d12h00m_3', 'MCF7_Phase_F4_2_00d00h00m_4')  # the two labelled images
@@ -41,16 +39,6 @@ def write_synthetic(folder: Path, n: int, shape=(256, 256), seed=0):
     for i in range(n):
         img = synth_image(seed * 1000 + i, SYNTH_TYPES[i % len(SYNTH_TYPES)], shape)[0]
         tifffile.imwrite(folder / f'synth_{SYNTH_TYPES[i % len(SYNTH_TYPES)]}_{i:03d}.tif', np.asarray(img))
-
-
-def make_scorer(test_src):
-    "val_fn(model) -> {'f1': F1@0.5, 'msa': mSA} pooled over the held-out images (default post-processing)"
-    data = [(normalize_image(test_src.image(i)), test_src.labels(i)) for i in range(len(test_src))]
-    def score(model):
-        ms = [match_instances(gt, instances_from_probs(infer_probs(model, x))[0]) for x, gt in data]
-        s = object_scores([None] * len(ms), ms)['summary']['pooled']
-        return {'f1': s['f1@0.5'], 'msa': s['msa']}
-    return score
 
 
 def finetune(arm, seed, train_src, scorer, args, run_dir, init=None):
@@ -121,7 +109,7 @@ def main(argv=None):
         emb[arm] = cluster_score(f, n)
     print(f"1-NN cell-line accuracy of encoder features (unlabelled images, chance ~{1/8:.2f}): {emb}")
 
-    scorer = make_scorer(test_src)
+    scorer = make_val_fn(test_src)   # F1@0.5 ('f1') and mSA pooled over the held-out images, default post-processing
     runs = {'random': [], 'pretrained': []}
     for seed in range(args.seeds):
         for arm in runs:

@@ -328,15 +328,15 @@ def find_inputs(inputs, # file, folder or glob pattern, or a list of them
                ) -> tuple:
     "Image files named by `inputs`: `(files, problems)` where problems lists inputs that matched nothing"
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    files, problems = [], []
+    files, problems = {}, []   # a dict: ordered, and duplicates dropped in O(1)
     for s in inputs:
         p = Path(s)
         if p.is_dir(): found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith('.'))
         elif p.exists(): found = [p]
         else: found = sorted(Path(f) for f in glob.glob(str(s), recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not found: problems.append(f"{s}: no such file, or no {'/'.join(IMAGE_EXTS)} images in it / matching it")
-        files += [f for f in found if f not in files]
-    return files, problems
+        files.update(dict.fromkeys(found))
+    return list(files), problems
 
 def n_pages(path) -> int:
     "Number of images in a file (pages of a TIFF; 1 for other formats)"

@@ -282,11 +282,14 @@ def _save_labels(path, lab:np.ndarray, cats:np.ndarray, overlap_px:int):
     _save_npz(path, shape=np.array(lab.shape, np.int64), starts=starts.astype(np.uint32 if flat.size < 2**32 else np.int64),
               ids=flat[starts].astype(np.uint16 if len(cats) <= 65536 else np.uint32), cats=cats, overlap_px=np.int64(overlap_px))
 
-def _load_labels(path) -> tuple[np.ndarray, np.ndarray, int]:
-    "Label image (int32), categories (int32) and overlap pixel count of one cached image"
-    with np.load(path) as z: shape, starts, ids, cats, ov = z['shape'], z['starts'].astype(np.int64), z['ids'], z['cats'], int(z['overlap_px'])
+def _load_labels(path, with_labels:bool=True) -> tuple[np.ndarray|None, np.ndarray, int]:
+    "Label image (int32; None unless `with_labels`), categories (int32) and overlap pixel count of one cached image"
+    with np.load(path) as z:  # members are read lazily: categories alone never decompress the label image
+        cats, ov = z['cats'].astype(np.int32), int(z['overlap_px'])
+        if not with_labels: return None, cats, ov
+        shape, starts, ids = z['shape'], z['starts'].astype(np.int64), z['ids']
     lab = np.repeat(ids.astype(np.int32), np.diff(np.r_[starts, np.prod(shape)]))
-    return lab.reshape(shape), cats.astype(np.int32), ov
+    return lab.reshape(shape), cats, ov
 
 # %% ../../nbs/02_data.coco.ipynb #dc7f135b
 class _AnnStore:
@@ -486,11 +489,11 @@ def _summary(st, rec, tot, dups, empty_imgs, policy) -> list[str]:
 
 # %% ../../nbs/02_data.coco.ipynb #b2bb356a
 @patch
-def load(self:CocoLabels, i:int) -> tuple[np.ndarray, np.ndarray]:
-    "Label image (int32) and category of each id (int32, 0 at index 0) of record `i`, read from the cache"
+def load(self:CocoLabels, i:int, with_labels:bool=True) -> tuple[np.ndarray|None, np.ndarray]:
+    "Label image (int32; None unless `with_labels`) and category of each id (int32, 0 at index 0) of record `i`, from the cache"
     r = self.records[i]; f = self.cache_dir/_cache_name(r['file_name'])
     try:
-        lab, cats, _ = _load_labels(f)
+        lab, cats, _ = _load_labels(f, with_labels)
     except Exception as e:
         raise LabelCacheError(f"{f}: cached label image of {r['file_name']} missing or unreadable ({type(e).__name__}) -- "
                               f"call .repair() to convert only the damaged images, or pass rebuild=True to convert {self.ann_file} again") from None
@@ -504,7 +507,7 @@ def labels(self:CocoLabels, i:int) -> np.ndarray:
 @patch
 def cell_categories(self:CocoLabels, i:int) -> np.ndarray:
     "int32 array of length n+1: the `category_id` of each label id of record `i` (0 at index 0)"
-    return self.load(i)[1]
+    return self.load(i, with_labels=False)[1]  # the data loader asks for these beside the labels: skip decoding them twice
 
 @patch
 def image_path(self:CocoLabels, i:int) -> Path:
