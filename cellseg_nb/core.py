@@ -6,13 +6,13 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #7f7eb807
 from __future__ import annotations
-import os, sys, random, contextlib, tempfile, json
+import os, sys, random, contextlib, tempfile, json, warnings
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['CELL_LINES', 'IMAGE_EXTS', 'ImageReadError', 'read_image', 'to_gray', 'normalize_image', 'cell_line_from_name',
-           'atomic_write', 'set_seed', 'in_test', 'in_colab', 'shared_data']
+__all__ = ['CELL_LINES', 'IMAGE_EXTS', 'ImageReadError', 'read_image', 'to_gray', 'fill_nonfinite', 'normalize_image',
+           'cell_line_from_name', 'atomic_write', 'set_seed', 'in_test', 'in_colab', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #c5b76727
 CELL_LINES = ('A172', 'BT474', 'BV2', 'Huh7', 'MCF7', 'SHSY5Y', 'SkBr3', 'SKOV3')  # LIVECell's 8 cell lines, in its order
@@ -55,13 +55,30 @@ def to_gray(img:np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {img.shape}")
 
 # %% ../nbs/00_core.ipynb #1aa382e0
+def fill_nonfinite(img:np.ndarray, # image of any dtype; only float images can hold NaN/Inf
+                   name=None, # the image's file, named in the warning and the error
+                  ) -> np.ndarray:
+    "`img` with NaN/Inf pixels set to the median of the finite ones (warning with their count); all NaN/Inf raises"
+    x = np.asarray(img)
+    if x.dtype.kind not in 'fc': return x
+    bad = ~np.isfinite(x)
+    n = int(bad.sum())
+    if not n: return x
+    if n == x.size:
+        if name is None: raise ValueError("every pixel of the image is NaN or Inf -- check how it was exported (nothing to segment)")
+        raise ImageReadError(name, "every pixel is NaN or Inf", "check how the image was exported (nothing to segment)")
+    warnings.warn(f"{name or 'image'}: {n} of {x.size} pixels are NaN/Inf; ignored in the normalisation and filled with the median")
+    x = x.copy(); x[bad] = np.median(x[~bad])
+    return x
+
 def normalize_image(img:np.ndarray, # (H, W) or (H, W, C) image of any dtype
                     pmin:float=1.0, # percentile mapped to 0
                     pmax:float=99.8, # percentile mapped to 1
                     eps:float=1e-6,
+                    name=None, # the image's file, named when its pixels are NaN/Inf
                    ) -> np.ndarray:
     "Percentile-normalise `img` to float32 so `pmin`→0 and `pmax`→1 (values outside are kept, not clipped)"
-    x = to_gray(np.asarray(img)).astype(np.float32)
+    x = to_gray(fill_nonfinite(img, name)).astype(np.float32)
     lo, hi = np.percentile(x, [pmin, pmax])
     return ((x - lo) / max(hi - lo, eps)).astype(np.float32)
 

@@ -6,20 +6,20 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/predict.html.md"""
 
 # %% ../nbs/13_predict.ipynb #f6eb4b16
 from __future__ import annotations
-import math, json, glob, os, sys, warnings, argparse, time
+import math, json, glob, os, sys, warnings, argparse, time, errno
 from pathlib import Path
 from collections.abc import Mapping
 import numpy as np
 import pandas as pd
-from .core import read_image, normalize_image, to_gray, atomic_write, IMAGE_EXTS, ImageReadError, in_test
+from .core import read_image, normalize_image, fill_nonfinite, to_gray, atomic_write, IMAGE_EXTS, ImageReadError, in_test
 from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
 
 # %% auto #0
-__all__ = ['TTA_MODES', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'VIEW_MAPS', 'SLIDERS', 'tile_starts', 'tile_len', 'blend_window',
-           'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device', 'StitchedMaps', 'predict_probs',
-           'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
-           'load_predictor', 'overlay_image', 'write_fiji_rois', 'write_outputs', 'jsonl_to_array', 'predict_files',
-           'torch_module', 'predict_cli', 'CellViewer']
+__all__ = ['TTA_MODES', 'MIN_SIDE', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'LOCK_NAME', 'VIEW_MAPS', 'SLIDERS', 'tile_starts',
+           'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device',
+           'StitchedMaps', 'predict_probs', 'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs',
+           'n_pages', 'output_stems', 'iter_images', 'load_predictor', 'overlay_image', 'write_fiji_rois',
+           'write_outputs', 'jsonl_to_array', 'predict_files', 'torch_module', 'predict_cli', 'CellViewer']
 
 # %% ../nbs/13_predict.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -27,8 +27,8 @@ def tile_starts(n:int, # image length along one axis
                 overlap:int, # overlap between neighbouring tiles
                ) -> list:
     "Start offsets of tiles of length `tile` covering `0..n` with at least `overlap` overlap"
-    if tile <= overlap: raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
-    if n <= tile: return [0]
+    if n <= tile: return [0]   # one tile: no overlap needed (a small image never trips the check below)
+    if tile <= overlap: raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap}): pass a larger --tile or a smaller --overlap")
     step = tile - overlap
     starts = list(range(0, n - tile, step))
     return starts + [n - tile]
@@ -180,6 +180,8 @@ def _n_type(model) -> int:
     heads = cfg.get('heads', ['type'])
     return int(cfg.get('num_classes', 0)) + 1 if 'type' in heads and cfg.get('num_classes') else 0
 
+MIN_SIDE = 8  # px: an image with a shorter side is refused as too small to hold a cell
+
 def predict_probs(model, # a `MultiHeadUNet` (or any module returning the contract's dict of logits with a `config`)
                   image:np.ndarray, # (H, W) or (H, W, 3|4) raw image of any dtype and size
                   tile:int=512, # tile size (px); memory is bounded by tile × image width (an axis up to 1.5 × tile is taken whole)
@@ -196,6 +198,8 @@ def predict_probs(model, # a `MultiHeadUNet` (or any module returning the contra
     image = np.asarray(image)
     if image.ndim == 3: image = to_gray(image)
     if image.ndim != 2: raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {image.shape}")
+    if min(image.shape) < MIN_SIDE: raise ValueError(f"the image is {image.shape[0]}x{image.shape[1]} px, too small to segment (each side needs at least {MIN_SIDE} px)")
+    image = fill_nonfinite(image)   # NaN/Inf pixels: left out of the percentiles, filled (warns with their count)
     if tile < 16 or overlap < 0: raise ValueError(f"need tile >= 16 and overlap >= 0, got tile={tile}, overlap={overlap}")
     H, W = image.shape; th, tw = tile_len(H, tile), tile_len(W, tile)
     nrm = normalisation_of(model); lo, hi = image_percentiles(image, (nrm['pmin'], nrm['pmax'])); scale = 1 / max(hi - lo, 1e-6)
@@ -344,8 +348,10 @@ def n_pages(path) -> int:
     if path.suffix.lower() not in ('.tif', '.tiff'): return 1
     import tifffile
     try:
-        with tifffile.TiffFile(path) as tif: return len(tif.pages)
+        with tifffile.TiffFile(path) as tif: n = len(tif.pages)
     except Exception as e: raise ImageReadError(path, f"unreadable or truncated TIFF ({type(e).__name__}: {e})") from e
+    if n == 0: raise ImageReadError(path, "truncated TIFF: no readable page (invalid offset to the first page)")
+    return n
 
 def output_stems(files) -> dict:
     "A unique output name per file: its stem, prefixed by parent folders where stems collide (`set1/raw.tif` → `set1_raw`)"
@@ -493,11 +499,41 @@ def _image_ids(coco) -> dict:
     d = as_coco_dict(json.loads(Path(coco).read_text()) if not isinstance(coco, Mapping) else coco)
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
+def _read_cells(path): return pd.read_csv(path, keep_default_na=False, na_values=[''])
+
 def _read_existing(out, name):
     import tifffile
     lp, cp = out/f'{name}_labels.tif', out/f'{name}_cells.csv'
     if not (lp.exists() and cp.exists()): return None
-    return tifffile.imread(lp), pd.read_csv(cp, keep_default_na=False, na_values=[''])
+    return tifffile.imread(lp), _read_cells(cp)
+
+def _write_missing(out, name, image, labels, cells, class_names, overlay, fiji):
+    "Write the overlay / ROI zip of a reused image where they are missing (a run killed between its files)"
+    from PIL import Image
+    if overlay and not (out/f'{name}_overlay.png').exists():
+        with atomic_write(out/f'{name}_overlay.png') as fh: Image.fromarray(overlay_image(image, labels, cells, class_names)).save(fh, format='png')
+    if fiji and not (out/f'{name}_rois.zip').exists(): write_fiji_rois(out/f'{name}_rois.zip', labels, cells)
+
+LOCK_NAME = '.cellseg-predict.lock'  # held (flock) by the run writing into an output folder
+
+def _lock_out(out:Path):
+    "An exclusive lock on output folder `out` (the kernel drops it when the process ends, kill -9 included)"
+    try: import fcntl
+    except ImportError: return None   # no flock (Windows): runs are not guarded
+    fh = open(out/LOCK_NAME, 'a+')
+    try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0); who = fh.read().strip() or 'another process'; fh.close()
+        raise RuntimeError(f"{out}: another `cellseg predict` ({who}) is writing into this folder -- wait for it to finish, "
+                           "or pass a different --out (two runs into one folder would mix their predictions.json)") from None
+    fh.seek(0); fh.truncate(); fh.write(f"pid {os.getpid()}"); fh.flush()
+    return fh
+
+def _clean_tmp(out:Path):
+    "Remove temporary files a killed run left (`atomic_write`'s `.<name>.*.tmp`, ROI zips' `.<stem>.tmp.zip`)"
+    for t in [*out.glob('.*.tmp'), *out.glob('.*.tmp.zip')]: t.unlink(missing_ok=True)
+
+def _disk_full(e) -> bool: return isinstance(e, OSError) and e.errno == errno.ENOSPC
 
 def predict_files(model, # a model, or a run / model folder
                   inputs, # files, folders or globs
@@ -508,7 +544,7 @@ def predict_files(model, # a model, or a run / model folder
                   fiji:bool=False, # also write Fiji ROI zips
                   overlay:bool=True, # write overlay PNGs
                   results_json:bool=True, # write `predictions.json`
-                  skip_existing:bool=False, # reuse the outputs of images already done (resume a run)
+                  skip_existing:bool=False, # reuse the outputs of images already done (resume a run); missing overlays / ROI zips are written
                   progress:bool=True,
                  ) -> dict:
     "Predict every image of `inputs` into `out_dir`: `{'done': [names], 'failed': {input: error}, 'n_cells': int}`"
@@ -518,43 +554,57 @@ def predict_files(model, # a model, or a run / model folder
     if fiji:
         try: import roifile  # fail before the run, not after the first image
         except ImportError: raise ImportError("--fiji-rois needs the `roifile` package: pip install roifile (or pip install 'cellseg-nb[fiji]')") from None
-    tile_starts(tile, tile, overlap); tta_transforms(tta); resolve_device(device)   # validate arguments up front
+    if tile < 16 or overlap < 0 or tile <= overlap:   # validate arguments up front
+        raise ValueError(f"need --tile >= 16, --overlap >= 0 and --tile larger than --overlap, got --tile {tile} --overlap {overlap}")
+    tta_transforms(tta); resolve_device(device)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    files, problems = find_inputs(inputs)
-    failed = {p.split(':')[0]: p for p in problems}
-    ids = _image_ids(coco) if coco is not None else {}
-    names = (getattr(model, 'config', None) or {}).get('class_names')
-    partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
-    done, images, n_cells = [], [], 0
-    stems = output_stems(files)
-    for f in tqdm(files, desc='images', disable=not progress):
-        try:
-            for name, image in iter_images(f, stems[f]):
-                prev = _read_existing(out, name) if skip_existing else None
-                if prev is None:
-                    labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress)
-                    write_outputs(out, name, image, labels, cells, names, overlay, fiji)
-                else: labels, cells = prev
-                iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
-                images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
-                if results_json:
-                    res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
-                    with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
-                done.append(name); n_cells += len(cells)
-        except (KeyboardInterrupt, MemoryError): raise
-        except Exception as e:
-            msg = str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
-            failed[str(f)] = msg
-            print(f"cellseg predict: skipped {msg}", file=sys.stderr)
-    if results_json:
-        jsonl_to_array(partial, out/'predictions.json')
-        with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
-        if partial.exists(): partial.unlink()
+    lock = _lock_out(out)
+    try:
+        _clean_tmp(out)
+        files, problems = find_inputs(inputs)
+        failed = {p.split(':')[0]: p for p in problems}
+        ids = _image_ids(coco) if coco is not None else {}
+        names = (getattr(model, 'config', None) or {}).get('class_names')
+        partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
+        done, images, n_cells = [], [], 0
+        stems = output_stems(files)
+        for f in tqdm(files, desc='images', disable=not progress):
+            try:
+                for name, image in iter_images(f, stems[f]):
+                    prev = _read_existing(out, name) if skip_existing else None
+                    with warnings.catch_warnings(record=True) as ws:
+                        warnings.simplefilter('always'); image = fill_nonfinite(image, f)
+                    for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
+                    if prev is None:
+                        labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress)
+                        cells = _read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
+                    else:
+                        labels, cells = prev; _write_missing(out, name, image, labels, cells, names, overlay, fiji)
+                    iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
+                    images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
+                    if results_json:
+                        res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
+                        with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
+                    done.append(name); n_cells += len(cells)
+            except (KeyboardInterrupt, MemoryError): raise
+            except Exception as e:
+                if _disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
+                                                     "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
+                msg = str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
+                failed[str(f)] = msg
+                print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+        if results_json:
+            jsonl_to_array(partial, out/'predictions.json')
+            with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
+            if partial.exists(): partial.unlink()
+    finally:
+        if lock is not None: lock.close()
     return dict(done=done, failed=failed, n_cells=n_cells, out_dir=str(out))
 
 def torch_module():
     import torch
     return torch.nn.Module
+
 
 # %% ../nbs/13_predict.ipynb #be6b200a
 def predict_cli(argv:list|None=None) -> int:
@@ -576,13 +626,13 @@ def predict_cli(argv:list|None=None) -> int:
     ap.add_argument('--fiji-rois', action='store_true', help='also write <stem>_rois.zip for Fiji (needs: pip install roifile)')
     ap.add_argument('--no-overlay', action='store_true', help='do not write overlay PNGs')
     ap.add_argument('--no-json', action='store_true', help='do not write predictions.json')
-    ap.add_argument('--skip-existing', action='store_true', help='resume: reuse the outputs of images already predicted')
+    ap.add_argument('--skip-existing', action='store_true', help='resume: reuse the outputs of images already predicted (missing overlays / ROI zips are written)')
     ap.add_argument('--quiet', action='store_true', help='no progress bars')
     a = ap.parse_args(argv)
     try:
         r = predict_files(a.model, a.inputs, a.out, a.tile, a.overlap, a.tta, a.batch_size, a.device, None, a.block, a.halo,
                           a.coco, a.fiji_rois, not a.no_overlay, not a.no_json, a.skip_existing, not a.quiet)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
+    except (ValueError, OSError, ImportError, RuntimeError) as e:
         print(f"cellseg predict: error: {e}", file=sys.stderr); return 2
     print(f"cellseg predict: {len(r['done'])} image(s), {r['n_cells']} cells -> {r['out_dir']}")
     if r['failed']:

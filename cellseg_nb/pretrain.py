@@ -82,7 +82,7 @@ class UnlabelledImages(Dataset):
     def read(self, i) -> np.ndarray:
         "Image `i`, grey and normalised (cached)"
         if i in self._cache: return self._cache[i]
-        x = normalize_image(read_image(self.files[i]), **self.normalize)
+        x = normalize_image(read_image(self.files[i]), **self.normalize, name=self.files[i])
         if not np.isfinite(x).all(): raise ValueError(f"{self.files[i]}: image holds NaN or inf values -- fix or remove this file")
         if len(self._cache) < self.cache_images: self._cache[i] = x
         return x

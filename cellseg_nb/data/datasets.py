@@ -419,7 +419,7 @@ def __getitem__(self:CellDataset, i:int) -> dict:
     i = i % len(self); src, name = self.source, self.source.name(i)
     img, lab = src.read(i)
     types, cls = src.cell_types(i), src.image_type(i)
-    x = normalize_image(img, **self.normalize)
+    x = normalize_image(img, **self.normalize, name=src.paths(i)[0])   # NaN/Inf pixels: filled with a warning naming the file
     if not np.isfinite(x).all():
         raise ValueError(f"{src.paths(i)[0]}: image holds NaN or inf values -- fix or drop this image")
     if self.transform is not None:

@@ -1,0 +1,179 @@
+"""Fault injection: bad pixels, broken files, interrupted and parallel runs, untrusted run folders (issue 13).
+
+Each case is named after its fault. Every one failed (wrong result with exit 0, or an unclear error) on the code
+before the fix. CPU-fast: the tiny `unet_test` model, small images. The full-disk case needs a tmpfs it can mount
+(root); it is skipped otherwise.
+"""
+import contextlib, io, json, os, random, signal, subprocess, sys, time, warnings
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+
+torch = pytest.importorskip('torch')
+tifffile = pytest.importorskip('tifffile')
+
+# `cellseg predict` in a subprocess; CELLSEG_TEST_SLOW=s sleeps s seconds before each image (test instrumentation only),
+# so a kill or a second run lands in the middle of a run
+PREDICT = r'''
+import os, sys, time
+import cellseg_nb.predict as P
+slow = float(os.environ.get('CELLSEG_TEST_SLOW', '0'))
+if slow:
+    _predict = P.predict
+    def predict(*a, **k): time.sleep(slow); return _predict(*a, **k)
+    P.predict = predict
+sys.exit(P.predict_cli(sys.argv[1:]))
+'''
+
+def _predict_proc(args, slow=0.0):
+    env = {**os.environ, 'CELLSEG_TEST_SLOW': str(slow), 'OMP_NUM_THREADS': '1'}
+    return subprocess.Popen([sys.executable, '-c', PREDICT, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=Path(args[0]).parent)   # not the repo: `python -c` imports from its cwd
+
+def _cli(fn, argv):
+    "Run a `*_cli` in process: (exit status, stdout, stderr)"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); rc = fn(list(map(str, argv)))
+    return rc, out.getvalue(), err.getvalue()
+
+def _predict(argv): from cellseg_nb.predict import predict_cli; return _cli(predict_cli, argv)
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    from cellseg_nb.models.unet import create_model, save_model
+    from cellseg_nb.core import set_seed
+    set_seed(0); d = tmp_path_factory.mktemp('model')/'model'
+    save_model(create_model('unet_test', pretrained=False), d)
+    return d
+
+def _images(d, n, shape=(64, 80), seed=0):
+    d = Path(d); d.mkdir(parents=True, exist_ok=True); rng = np.random.default_rng(seed)
+    for i in range(n): tifffile.imwrite(d/f'img{i:02d}.tif', rng.integers(0, 255, shape, dtype=np.uint8))
+    return d
+
+TILE = ['--tile', '64', '--overlap', '16', '--quiet']
+
+def _outputs(out):
+    "Every output file of a predict folder as comparable content (decoded label images, bytes of the rest)"
+    res = {}
+    for p in sorted(Path(out).iterdir()):
+        if p.name == '.cellseg-predict.lock': continue
+        res[p.name] = tifffile.imread(p).tobytes() if p.suffix == '.tif' else p.read_bytes()
+    return res
+
+# ---------------------------------------------------------------------------------------------------- bad pixels
+def test_nan_inf_pixels_are_filled_and_reported(model, tmp_path):
+    from cellseg_nb.core import normalize_image
+    img = np.random.default_rng(0).random((64, 80)).astype(np.float32)
+    bad = img.copy(); bad[:3, :4] = np.nan; bad[10, 10] = np.inf
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); n = normalize_image(bad)
+    assert np.isfinite(n).all(), 'one NaN pixel made the whole normalised image NaN'
+    assert any('13 of 5120 pixels' in str(x.message) for x in w)
+    d = tmp_path/'in'; d.mkdir(); tifffile.imwrite(d/'ratio.tif', bad); tifffile.imwrite(d/'clean.tif', img)
+    rc, out, err = _predict([model, d, '--out', tmp_path/'out', *TILE])
+    assert rc == 0, err
+    assert 'ratio.tif: 13 of 5120 pixels are NaN/Inf' in err
+    # the NaN image is segmented like the clean one (not an all-NaN map with 0 cells)
+    la, lb = tifffile.imread(tmp_path/'out'/'ratio_labels.tif'), tifffile.imread(tmp_path/'out'/'clean_labels.tif')
+    assert (la > 0).sum() > 0.5 * (lb > 0).sum()
+
+def test_all_nan_image_is_a_named_error(model, tmp_path):
+    from cellseg_nb.core import normalize_image
+    with pytest.raises(ValueError, match='every pixel'): normalize_image(np.full((8, 8), np.nan, np.float32))
+    d = _images(tmp_path/'in', 1); tifffile.imwrite(d/'blank.tif', np.full((64, 80), np.nan, np.float32))
+    rc, out, err = _predict([model, d, '--out', tmp_path/'out', *TILE])
+    assert rc == 1 and 'blank.tif: every pixel is NaN or Inf' in err, err
+    assert (tmp_path/'out'/'img00_labels.tif').exists()
+
+def test_truncated_tiff_among_good_ones(model, tmp_path):
+    d = _images(tmp_path/'in', 3)
+    (d/'cut.tif').write_bytes((d/'img00.tif').read_bytes()[:8])   # header only: tifffile finds 0 pages
+    rc, out, err = _predict([model, d, '--out', tmp_path/'out', *TILE])
+    assert rc == 1, 'a truncated TIFF was dropped silently with exit 0'
+    assert 'cut.tif' in err and 'truncated' in err, err
+    assert [i['name'] for i in json.loads((tmp_path/'out'/'images.json').read_text())] == ['img00', 'img01', 'img02']
+
+def test_tiny_image_5x7(model, tmp_path):
+    d = tmp_path/'in'; d.mkdir()
+    tifffile.imwrite(d/'tiny.tif', np.ones((5, 7), np.uint8)); tifffile.imwrite(d/'thin.tif', np.ones((9, 300), np.uint8))
+    rc, out, err = _predict([model, d, '--out', tmp_path/'out', '--quiet'])   # default --tile / --overlap
+    assert 'overlap (64)' not in err, 'blamed options the user never set'
+    assert 'tiny.tif' in err and 'too small to segment' in err, err
+    assert (tmp_path/'out'/'thin_labels.tif').exists(), 'a 9 px high image is segmented with the tile adapted to it'
+
+# ---------------------------------------------------------------------------------------- interrupted runs
+def test_skip_existing_redoes_missing_overlays_rois_and_cleans_tmp(model, tmp_path):
+    d = _images(tmp_path/'in', 3)
+    args = [model, d, '--out', tmp_path/'out', '--fiji-rois', *TILE]
+    assert _predict(args)[0] == 0
+    ref = _outputs(tmp_path/'out')
+    # a run killed between an image's files, or by a full disk: overlay / ROI zip missing, temporaries left
+    (tmp_path/'out'/'img01_overlay.png').unlink(); (tmp_path/'out'/'img02_rois.zip').unlink()
+    (tmp_path/'out'/'.img01_overlay.png.abc123.tmp').write_bytes(b'half'); (tmp_path/'out'/'.img02_rois.tmp.zip').write_bytes(b'half')
+    rc, out, err = _predict(args + ['--skip-existing'])
+    assert rc == 0, err
+    assert _outputs(tmp_path/'out') == ref, 'a resumed run must end with every output of an uninterrupted one, and no temporaries'
+
+def test_kill9_at_random_points_then_skip_existing(model, tmp_path):
+    d = _images(tmp_path/'in', 8)
+    args = [model, d, '--out', tmp_path/'a', '--fiji-rois', *TILE]
+    a = _predict_proc(args); _, err = a.communicate(timeout=600); assert a.returncode == 0, err
+    ref = _outputs(tmp_path/'a')
+    rng = random.Random(13); b_args = [model, d, '--out', tmp_path/'b', '--fiji-rois', *TILE, '--skip-existing']
+    for attempt in range(3):
+        n0 = len(list((tmp_path/'b').glob('*_labels.tif'))); b = _predict_proc(b_args, slow=0.15); t0 = time.time()
+        while len(list((tmp_path/'b').glob('*_labels.tif'))) <= n0 and b.poll() is None and time.time() - t0 < 300: time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.6))   # a random point inside the run: predicting, or writing one of an image's files
+        if b.poll() is None: os.kill(b.pid, signal.SIGKILL)
+        b.communicate(timeout=60)
+    c = _predict_proc(b_args); _, err = c.communicate(timeout=600)
+    assert c.returncode == 0, err
+    assert _outputs(tmp_path/'b') == ref
+
+# ----------------------------------------------------------------------------------------------- parallel runs
+def test_two_concurrent_predicts_into_one_out(model, tmp_path):
+    d1, d2 = _images(tmp_path/'in1', 6, seed=1), _images(tmp_path/'in2', 6, seed=2)
+    for i, f in enumerate(sorted(d2.iterdir())): f.rename(d2/f'other{i:02d}.tif')
+    out = tmp_path/'out'
+    a = _predict_proc([model, d1, '--out', out, *TILE], slow=2.0)
+    t0 = time.time()
+    while not list(out.glob('*_labels.tif')) and time.time() - t0 < 300: time.sleep(0.02)
+    b = _predict_proc([model, d2, '--out', out, *TILE])
+    _, eb = b.communicate(timeout=600)
+    assert a.poll() is None, 'the first run ended before the second one: the runs did not overlap, the test proves nothing'
+    _, ea = a.communicate(timeout=600)
+    assert a.returncode == 0, ea
+    n_res = len(json.loads((out/'predictions.json').read_text()))
+    names = [i['name'] for i in json.loads((out/'images.json').read_text())]
+    n_cells = lambda ns: sum(len(pd.read_csv(out/f'{n}_cells.csv')) for n in ns)
+    if b.returncode == 0:   # both worked: every image of both runs must be in the results
+        assert len(names) == 12 and n_res == n_cells(names), f'predictions.json holds {n_res} of {n_cells(names)} cells'
+    else:                   # or the second refused, clearly, and the first run's results are whole
+        assert b.returncode == 2 and 'another `cellseg predict`' in eb and '--out' in eb, eb
+        assert names == [f'img{i:02d}' for i in range(6)] and n_res == n_cells(names), f'predictions.json holds {n_res} of {n_cells(names)} cells'
+        assert not list(out.glob('other*'))
+
+# ---------------------------------------------------------------------------------------------------- full disk
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mnt = tmp_path/'tmpfs'; mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', str(mnt)], capture_output=True)
+    if r.returncode != 0: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.decode().strip()})')
+    try: yield mnt
+    finally: subprocess.run(['umount', '-l', str(mnt)])
+
+def test_disk_full_while_predicting(model, tmp_path, small_tmpfs):
+    d = _images(tmp_path/'in', 12, shape=(128, 160))
+    args = [model, d, '--out', small_tmpfs/'out', '--fiji-rois', *TILE]
+    rc, out, err = _predict(args)
+    assert rc == 2 and 'disk full' in err and '--skip-existing' in err, (rc, err)
+    o = small_tmpfs/'out'
+    assert not list(o.glob('.*.tmp')) and not list(o.glob('.*.tmp.zip')), 'half-written temporaries left'
+    for p in o.glob('*_labels.tif'): tifffile.imread(p)   # whatever is there is complete
+    subprocess.run(['mount', '-o', 'remount,size=20m', str(small_tmpfs)], check=True)
+    rc, out, err = _predict(args + ['--skip-existing'])
+    assert rc == 0, err
+    ref = tmp_path/'ref'; assert _predict([model, d, '--out', ref, '--fiji-rois', *TILE])[0] == 0
+    assert _outputs(o) == _outputs(ref)
