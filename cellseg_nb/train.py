@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/train.html.md"""
 
 # %% ../nbs/12_train.ipynb #d11a778b
 from __future__ import annotations
-import os, sys, json, math, time, copy, random, shutil, warnings, contextlib, dataclasses
+import os, sys, json, math, time, copy, random, shutil, warnings, contextlib, dataclasses, pickle
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -104,11 +104,14 @@ class ResumableBatchSampler(Sampler):
 
 # %% ../nbs/12_train.ipynb #2959a995
 def _rng_state():
-    return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    "This process's RNG states as tensors, tuples and numbers only, so a checkpoint loads with `torch.load(weights_only=True)`"
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(python=random.getstate(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
 
 def _set_rng_state(st):
-    random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'])
+    name, keys, *rest = st['numpy']
+    random.setstate(st['python']); np.random.set_state((name, np.asarray(keys).astype(np.uint32), *rest)); torch.set_rng_state(st['torch'])
     if st.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 class SeededDataset(Dataset):
@@ -192,7 +195,12 @@ def save_checkpoint(run_dir, # run folder
 def latest_checkpoint(run_dir) -> tuple[Path|None, dict|None]:
     "The newest loadable checkpoint of `run_dir` and its state, or `(None, None)`"
     for p in sorted((Path(run_dir)/'checkpoints').glob('step-*.pt'), reverse=True):
-        try: return p, torch.load(p, map_location='cpu', weights_only=False)  # our own files
+        try: return p, torch.load(p, map_location='cpu', weights_only=True)  # tensors and plain data only: loading runs no code
+        except pickle.UnpicklingError as e:
+            if 'weights only' not in str(e).lower(): warnings.warn(f"{p}: unreadable checkpoint ({type(e).__name__}), trying the previous one"); continue
+            raise ValueError(f"{p}: refusing to load this checkpoint: it holds Python objects besides tensors and plain data, and loading "
+                             f"them could run code (written by an older cellseg-nb, or not by cellseg-nb) -- delete {p} to resume from "
+                             "the previous checkpoint, or start a new run with another --out") from None
         except Exception as e: warnings.warn(f"{p}: unreadable checkpoint ({type(e).__name__}), trying the previous one")
     return None, None
 

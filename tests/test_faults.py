@@ -177,3 +177,31 @@ def test_disk_full_while_predicting(model, tmp_path, small_tmpfs):
     assert rc == 0, err
     ref = tmp_path/'ref'; assert _predict([model, d, '--out', ref, '--fiji-rois', *TILE])[0] == 0
     assert _outputs(o) == _outputs(ref)
+
+# ------------------------------------------------------------------------------------------- untrusted run folders
+@pytest.fixture(scope='module')
+def synth(tmp_path_factory):
+    from cellseg_nb.data.synth import make_synthetic_livecell
+    root = tmp_path_factory.mktemp('synth')
+    d = make_synthetic_livecell(root/'data', n_images=4, seed=0, size=(64, 64), splits='train=1.0', progress=False)
+    return d['images']['train'], d['annotations']['train']
+
+def _train(argv): from cellseg_nb.train import train_cli; return _cli(train_cli, argv)
+
+class _Payload:
+    "Unpickling this writes a file: proof that loading ran code"
+    def __init__(self, target): self.target = str(target)
+    def __reduce__(self): return (Path.write_text, (Path(self.target), 'pwned'))
+
+def test_crafted_checkpoint_does_not_run_code(synth, tmp_path):
+    images, ann = synth; run = tmp_path/'run'; marker = tmp_path/'pwned'
+    args = ['--out', run, '--images', images, '--annotations', ann, '--val-fraction', '0', '--config', 'unet_test',
+            '--max-steps', '2', '--crop', '32', '--batch-size', '2', '--workers', '0', '--augment', 'none']
+    rc, out, err = _train(args); assert rc == 0, err
+    from cellseg_nb.train import latest_checkpoint
+    p, ck = latest_checkpoint(run)   # our own checkpoints load with weights_only=True
+    assert ck['step'] == 2
+    torch.save({**ck, 'step': 3, 'extra': _Payload(marker)}, run/'checkpoints'/'step-0000003.pt')
+    rc, out, err = _train(args + ['--resume', '--max-steps', '4'])
+    assert not marker.exists(), '--resume unpickled a crafted checkpoint and ran its code'
+    assert rc == 2 and 'step-0000003.pt: refusing to load' in err, err
