@@ -205,3 +205,13 @@ def test_crafted_checkpoint_does_not_run_code(synth, tmp_path):
     rc, out, err = _train(args + ['--resume', '--max-steps', '4'])
     assert not marker.exists(), '--resume unpickled a crafted checkpoint and ran its code'
     assert rc == 2 and 'step-0000003.pt: refusing to load' in err, err
+
+def test_damaged_model_folder(model, tmp_path):
+    import shutil
+    d = _images(tmp_path/'in', 1)
+    for what, damage in [('model.safetensors', lambda p: p.write_bytes(p.read_bytes()[:1000])),
+                         ('config.json', lambda p: p.write_text('{"encoder": ')),
+                         ('config.json', lambda p: p.write_text('["not", "a", "config"]'))]:
+        m = tmp_path/'m'; shutil.rmtree(m, ignore_errors=True); shutil.copytree(model, m); damage(m/what)
+        rc, out, err = _predict([m, d, '--out', tmp_path/'out', *TILE])
+        assert rc == 2 and f'{m/what}: unreadable' in err and 'copy it again' in err, (what, rc, err[-500:])

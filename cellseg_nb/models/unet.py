@@ -278,7 +278,7 @@ def _model_files(path):
     d = p.parent if p.name in ('model.safetensors', 'config.json') else p
     if not (d/'config.json').exists() or not (d/'model.safetensors').exists():
         raise FileNotFoundError(f"{d}: not a saved model folder (expected config.json and model.safetensors in it); "
-                                "save one with `save_model(model, folder)`")
+                                "pass a training run's best/ or last/ folder, or one written by `save_model(model, folder)`")
     return d/'config.json', d/'model.safetensors'
 
 def load_model(path, # a `save_model` folder (or a file in it)
@@ -288,9 +288,13 @@ def load_model(path, # a `save_model` folder (or a file in it)
     "Rebuild a saved model (in eval mode) from its folder's config and weights"
     from safetensors.torch import load_file
     cfg_path, w_path = _model_files(path)
-    cfg = json.loads(cfg_path.read_text())
-    model = create_model(cfg, pretrained=False, **overrides)
-    state = load_file(w_path, device='cpu')
+    fix = ("the model folder is damaged or incomplete: copy it again, whole, from where it was trained or downloaded "
+           "(or use the run's other model folder, best/ or last/)")
+    try: cfg = json.loads(cfg_path.read_text()); model = create_model(cfg, pretrained=False, **overrides)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{cfg_path}: unreadable model config ({type(e).__name__}: {e}) -- {fix}") from None
+    try: state = load_file(w_path, device='cpu')
+    except Exception as e: raise ValueError(f"{w_path}: unreadable or truncated weights ({type(e).__name__}: {e}) -- {fix}") from None
     try: model.load_state_dict(state)
     except RuntimeError as e: raise RuntimeError(f"{w_path}: weights do not fit the model of {cfg_path} ({e})") from None
     return model.to(map_location).eval()
