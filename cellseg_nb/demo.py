@@ -13,7 +13,7 @@ from .core import in_test, atomic_write, set_seed
 
 # %% auto #0
 __all__ = ['DEMO_PRESETS', 'DEMO_TARGET_F1', 'demo_preset', 'cpu_cores', 'torch_threads', 'plot_overlays', 'metrics_table',
-           'format_metrics', 'run_demo', 'demo_summary', 'demo_cli']
+           'format_metrics', 'run_demo', 'predict_hint', 'demo_summary', 'demo_cli']
 
 # %% ../nbs/15_demo.ipynb #825a0e76
 DEMO_PRESETS = {  # hardware: demo settings; `steps` is the training budget, `minutes` a safety cap on the whole demo
@@ -144,7 +144,8 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
                minutes=(time.time() - t0)/60, preset=p['preset'], threads=nt, seed=seed, out=str(out),
                files={'overlays': str(out/'overlays.png'), 'training_curve': str(out/'training_curve.png'),
                       'metrics': str(out/'metrics.md'), 'metrics_json': str(out/'metrics.json'), 'evaluation': str(out/'evaluation'),
-                      'model': str(run/'best'), 'log': str(run/'log.jsonl'), 'data': str(out/'data')})
+                      'model': str(run/'best'), 'log': str(run/'log.jsonl'), 'data': str(out/'data'),
+                      'test_images': str(d['images']['test'])})
     with atomic_write(out/'metrics.md', 'w') as fh: fh.write(format_metrics(metrics) + '\n')
     with atomic_write(out/'metrics.json', 'w') as fh: json.dump(metrics, fh, indent=1)
     with atomic_write(out/'demo.json', 'w') as fh: json.dump(res, fh, indent=1, default=str)
@@ -152,6 +153,11 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
 
 # %% ../nbs/15_demo.ipynb #a3fa4b60
 DEMO_TARGET_F1 = 0.85  # the demo's quality target: F1@0.5 on the held-out synthetic images (CPU preset)
+
+def predict_hint(model, images, out) -> str:
+    "A `cellseg predict` command line that works when pasted (paths quoted for the shell)"
+    import shlex
+    return ' '.join(['cellseg', 'predict', shlex.quote(str(model)), shlex.quote(str(images)), '--out', shlex.quote(str(out))])
 
 def _mmss(minutes:float) -> str: s = round(60*minutes); return f"{s//60} min {s%60:02d} s"
 
@@ -173,8 +179,10 @@ def demo_summary(r:dict, # `run_demo`'s result
         f"  training curve  {f['training_curve']}",
         f"  metrics table   {f['metrics']}  (JSON: {f['metrics_json']})",
         f"  evaluation      {f['evaluation']}  (evaluation.json, worst images, confusion matrix)",
-        f"  trained model   {f['model']}  (cellseg predict --model {f['model']} ...)",
-        f"  training log    {f['log']}"])
+        f"  trained model   {f['model']}",
+        f"  training log    {f['log']}",
+        "Segment images with the model (paste this; put your own images in place of the test folder):",
+        f"  {predict_hint(f['model'], f.get('test_images', f.get('data', 'IMAGES')), Path(r.get('out', '.'))/'predictions')}"])
 
 # %% ../nbs/15_demo.ipynb #bdca8a89
 def demo_cli(argv:list|None=None) -> int:

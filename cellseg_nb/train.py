@@ -21,7 +21,7 @@ __all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'SCHEDULES', 'VAL_METRICS', 'reso
            'ResumableBatchSampler', 'SeededDataset', 'lr_factor', 'ProgressScheduler', 'EMA', 'save_checkpoint',
            'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger', 'TrainConfig', 'TinyNet', 'SquaresDataset',
            'bce_fg_loss', 'squares_val', 'NonFiniteLossError', 'save_dir_atomic', 'Trainer', 'fit', 'build_sources',
-           'make_val_fn', 'init_from', 'train', 'config_from_args', 'train_cli']
+           'check_has_cells', 'make_val_fn', 'init_from', 'train', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #e8386533
 PRECISIONS = ('auto', 'no', 'fp32', 'bf16', 'fp16')
@@ -287,6 +287,8 @@ class TrainConfig:
     val_images: str|None = None
     data_folder: str|None = None  # folder of images + label masks (see `MaskFolderSource`)
     val_data_folder: str|None = None
+    masks_dir: str|None = None  # folder of `data_folder`'s label masks when they are not beside the images (same layout)
+    skip_missing: bool = False  # leave out images of the COCO json missing on disk (with a warning) instead of failing
     livecell: str|None = None  # LIVECell root (official layout)
     split: str = 'train'
     val_fraction: float = 0.1  # held out from the training images when no validation set is given
@@ -679,24 +681,36 @@ def build_sources(cfg:TrainConfig):
     from cellseg_nb.data.datasets import CocoSource, MaskFolderSource, livecell_source, split_source
     given = [k for k in ('annotations', 'data_folder', 'livecell') if getattr(cfg, k)]
     if len(given) != 1:
-        raise ValueError(f"give exactly one training data source, got {given or 'none'}: images + annotations (COCO json), "
-                         "data_folder (images + label masks), or livecell (LIVECell root, with split)")
+        raise ValueError(f"give exactly one training data source, got {given or 'none'}: --images + --annotations (COCO json), "
+                         "--data-folder (images + label masks; --masks for a separate masks folder), or --livecell ROOT (with --split) "
+                         "(in Python: images= + annotations=, data_folder=, livecell=)")
+    if cfg.masks_dir and not cfg.data_folder: raise ValueError("--masks (masks_dir=) is the label masks of --data-folder (data_folder=): give the images folder with --data-folder too")
     cn = tuple(cfg.class_names) if cfg.class_names else None
     val = None
     if cfg.annotations:
-        if not cfg.images: raise ValueError("annotations= needs images= (the folder holding the images of the COCO json)")
-        tr = CocoSource(cfg.annotations, cfg.images, class_names=cn)
-        if cfg.val_annotations: val = CocoSource(cfg.val_annotations, cfg.val_images or cfg.images, class_names=tr.class_names)
+        if not cfg.images: raise ValueError("--annotations (annotations=) needs --images (images=): the folder holding the images of the COCO json")
+        tr = CocoSource(cfg.annotations, cfg.images, class_names=cn, skip_missing=cfg.skip_missing)
+        if cfg.val_annotations: val = CocoSource(cfg.val_annotations, cfg.val_images or cfg.images, class_names=tr.class_names, skip_missing=cfg.skip_missing)
     elif cfg.data_folder:
-        tr = MaskFolderSource(cfg.data_folder, class_names=cn)
+        tr = MaskFolderSource(cfg.data_folder, class_names=cn, masks_dir=cfg.masks_dir)
         if cfg.val_data_folder: val = MaskFolderSource(cfg.val_data_folder, class_names=tr.class_names)
     else:
-        tr = livecell_source(cfg.livecell, cfg.split, class_names=cn)
+        tr = livecell_source(cfg.livecell, cfg.split, class_names=cn, skip_missing=cfg.skip_missing)
         if cfg.val_annotations: val = CocoSource(cfg.val_annotations, cfg.val_images or tr.coco.images_root, class_names=tr.class_names)
         elif cfg.split == 'train' and not cfg.val_fraction:
             with contextlib.suppress(FileNotFoundError): val = livecell_source(cfg.livecell, 'val', class_names=tr.class_names)
+    check_has_cells(tr)
     if val is None and cfg.val_fraction > 0 and len(tr) >= 2: tr, val = split_source(tr, cfg.val_fraction, cfg.seed)
     return tr, val
+
+def check_has_cells(src):
+    "Raise `ValueError` if no label mask of `src` holds a cell (stops at the first one that does)"
+    if any(src.labels(i).max(initial=0) > 0 for i in range(len(src))): return
+    ex = src.paths(0)[-1] if len(src) else src
+    raise ValueError(f"all {len(src)} training label masks are empty (every pixel 0, no cell), e.g. {ex} -- a model trained on them "
+                     "learns to find nothing and scores a perfect, meaningless 1.0; check that the masks are instance label images "
+                     "(0 = background, 1, 2, ... one id per cell) paired with the right images (a 16-bit label image saved as 8-bit, "
+                     "or a mask of the wrong folder, comes out empty)")
 
 # %% ../nbs/12_train.ipynb #6365d97e
 def make_val_fn(val_source, # validation `Source`
@@ -785,7 +799,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
 
 # %% ../nbs/12_train.ipynb #10865314
 _CLI_FIELDS = dict(images='images', annotations='annotations', val_annotations='val_annotations', val_images='val_images',
-                   data_folder='data_folder', val_data_folder='val_data_folder', livecell='livecell', split='split',
+                   data_folder='data_folder', val_data_folder='val_data_folder', masks='masks_dir', skip_missing='skip_missing', livecell='livecell', split='split',
                    val_fraction='val_fraction', config='model', epochs='epochs', max_minutes='max_minutes', max_steps='max_steps',
                    crop='crop_size', batch_size='batch_size', augment='augment', mixed_precision='mixed_precision', init='init',
                    lr='lr', workers='num_workers', grad_accum='grad_accum', ema='ema', patience='patience', val_metric='val_metric',
@@ -800,7 +814,9 @@ def _train_parser():
     a('--out', required=True, help='run folder (config, log.jsonl, checkpoints/, best/, last/)')
     a('--images', help='folder of the training images (COCO)'); a('--annotations', help='COCO json of the training images')
     a('--val-annotations', help='COCO json of validation images'); a('--val-images', help='folder of the validation images (default --images)')
-    a('--data-folder', '--masks', dest='data_folder', help='folder of images + instance label masks')
+    a('--data-folder', help='folder of images + instance label masks (<stem>_masks.* beside each image, or in --masks)')
+    a('--masks', help='folder of the label masks of --data-folder, when they are not beside the images (same sub-folder layout)')
+    a('--skip-missing', action='store_true', default=None, help='leave out images of the COCO json missing on disk, with a warning')
     a('--val-data-folder', help='validation folder of images + label masks')
     a('--livecell', help='LIVECell root folder (official layout)'); a('--split', help="LIVECell split to train on (default 'train')")
     a('--val-fraction', type=float, help='fraction of training images held out when no validation set is given (default 0.1)')

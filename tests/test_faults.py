@@ -34,7 +34,9 @@ def _cli(fn, argv):
     "Run a `*_cli` in process: (exit status, stdout, stderr)"
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter('ignore'); rc = fn(list(map(str, argv)))
+        warnings.simplefilter('ignore')
+        try: rc = fn(list(map(str, argv)))
+        except SystemExit as e: rc = e.code   # argparse: a bad option
     return rc, out.getvalue(), err.getvalue()
 
 def _predict(argv): from cellseg_nb.predict import predict_cli; return _cli(predict_cli, argv)
@@ -215,3 +217,53 @@ def test_damaged_model_folder(model, tmp_path):
         m = tmp_path/'m'; shutil.rmtree(m, ignore_errors=True); shutil.copytree(model, m); damage(m/what)
         rc, out, err = _predict([m, d, '--out', tmp_path/'out', *TILE])
         assert rc == 2 and f'{m/what}: unreadable' in err and 'copy it again' in err, (what, rc, err[-500:])
+
+# ------------------------------------------------------------------------------------- hints that work when pasted
+def test_demo_predict_hint_works_when_pasted(model, tmp_path):
+    import shlex
+    from cellseg_nb.demo import demo_summary
+    d = _images(tmp_path/'demo out'/'data'/'test', 2)
+    m = {'F1@0.5': 0.9, 'mSA': 0.8, 'pixel Dice': 0.9, 'cell-type accuracy': 0.7, 'images': 2, 'cells': 10}
+    files = {k: str(tmp_path/k) for k in ('overlays', 'training_curve', 'metrics', 'metrics_json', 'evaluation', 'log')}
+    r = dict(metrics=m, minutes=3.0, preset='cpu', threads=2, out=str(tmp_path/'demo out'), train=dict(steps=4, minutes=1.0, stop_reason='max_steps', best_score=0.9, best_step=4),
+             files={**files, 'model': str(model), 'data': str(tmp_path/'demo out'/'data'), 'test_images': str(d)})
+    hint = [l.strip() for l in demo_summary(r).splitlines() if 'cellseg predict' in l]
+    assert len(hint) == 1, demo_summary(r)
+    args = shlex.split(hint[0].split('(')[-1].rstrip(')') if '(' in hint[0] else hint[0])
+    assert args[:2] == ['cellseg', 'predict']
+    rc, out, err = _predict(args[2:] + ['--quiet'])
+    assert rc == 0, f'the hint {hint[0]!r} fails when pasted: {err[-300:]}'
+    assert (tmp_path/'demo out'/'predictions'/'img00_labels.tif').exists()
+
+def _mask_folder(root, n=4, empty=False):
+    from cellseg_nb.data.synth import synth_image
+    imgs, masks = Path(root)/'imgs', Path(root)/'masks'; imgs.mkdir(parents=True); masks.mkdir()
+    for i in range(n):
+        img, lab, _ = synth_image(i, 'round', shape=(64, 64), density=0.4)
+        tifffile.imwrite(imgs/f'im{i}.tif', img); tifffile.imwrite(masks/f'im{i}_masks.tif', (lab * 0 if empty else lab).astype(np.uint16))
+    return imgs, masks
+
+TRAIN = ['--val-fraction', '0', '--config', 'unet_test', '--max-steps', '1', '--crop', '32', '--batch-size', '2', '--workers', '0', '--augment', 'none']
+
+def test_masks_option_keeps_the_data_folder(tmp_path):
+    imgs, masks = _mask_folder(tmp_path)
+    rc, out, err = _train(['--out', tmp_path/'run', '--data-folder', imgs, '--masks', masks, *TRAIN])
+    assert rc == 0, err[-500:]
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())['train']
+    assert cfg['data_folder'] == str(imgs) and cfg['masks_dir'] == str(masks)
+
+def test_all_zero_masks_are_a_clear_error(tmp_path):
+    imgs, masks = _mask_folder(tmp_path, empty=True)
+    rc, out, err = _train(['--out', tmp_path/'run', '--data-folder', imgs, '--masks', masks, *TRAIN])
+    assert rc == 2 and 'training label masks are empty' in err and 'im0_masks.tif' in err, (rc, err[-500:])
+    assert not (tmp_path/'run'/'summary.json').exists()
+
+def test_missing_coco_images_hint_is_a_flag(synth, tmp_path):
+    import shutil
+    images, ann = synth; imgs = tmp_path/'imgs'; shutil.copytree(images, imgs)
+    sorted(imgs.iterdir())[0].unlink()
+    args = ['--out', tmp_path/'run', '--images', imgs, '--annotations', ann, *TRAIN]
+    rc, out, err = _train(args)
+    assert rc == 2 and '--skip-missing' in err and 'skip_missing=True (' in err, err[-500:]
+    rc, out, err = _train(args + ['--skip-missing'])   # what the message says, pasted
+    assert rc == 0, err[-500:]

@@ -125,7 +125,8 @@ class MaskFolderSource(Source):
         if not self.items:
             raise FileNotFoundError(f"{self.root}: no image + mask pairs found (looked for '<stem>{mask_suffix}.*' beside images"
                                     f"{', in ' + str(self.masks_dir) if self.masks_dir else ''}{', ' + mask_name if mask_name else ''}) -- "
-                                    "pass masks_dir=, mask_suffix= or mask_name= to match your layout")
+                                    "name each mask <stem>_masks.<ext> beside its image, or pass masks_dir= (cellseg train: --masks DIR); "
+                                    "in Python mask_suffix= or mask_name= match other layouts")
         self._types = [self._type(p) for p, _ in self.items]
 
 # %% ../../nbs/05_data.datasets.ipynb #53586cc6
@@ -236,8 +237,8 @@ def _select(self:CocoSource, skip_empty, skip_missing, cell_lines) -> list:
         names = [recs[i]['file_name'] for i in missing]
         msg = (f"{ann}: {len(missing)} of {len(idx)} image(s) not found under images root {self.coco.images_root}: {_examples(names)}")
         if not skip_missing:
-            raise FileNotFoundError(msg + " -- pass images_root= the folder holding them (LIVECell: images/livecell_train_val_images "
-                                    "or images/livecell_test_images), download them, or pass skip_missing=True to leave them out")
+            raise FileNotFoundError(msg + " -- pass images_root= (cellseg train: --images) the folder holding them (LIVECell: images/livecell_train_val_images "
+                                    "or images/livecell_test_images), download them, or pass skip_missing=True (cellseg train: --skip-missing) to leave them out")
         warnings.warn(msg + "; left out (skip_missing=True)")
         idx = [i for i in idx if i not in set(missing)]
     if not idx: raise ValueError(f"{ann}: no images left to use (after cell_lines / skip_empty / skip_missing)")
