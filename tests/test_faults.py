@@ -267,3 +267,21 @@ def test_missing_coco_images_hint_is_a_flag(synth, tmp_path):
     assert rc == 2 and '--skip-missing' in err and 'skip_missing=True (' in err, err[-500:]
     rc, out, err = _train(args + ['--skip-missing'])   # what the message says, pasted
     assert rc == 0, err[-500:]
+
+# --------------------------------------------------------------------------------------------------- downloads
+def test_download_sha256_unknown_key_and_recorded_sums(tmp_path):
+    from cellseg_nb.data.download import LocalServer, download_cli, LIVECELL_URL, file_sha256
+    assert LIVECELL_URL.startswith('https://')
+    rel = 'annotations/LIVECell/livecell_coco_val.json'
+    (tmp_path/'srv'/rel).parent.mkdir(parents=True); (tmp_path/'srv'/rel).write_text(json.dumps({'images': [], 'annotations': []}))
+    dest = tmp_path/'lc'
+    with LocalServer(tmp_path/'srv') as srv:
+        args = ['livecell', '--dest', dest, '--splits', 'val', '--no-images', '--base-url', srv.url, '--quiet']
+        rc, out, err = _cli(download_cli, args + ['--sha256', rel.replace('val', 'vall') + '=' + 'a' * 64])   # a typo in the key
+        assert rc == 2 and 'does not fetch' in err and rel in err, err
+        rc, out, err = _cli(download_cli, args); assert rc == 0, err
+        rec = dest/(rel + '.sha256')
+        assert rec.read_text().split() == [file_sha256(dest/rel), 'livecell_coco_val.json']
+        (dest/rel).write_text(json.dumps({'images': [1], 'annotations': []}))   # changed on disk after the download
+        rc, out, err = _cli(download_cli, args)
+        assert rc == 1 and 'changed since it was downloaded' in err, err

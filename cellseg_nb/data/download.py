@@ -10,15 +10,16 @@ import os, sys, json, time, shutil, zipfile, hashlib, warnings, argparse, contex
 import http.client, http.server, urllib.request, urllib.error, urllib.parse
 from pathlib import Path
 from tqdm.auto import tqdm
-from ..core import CELL_LINES
+from ..core import CELL_LINES, atomic_write
 
 # %% auto #0
 __all__ = ['LIVECELL_URL', 'SPLITS', 'SIZE_SPLITS', 'KNOWN_SHA256', 'livecell_files', 'DownloadError', 'IntegrityError',
-           'file_sha256', 'verify_file', 'download_file', 'LocalServer', 'extract_zip', 'extract_livecell_images',
-           'gdrive_download', 'download_livecell', 'download_cli']
+           'file_sha256', 'sha256_record', 'record_sha256', 'check_recorded_sha256', 'verify_file', 'download_file',
+           'LocalServer', 'extract_zip', 'extract_livecell_images', 'gdrive_download', 'download_livecell',
+           'download_cli']
 
 # %% ../../nbs/01_data.download.ipynb #ba3ea8f8
-LIVECELL_URL = 'http://livecell-dataset.s3.eu-central-1.amazonaws.com/LIVECell_dataset_2021/'  # official S3 bucket
+LIVECELL_URL = 'https://livecell-dataset.s3.eu-central-1.amazonaws.com/LIVECell_dataset_2021/'  # official S3 bucket
 SPLITS = ('train', 'val', 'test')
 SIZE_SPLITS = {2: '0_train2percent', 4: '1_train4percent', 5: '2_train5percent',  # percent of train -> file stem
                25: '3_train25percent', 50: '4_train50percent'}
@@ -84,6 +85,24 @@ def file_sha256(path, chunk_size:int=1<<20) -> str:
     with open(path, 'rb') as f:
         for b in iter(lambda: f.read(chunk_size), b''): h.update(b)
     return h.hexdigest()
+
+def sha256_record(path) -> Path: return Path(path).with_name(Path(path).name + '.sha256')
+
+def record_sha256(path) -> str:
+    "Write `path`'s sha256 beside it as `<name>.sha256` (`sha256sum -c` reads it) and return it"
+    h = file_sha256(path)
+    with atomic_write(sha256_record(path), 'w') as f: f.write(f"{h}  {Path(path).name}\n")
+    return h
+
+def check_recorded_sha256(path) -> Path:
+    "Raise `IntegrityError` if `path` no longer has the sha256 recorded at its download; record it where there is none"
+    rec = sha256_record(path)
+    if not rec.exists(): record_sha256(path); return Path(path)
+    want = rec.read_text().split()[0] if rec.read_text().split() else ''
+    if file_sha256(path) != want:
+        raise IntegrityError(path, f"changed since it was downloaded (its sha256 differs from the one recorded in {rec.name})",
+                             f"delete {path} and {rec.name} and run the download again")
+    return Path(path)
 
 def verify_file(path, # file to check
                 expected_size:int|None=None, # size in bytes, e.g. from `Content-Length`
@@ -194,7 +213,7 @@ def download_file(url:str, # http(s):// or file:// URL
                  ) -> Path:
     "Download `url` to `dest` with resume (HTTP Range into `dest.part`), verification and an atomic rename"
     dest = Path(dest)
-    if dest.exists(): return verify_file(dest, expected_size, sha256, full=False)  # complete: renamed only after verification
+    if dest.exists(): return check_recorded_sha256(verify_file(dest, expected_size, sha256, full=False))  # complete: renamed only after verification
     part = dest.with_name(dest.name + '.part')
     for i in range(retries + 1):
         try: total = _fetch_once(url, part, progress, timeout, chunk_size, dest.name); break
@@ -211,7 +230,7 @@ def download_file(url:str, # http(s):// or file:// URL
         raise IntegrityError(bad, f"downloaded from {url} but {e.reason}",
                              "it was moved aside and will not be used; run the download again, and if this repeats "
                              "the server's copy is damaged: try --base-url with a mirror") from None
-    os.replace(part, dest); _restart(part)
+    os.replace(part, dest); _restart(part); record_sha256(dest)
     return dest
 
 # %% ../../nbs/01_data.download.ipynb #9f96f64f
@@ -303,7 +322,7 @@ def gdrive_download(file_id_or_url:str, # Google Drive file id or share link (or
     "Download a Google Drive file with `gdown` (resumable), verify it and rename it into place"
     import gdown, inspect
     dest = Path(dest)
-    if dest.exists(): return verify_file(dest, sha256=sha256, full=False)
+    if dest.exists(): return check_recorded_sha256(verify_file(dest, sha256=sha256, full=False))
     part = dest.with_name(dest.name + '.gdpart'); part.parent.mkdir(parents=True, exist_ok=True)  # not ours: gdown's own resume
     s = str(file_id_or_url)
     kw = dict(url=s) if ('/' in s or ':' in s) else dict(id=s)
@@ -319,7 +338,7 @@ def gdrive_download(file_id_or_url:str, # Google Drive file id or share link (or
     except IntegrityError as e:
         bad = dest.with_name(dest.name + '.corrupt'); os.replace(part, bad)
         raise IntegrityError(bad, f"downloaded from Google Drive {s} but {e.reason}", "check the file on Drive") from None
-    os.replace(part, dest)
+    os.replace(part, dest); record_sha256(dest)
     return dest
 
 # %% ../../nbs/01_data.download.ipynb #c96fc3cf
@@ -344,6 +363,9 @@ def download_livecell(dest, # dataset folder (created); mirrors the bucket's lay
     root, base = Path(dest).expanduser(), _as_url(base_url)
     sums = {**KNOWN_SHA256, **(checksums or {})}
     files = livecell_files(splits, images, cell_lines, size_splits)
+    unknown = sorted(set(checksums or {}) - set(files.values()))
+    if unknown: raise ValueError(f"--sha256 (checksums=) names file(s) this download does not fetch: {unknown}; "
+                                 f"expected paths relative to --dest, one of {sorted(files.values())}")
     out = {'root': root}
     for key, rel in tqdm([(k, r) for k, r in files.items() if k != 'images.zip'], desc='annotations', unit='file',
                          disable=not progress or len(files) < 3, leave=False):
@@ -383,6 +405,8 @@ def download_cli(argv:list|None=None) -> int:
     try: a = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2
     try:
+        bad = [s for s in a.sha256 if '=' not in s or len(s.split('=', 1)[1]) != 64]
+        if bad: raise ValueError(f"--sha256 {' '.join(bad)}: expected PATH=HEX with a 64-digit sha256, e.g. images.zip=<64 hex digits>")
         sums = dict(s.split('=', 1) for s in a.sha256)
         res = download_livecell(a.dest, a.splits, a.base_url, images=not a.no_images, cell_lines=a.cell_lines,
                                 size_splits=a.size_splits, gdrive_id=a.gdrive_id, delete_zip=a.delete_zip,
