@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/train.html.md"""
 
 # %% ../nbs/12_train.ipynb #d11a778b
 from __future__ import annotations
-import os, sys, json, math, time, copy, random, shutil, warnings, contextlib, dataclasses, pickle
+import os, io, sys, json, math, time, copy, random, shutil, warnings, contextlib, dataclasses, pickle
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -188,7 +188,8 @@ def save_checkpoint(run_dir, # run folder
     "Write `state` atomically to `run_dir/checkpoints/step-NNNNNNN.pt` and prune older ones"
     ck = Path(run_dir)/'checkpoints'; ck.mkdir(parents=True, exist_ok=True)
     path = ck/f"step-{state['step']:07d}.pt"
-    with atomic_write(path) as f: torch.save(state, f)
+    buf = io.BytesIO(); torch.save(state, buf)   # serialise first: a full disk then raises a plain OSError (ENOSPC) on write
+    with atomic_write(path) as f: f.write(buf.getbuffer())
     for old in sorted(ck.glob('step-*.pt'))[:-keep]: old.unlink(missing_ok=True)
     return path
 
@@ -418,7 +419,9 @@ def _default_save(model, path):
 def save_dir_atomic(save_fn, model, dest):
     "Save a model folder with `save_fn(model, tmp)` then swap it into `dest`, so `dest` is always complete"
     dest = Path(dest); tmp, old = dest.with_name(dest.name + '.tmp'), dest.with_name(dest.name + '.old')
-    shutil.rmtree(tmp, ignore_errors=True); save_fn(model, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try: save_fn(model, tmp)
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise   # a full disk leaves no half-written folder
     if dest.exists(): shutil.rmtree(old, ignore_errors=True); dest.rename(old)
     tmp.rename(dest); shutil.rmtree(old, ignore_errors=True)
     return dest
@@ -844,6 +847,7 @@ def config_from_args(ns) -> TrainConfig:
 
 def train_cli(argv:list|None=None) -> int:
     "`cellseg train`: train a model; exit code 0 on success, 2 for bad arguments or data, 1 if training failed"
+    import errno, shlex
     ns = _train_parser().parse_args(argv)
     try:
         cfg = config_from_args(ns).validate()
@@ -852,8 +856,13 @@ def train_cli(argv:list|None=None) -> int:
         print(f"cellseg train: error: {e}", file=sys.stderr); return 2
     except NonFiniteLossError as e:
         print(f"cellseg train: stopped: {e}", file=sys.stderr); return 1
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        print(f"cellseg train: disk full while writing {ns.out} ({e}) -- free some space, then continue with: "
+              f"cellseg train --out {shlex.quote(str(ns.out))} --resume (it restarts from the last complete checkpoint; "
+              "no half-written file is taken for a complete one)", file=sys.stderr); return 1
     except KeyboardInterrupt:
-        print(f"cellseg train: interrupted; continue with: cellseg train --out {ns.out} --resume", file=sys.stderr); return 130
+        print(f"cellseg train: interrupted; continue with: cellseg train --out {shlex.quote(str(ns.out))} --resume", file=sys.stderr); return 130
     if _rank() == 0:
         run = Path(s['run'])
         print(f"done: {s['steps']} steps ({s['stop_reason']}), {s['minutes']:.1f} min, best {s['val_metric']} = {s['best_score']}"

@@ -285,3 +285,22 @@ def test_download_sha256_unknown_key_and_recorded_sums(tmp_path):
         (dest/rel).write_text(json.dumps({'images': [1], 'annotations': []}))   # changed on disk after the download
         rc, out, err = _cli(download_cli, args)
         assert rc == 1 and 'changed since it was downloaded' in err, err
+
+def test_disk_full_while_training_then_resume(synth, tmp_path, small_tmpfs):
+    images, ann = synth
+    subprocess.run(['mount', '-o', 'remount,size=5m', str(small_tmpfs)], check=True)   # two 2 MB checkpoints fit, a third does not
+    args = ['--images', images, '--annotations', ann, '--val-fraction', '0', '--config', 'unet_test', '--max-steps', '8', '--crop', '32',
+            '--batch-size', '2', '--workers', '0', '--augment', 'none', '--checkpoint-every', '2', '--seed', '1']
+    run = small_tmpfs/'run'
+    rc, out, err = _train(['--out', run, *args])
+    assert rc == 1 and 'disk full' in err and f'cellseg train --out {run} --resume' in err, (rc, err[-800:])
+    assert not [p for p in run.rglob('*') if p.name.endswith('.tmp')], 'half-written files left'
+    from cellseg_nb.train import latest_checkpoint
+    p, ck = latest_checkpoint(run); assert ck is not None and not ck['state']['finished']
+    subprocess.run(['mount', '-o', 'remount,size=40m', str(small_tmpfs)], check=True)
+    rc, out, err = _train(['--out', run, '--resume', *args])   # the command the message gives
+    assert rc == 0, err[-800:]
+    rc, out, err = _train(['--out', tmp_path/'ref', *args]); assert rc == 0, err[-800:]
+    ka, kb = latest_checkpoint(tmp_path/'ref')[1], latest_checkpoint(run)[1]
+    assert ka['step'] == kb['step'] == 8
+    for k, v in ka['model'].items(): assert torch.equal(v, kb['model'][k]), k
