@@ -802,7 +802,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
 
 # %% ../nbs/12_train.ipynb #10865314
 _CLI_FIELDS = dict(images='images', annotations='annotations', val_annotations='val_annotations', val_images='val_images',
-                   data_folder='data_folder', val_data_folder='val_data_folder', masks='masks_dir', skip_missing='skip_missing', livecell='livecell', split='split',
+                   data_folder='data_folder', val_data_folder='val_data_folder', masks='masks_dir', skip_missing='skip_missing', class_names='class_names', livecell='livecell', split='split',
                    val_fraction='val_fraction', config='model', epochs='epochs', max_minutes='max_minutes', max_steps='max_steps',
                    crop='crop_size', batch_size='batch_size', augment='augment', mixed_precision='mixed_precision', init='init',
                    lr='lr', workers='num_workers', grad_accum='grad_accum', ema='ema', patience='patience', val_metric='val_metric',
@@ -822,6 +822,7 @@ def _train_parser():
     a('--skip-missing', action='store_true', default=None, help='leave out images of the COCO json missing on disk, with a warning')
     a('--val-data-folder', help='validation folder of images + label masks')
     a('--livecell', help='LIVECell root folder (official layout)'); a('--split', help="LIVECell split to train on (default 'train')")
+    a('--class-names', nargs='+', help='cell-type names, matched to the file-name prefixes (default: from the data)')
     a('--val-fraction', type=float, help='fraction of training images held out when no validation set is given (default 0.1)')
     a('--config', help="model config name, e.g. unet_effv2_s (default), unet_effv2_b0, unet_test")
     a('--epochs', type=int); a('--max-minutes', type=float, help='training time budget'); a('--max-steps', type=int)

@@ -235,8 +235,8 @@ def find_image(images_root, # folder holding the images, flat or in sub-folders 
               ) -> Path:
     "The path of `file_name` under `images_root`, from an index built once per root"
     root = Path(images_root)
-    if not root.is_dir(): raise FileNotFoundError(f"images root {root} is not a folder -- pass images_root= the folder "
-                                                  "holding the images (e.g. LIVECell's images/livecell_train_val_images)")
+    if not root.is_dir(): raise FileNotFoundError(f"images root {root} is not a folder -- pass the folder "
+                                                  "holding the images with --images (Python: images_root=), e.g. LIVECell's images/livecell_train_val_images")
     key = root.resolve()
     built, idx = _IMAGE_INDEX.get(key) or (None, None)
     if idx is None: idx = _index_images(key)
@@ -245,7 +245,7 @@ def find_image(images_root, # folder holding the images, flat or in sub-folders 
     if name not in idx and built is not None and time.monotonic() - built > 2: idx = _index_images(key)
     if name not in idx: raise FileNotFoundError(
         f"image {file_name!r} not found under images root {root} ({len(idx)} images in it and its sub-folders) -- "
-        "pass images_root= the folder that holds it (LIVECell: images/livecell_train_val_images or images/livecell_test_images)")
+        "pass the folder that holds it with --images (Python: images_root=); LIVECell: images/livecell_train_val_images or images/livecell_test_images")
     return idx[name]
 
 # %% ../../nbs/02_data.coco.ipynb #18872208
@@ -496,7 +496,8 @@ def load(self:CocoLabels, i:int, with_labels:bool=True) -> tuple[np.ndarray|None
         lab, cats, _ = _load_labels(f, with_labels)
     except Exception as e:
         raise LabelCacheError(f"{f}: cached label image of {r['file_name']} missing or unreadable ({type(e).__name__}) -- "
-                              f"call .repair() to convert only the damaged images, or pass rebuild=True to convert {self.ann_file} again") from None
+                              f"delete {self.cache_dir} and run again to convert {self.ann_file} again (Python: .repair() converts only the damaged images, "
+                              "rebuild=True all of them)") from None
     return lab, cats
 
 @patch

@@ -227,7 +227,7 @@ def _select(self:CocoSource, skip_empty, skip_missing, cell_lines) -> list:
     empty = [recs[i]['file_name'] for i in idx if recs[i].get('n_cells', 1) == 0]
     if empty:
         warnings.warn(f"{ann}: {len(empty)} image(s) have no annotations: {_examples(empty)}; "
-                      + ("left out (skip_empty=True)" if skip_empty else "used as all-background samples -- pass skip_empty=True to leave them out"))
+                      + ("left out (skip_empty=True)" if skip_empty else "used as all-background samples -- in Python, pass skip_empty=True to leave them out"))
         if skip_empty: idx = [i for i in idx if recs[i].get('n_cells', 1) > 0]
     missing = []
     for i in idx:
@@ -261,8 +261,8 @@ def _setup_types(self:CocoSource, unknown_types):
         self.prefix_type.append(k)
     if bad and unknown_types == 'error':
         raise ValueError(f"{self.coco.ann_file}: unknown cell-line prefix {_prefix(bad[0])!r} in {len(bad)} file name(s): {_examples(bad)}; "
-                         f"expected one of {list(self.class_names)} -- pass class_names= matching your file-name prefixes, "
-                         "or unknown_types='ignore' to train those images without cell types")
+                         f"expected one of {list(self.class_names)} -- pass the names matching your file-name prefixes with --class-names "
+                         "(Python: class_names=; unknown_types='ignore' trains those images without cell types)")
 
 @patch
 def __len__(self:CocoSource): return len(self.idx)
@@ -446,7 +446,7 @@ def collate(samples:list) -> dict:
     shapes = {tuple(s['image'].shape) for s in samples}
     if len(shapes) > 1:
         ex = ', '.join(f"{s['name']}: {tuple(s['image'].shape[1:])}" for s in samples[:4])
-        raise ValueError(f"images of different sizes in one batch ({ex}) -- pass crop_size= so every sample has the same size")
+        raise ValueError(f"images of different sizes in one batch ({ex}) -- pass crop_size= (cellseg train: --crop) so every sample has the same size")
     return torch.utils.data.default_collate(samples)
 
 # %% ../../nbs/05_data.datasets.ipynb #050e5e13
