@@ -227,7 +227,7 @@ def _select(self:CocoSource, skip_empty, skip_missing, cell_lines) -> list:
     empty = [recs[i]['file_name'] for i in idx if recs[i].get('n_cells', 1) == 0]
     if empty:
         warnings.warn(f"{ann}: {len(empty)} image(s) have no annotations: {_examples(empty)}; "
-                      + ("left out (skip_empty=True)" if skip_empty else "used as all-background samples -- in Python, pass skip_empty=True to leave them out"))
+                      + ("left out (skip_empty=True)" if skip_empty else "used as all-background samples -- pass skip_empty=True to leave them out"))
         if skip_empty: idx = [i for i in idx if recs[i].get('n_cells', 1) > 0]
     missing = []
     for i in idx:
