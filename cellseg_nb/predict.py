@@ -522,16 +522,18 @@ def _lock_out(out:Path):
     except ImportError: return None   # no flock (Windows): runs are not guarded
     fh = open(out/LOCK_NAME, 'a+')
     try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         fh.seek(0); who = fh.read().strip() or 'another process'; fh.close()
         raise RuntimeError(f"{out}: another `cellseg predict` ({who}) is writing into this folder -- wait for it to finish, "
                            "or pass a different --out (two runs into one folder would mix their predictions.json)") from None
+    except OSError: fh.close(); return None   # a file system without locks: runs are not guarded
     fh.seek(0); fh.truncate(); fh.write(f"pid {os.getpid()}"); fh.flush()
     return fh
 
 def _clean_tmp(out:Path):
     "Remove temporary files a killed run left (`atomic_write`'s `.<name>.*.tmp`, ROI zips' `.<stem>.tmp.zip`)"
-    for t in [*out.glob('.*.tmp'), *out.glob('.*.tmp.zip')]: t.unlink(missing_ok=True)
+    pats = ['.*_labels.tif.*.tmp', '.*_cells.csv.*.tmp', '.*_overlay.png.*.tmp', '.*_rois.tmp.zip', '.predictions.json.*.tmp', '.images.json.*.tmp']
+    for t in [t for p in pats for t in out.glob(p)]: t.unlink(missing_ok=True)
 
 def _disk_full(e) -> bool: return isinstance(e, OSError) and e.errno == errno.ENOSPC
 
