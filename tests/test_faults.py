@@ -1,8 +1,8 @@
 """Fault injection: bad pixels, broken files, interrupted and parallel runs, untrusted run folders (issue 13).
 
 Each case is named after its fault. Every one failed (wrong result with exit 0, or an unclear error) on the code
-before the fix. CPU-fast: the tiny `unet_test` model, small images. The full-disk case needs a tmpfs it can mount
-(root); it is skipped otherwise.
+before the fix. CPU-fast: the tiny `unet_test` model, small images. The full-disk cases need a small tmpfs they can
+mount (root); they are skipped otherwise.
 """
 import contextlib, io, json, os, random, signal, subprocess, sys, time, warnings
 from pathlib import Path
