@@ -249,7 +249,7 @@ def pretrain_configs(images=None, # folders / files of unlabelled images
     if bad: raise ValueError(f"unknown settings {bad}; expected some of {sorted(pk | tk - {'out'})}")
     p = PretrainConfig(**{k: v for k, v in kwargs.items() if k in pk})
     if images is not None: p.images = [str(x) for x in ([images] if isinstance(images, (str, Path)) else images)]
-    t = TrainConfig(**{**PRETRAIN_DEFAULTS, 'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}})
+    t = TrainConfig(**{**PRETRAIN_DEFAULTS, 'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}}).for_device()
     return p.validate(), t.validate()
 
 # %% ../nbs/14_pretrain.ipynb #4ea2fc5e

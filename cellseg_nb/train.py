@@ -17,11 +17,12 @@ from fastcore.basics import patch
 from .core import atomic_write, set_seed, in_test, in_colab
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'SCHEDULES', 'VAL_METRICS', 'resolve_mixed_precision', 'make_accelerator',
-           'ResumableBatchSampler', 'SeededDataset', 'lr_factor', 'ProgressScheduler', 'EMA', 'save_checkpoint',
-           'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger', 'TrainConfig', 'TinyNet', 'SquaresDataset',
-           'bce_fg_loss', 'squares_val', 'NonFiniteLossError', 'save_dir_atomic', 'Trainer', 'fit', 'build_sources',
-           'check_has_cells', 'make_val_fn', 'init_from', 'train', 'config_from_args', 'train_cli']
+__all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'SCHEDULES', 'VAL_METRICS', 'DEVICE_DEFAULTS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN',
+           'resolve_mixed_precision', 'make_accelerator', 'ResumableBatchSampler', 'SeededDataset', 'lr_factor',
+           'ProgressScheduler', 'EMA', 'save_checkpoint', 'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger',
+           'TrainConfig', 'TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'NonFiniteLossError',
+           'save_dir_atomic', 'Trainer', 'fit', 'build_sources', 'check_has_cells', 'make_val_fn', 'init_from',
+           'cell_scale', 'train', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #e8386533
 PRECISIONS = ('auto', 'no', 'fp32', 'bf16', 'fp16')
@@ -276,6 +277,11 @@ class RunLogger:
 
 # %% ../nbs/12_train.ipynb #a8ab843a
 VAL_METRICS = ('f1', 'msa')
+DEVICE_DEFAULTS = {  # model, crop and batch when the user gives none: measured on real images (bench/realdata.py)
+    'cpu': dict(model='unet_effv2_b0', crop_size=256, batch_size=4),
+    'gpu': dict(model='unet_effv2_s', crop_size=512, batch_size=8),
+}
+MIN_VAL_SPLIT = 20  # with fewer training images none is held out: thresholds are tuned on the training images instead
 
 @dataclass
 class TrainConfig:
@@ -292,19 +298,21 @@ class TrainConfig:
     skip_missing: bool = False  # leave out images of the COCO json missing on disk (with a warning) instead of failing
     livecell: str|None = None  # LIVECell root (official layout)
     split: str = 'train'
-    val_fraction: float = 0.1  # held out from the training images when no validation set is given
+    val_fraction: float|None = None  # held out from the training images when no validation set is given; None: `auto_val_fraction`
     class_names: list|None = None
     samples_per_epoch: int|None = None  # random crops per epoch; default: number of training images
     # model
-    model: str = 'unet_effv2_s'  # a `MODEL_CONFIGS` name
+    model: str = 'auto'  # a `MODEL_CONFIGS` name; 'auto': sized to the device (`DEVICE_DEFAULTS`)
     model_overrides: dict = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)  # `MultiTaskLoss` arguments, e.g. {'weights': {...}}; empty: its defaults
     init: str|None = None  # pretraining run (or `save_model` folder) to initialise the encoder from
+    cell_diameter: float|None = 30.0  # images are resized so the median training cell is this many px across (as Cellpose); None: as they are
     # optimisation
     epochs: int|None = None  # stop after this many epochs ...
     max_minutes: float|None = None  # ... or this much training time ...
     max_steps: int|None = None  # ... or this many optimiser steps (whichever comes first)
-    crop_size: int = 512
-    batch_size: int = 8
+    crop_size: int|None = None  # training crop (px); None: sized to the device (`DEVICE_DEFAULTS`)
+    batch_size: int|None = None  # per-process batch; None: sized to the device
     num_workers: int = 2
     augment: str = 'default'  # a `get_transforms` preset
     lr: float = 1e-3
@@ -338,9 +346,13 @@ class TrainConfig:
         if self.val_metric not in VAL_METRICS: raise ValueError(f"val_metric={self.val_metric!r}; expected one of {list(VAL_METRICS)}")
         if not (self.epochs or self.max_minutes or self.max_steps): raise ValueError("give at least one of epochs, max_minutes or max_steps")
         for k in ('batch_size', 'grad_accum', 'crop_size', 'val_every', 'keep_checkpoints', 'max_nonfinite'):
-            if getattr(self, k) < 1: raise ValueError(f"{k}={getattr(self, k)}; expected an integer >= 1")
-        if not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
+            if getattr(self, k) is not None and getattr(self, k) < 1: raise ValueError(f"{k}={getattr(self, k)}; expected an integer >= 1")
+        if self.val_fraction is not None and not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
         return self
+    def for_device(self, device_type:str|None=None):
+        "A copy with the 'auto'/None sizes (model, crop, batch) filled in for `device_type` (default: this machine's)"
+        d = DEVICE_DEFAULTS['cpu' if (device_type or _device_type()) == 'cpu' else 'gpu']
+        return dataclasses.replace(self, **{k: v for k, v in d.items() if getattr(self, k) in (None, 'auto')})
     @classmethod
     def load(cls, run_dir, **overrides):
         "The config saved in `run_dir/config.json`, with `overrides` applied"
@@ -700,10 +712,11 @@ def build_sources(cfg:TrainConfig):
     else:
         tr = livecell_source(cfg.livecell, cfg.split, class_names=cn, skip_missing=cfg.skip_missing)
         if cfg.val_annotations: val = CocoSource(cfg.val_annotations, cfg.val_images or tr.coco.images_root, class_names=tr.class_names)
-        elif cfg.split == 'train' and not cfg.val_fraction:
+        elif cfg.split == 'train' and cfg.val_fraction is None:
             with contextlib.suppress(FileNotFoundError): val = livecell_source(cfg.livecell, 'val', class_names=tr.class_names)
     check_has_cells(tr)
-    if val is None and cfg.val_fraction > 0 and len(tr) >= 2: tr, val = split_source(tr, cfg.val_fraction, cfg.seed)
+    vf = cfg.val_fraction if cfg.val_fraction is not None else (0.1 if len(tr) >= MIN_VAL_SPLIT else 0.0)
+    if val is None and vf > 0 and len(tr) >= 2: tr, val = split_source(tr, vf, cfg.seed)
     return tr, val
 
 def check_has_cells(src):
@@ -758,6 +771,18 @@ def init_from(model, # model to initialise
     return out
 
 # %% ../nbs/12_train.ipynb #06dcac73
+MAX_TUNE_TRAIN = 8  # without validation images, thresholds are tuned on at most this many training images
+
+def cell_scale(source, # training `Source`
+               diameter:float|None, # wanted median cell diameter (px); None: 1.0
+               max_images:int=50, # measure on at most this many images, spread over the source
+              ) -> float:
+    "The resize factor that brings `source`'s median cell diameter to `diameter` (clipped to 0.25..4)"
+    from cellseg_nb.data.targets import median_diameter
+    if not diameter: return 1.0
+    idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
+    return round(float(np.clip(diameter / median_diameter([source.labels(int(i)) for i in idx]), 0.25, 4)), 3)
+
 def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword arguments)
           on_step=None, # on_step(state) after every optimiser step (see `fit`)
           **kwargs):
@@ -767,15 +792,17 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     from cellseg_nb.losses import MultiTaskLoss
     from cellseg_nb.augment import get_transforms, transforms_to_dict
     cfg = dataclasses.replace(cfg, **kwargs) if cfg is not None else TrainConfig(**kwargs)
-    cfg.validate(); run = Path(cfg.out)
+    cfg = cfg.validate().for_device(); run = Path(cfg.out)
     tr_src, val_src = build_sources(cfg)
     set_seed(cfg.seed)
     names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
-    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **cfg.model_overrides})
+    scale = cfg.model_overrides.get('scale') or cell_scale(tr_src, cfg.cell_diameter)
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **cfg.model_overrides, 'scale': scale})
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     norm = model.config.get('normalisation') or {}
-    tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=cfg.crop_size)
-    ds = CellDataset(tr_src, tf, cfg.crop_size, model.config.get('in_channels', 1), normalize=norm)
+    crop = max(32, round(cfg.crop_size / scale))  # crops at the image's scale that the model sees as `crop_size`
+    tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=crop)
+    ds = CellDataset(tr_src, tf, crop, model.config.get('in_channels', 1), normalize=norm)
     if cfg.samples_per_epoch is None: cfg = dataclasses.replace(cfg, samples_per_epoch=max(len(ds), 16*cfg.batch_size))
     val_fn = make_val_fn(val_src, norm, max_images=cfg.max_val_images) if val_src is not None else None
     if _rank() == 0 and not (cfg.resume and (run/'config.json').exists()):
@@ -785,12 +812,13 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
                     init=init, torch=torch.__version__)
         with atomic_write(run/'config.json', 'w') as f: json.dump(info, f, indent=1, default=str)
     prev = json.loads((run/'summary.json').read_text()) if cfg.resume and (run/'summary.json').exists() else {}
-    summary = fit(model, MultiTaskLoss(), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step)
+    summary = fit(model, MultiTaskLoss(**cfg.loss), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step)
     if prev.get('tuned') and prev.get('steps') == summary['steps']: summary.update(tuned=prev['tuned'], tuned_score=prev['tuned_score'])
-    if val_fn is not None and cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'):
+    tune_fn = val_fn or make_val_fn(tr_src, norm, max_images=min(cfg.max_val_images or MAX_TUNE_TRAIN, MAX_TUNE_TRAIN))
+    if cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'):
         from cellseg_nb.postprocess import tune_thresholds
         best = load_model(run/'best')
-        probs, gts = val_fn(best, return_probs=True)
+        probs, gts = tune_fn(best, return_probs=True)
         metric = {'f1': 'f1@0.5', 'msa': 'msa'}[cfg.val_metric]
         params, table = tune_thresholds(probs, gts, metric=metric, progress=cfg.progress)
         pp = asdict(params)

@@ -10,7 +10,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'instance_edges', 'instance_distance', 'make_targets', 'voronoi_labels']
+__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'instance_edges', 'instance_distance', 'make_targets', 'median_diameter',
+           'voronoi_labels']
 
 # %% ../../nbs/04_data.targets.ipynb #8f77d822
 def instance_edges(labels:np.ndarray, # (H, W) instance ids, 0 = background
@@ -89,6 +90,16 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     typ = np.where(fg, np.where(k >= 0, k + 1, IGNORE_INDEX), 0).astype(np.int64)
     f32 = lambda a: a.astype(np.float32)[None]
     return dict(fg=f32(fg), boundary=f32(bnd), dist=dist[None], type=typ)
+
+# %% ../../nbs/04_data.targets.ipynb #0be9fc77
+def median_diameter(labels_list, # instance label images (H, W), 0 = background
+                   ) -> float:
+    "Median cell diameter (px): the diameter of the disk with each cell's area, over all cells of `labels_list`"
+    areas = [np.bincount(_compact_ids(l)[0].ravel())[1:] for l in labels_list]
+    areas = np.concatenate(areas) if areas else np.zeros(0)
+    areas = areas[areas > 0]
+    if not len(areas): raise ValueError("the label images hold no cells: cannot measure a cell diameter")
+    return float(np.median(2 * np.sqrt(areas / np.pi)))
 
 # %% ../../nbs/04_data.targets.ipynb #f782eb20
 def voronoi_labels(shape=(512, 512), # (H, W)

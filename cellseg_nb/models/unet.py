@@ -123,6 +123,10 @@ def _check_classes(num_classes, class_names):
     return [str(c) for c in class_names]
 
 # %% ../../nbs/07_models.unet.ipynb #2458cc3c
+def _scaled(size, scale:float) -> tuple:
+    "(H, W) resized by `scale`, at least 1 px"
+    return tuple(max(1, round(int(n) * scale)) for n in size)
+
 class MultiHeadUNet(nn.Module):
     "UNet on a timm encoder with named heads; `forward(x)` returns the contract's dict of logits"
     def __init__(self, encoder_name:str="tf_efficientnetv2_s", # any timm model supporting `features_only`
@@ -143,6 +147,7 @@ class MultiHeadUNet(nn.Module):
                  channels_last:bool=False, # run in channels-last memory format
                  compile:bool|dict=False, # `torch.compile` the forward (a dict is passed as its kwargs)
                  gradient_checkpointing:bool=False, # recompute encoder stages / decoder blocks in backward to save memory
+                 scale:float=1.0, # `forward` resizes images by this factor first (cells at the training scale), outputs come back at input size
                 ):
         super().__init__()
         heads, class_names = _check_heads(heads), _check_classes(num_classes, class_names)
@@ -159,7 +164,10 @@ class MultiHeadUNet(nn.Module):
         self.config = dict(name=name, encoder=encoder_name, in_channels=in_channels, heads=heads, num_classes=num_classes,
                            class_names=class_names, decoder_channels=list(decoder_channels), final_convs=final_convs,
                            head_kernel=head_kernel, head_channels=head_channels, cls_dropout=cls_dropout, pad_mode=pad_mode,
-                           normalisation=dict(normalisation or {'pmin': 1.0, 'pmax': 99.8}), postprocess=dict(postprocess or {}))
+                           normalisation=dict(normalisation or {'pmin': 1.0, 'pmax': 99.8}), postprocess=dict(postprocess or {}),
+                           scale=float(scale))
+        if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
+        self.scale = float(scale)
         self.channels_last = channels_last
         if channels_last: self.to(memory_format=torch.channels_last)
         if gradient_checkpointing: self.set_gradient_checkpointing(True)
@@ -185,13 +193,17 @@ class MultiHeadUNet(nn.Module):
         "Dict of logits {head: tensor} for images `x` (B, `in_channels`, H, W) of any size"
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected images of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        size = x.shape[-2:]
+        if self.scale != 1: x = F.interpolate(x, size=_scaled(size, self.scale), mode='bilinear', align_corners=False)
         H, W = x.shape[-2:]
         x = self.pad(x)
         if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
         features = self.encoder(x)                         # encoder: shallow → deep feature maps
         y = self.decoder(features, tuple(x.shape[-2:]))    # decoder: full-resolution features
-        return {h[:-5]: head(features[-1]) if h == 'cls_head' else head(y)[..., :H, :W]  # heads, named without `_head`
-                for h, head in self.heads.items()}
+        out = {h[:-5]: head(features[-1]) if h == 'cls_head' else head(y)[..., :H, :W]  # heads, named without `_head`
+               for h, head in self.heads.items()}
+        if self.scale == 1: return out
+        return {k: F.interpolate(v, size=size, mode='bilinear', align_corners=False) if v.ndim == 4 else v for k, v in out.items()}
 
 # %% ../../nbs/07_models.unet.ipynb #f45b90d1
 _BASE = dict(in_channels=1, heads=list(HEAD_NAMES), num_classes=len(CELL_LINES), class_names=list(CELL_LINES),

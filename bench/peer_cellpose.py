@@ -1,0 +1,54 @@
+"""Peer (b) of the real-data benchmark: Cellpose 3.1.1.3 trained from scratch, as its docs show.
+
+Runs inside its own virtual environment (Cellpose 3 pins numpy < 2.1), created by `bench/realdata.py` on first
+use; imports nothing from cellseg_nb. `CellposeModel(pretrained_model=False, model_type=None, diam_mean=30)`,
+`train.train_seg` with its own defaults (flows precomputed from the label images), prediction with
+`diameter=` the training masks' `diam_labels`; nothing is downloaded.
+
+    python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S
+IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and an info json string.
+A time budget is met by timing a 10-epoch calibration run first (not counted) and training for the epochs that fit.
+"""
+import argparse, json, logging, tempfile, time
+import numpy as np, torch
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('inp'); ap.add_argument('out')
+    ap.add_argument('--epochs', type=int); ap.add_argument('--minutes', type=float); ap.add_argument('--seed', type=int, default=0)
+    a = ap.parse_args()
+    from cellpose import models, train
+    logging.getLogger('cellpose').setLevel(logging.WARNING)
+    d = np.load(a.inp)
+    imgs = [d[k].astype(np.float32) for k in sorted((k for k in d if k.startswith('train_')), key=lambda k: int(k.split('_')[1]))]
+    masks = [d[k].astype(np.int32) for k in sorted((k for k in d if k.startswith('mask_')), key=lambda k: int(k.split('_')[1]))]
+    tests = [d[k] for k in sorted((k for k in d if k.startswith('test_')), key=lambda k: int(k.split('_')[1]))]
+
+    def fit(n_epochs):
+        torch.manual_seed(a.seed); np.random.seed(a.seed)
+        model = models.CellposeModel(gpu=False, pretrained_model=False, model_type=None, diam_mean=30.)
+        with tempfile.TemporaryDirectory() as td:
+            t0 = time.perf_counter()
+            train.train_seg(model.net, train_data=imgs, train_labels=masks, channels=[0, 0], n_epochs=n_epochs,
+                            save_path=td, model_name='peer', min_train_masks=1)
+            return model, time.perf_counter() - t0
+
+    epochs, calib = a.epochs, None
+    if epochs is None:
+        _, t10 = fit(10); calib = t10 / 10
+        epochs = max(1, int(a.minutes * 60 / calib))
+    model, train_s = fit(epochs)
+    diam = float(model.net.diam_labels.item())
+    out, t0 = {}, time.perf_counter()
+    for i, img in enumerate(tests):
+        masks_i, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=diam)
+        lab = np.asarray(masks_i, np.int32); n = int(lab.max())
+        prob = 1 / (1 + np.exp(-np.asarray(flows[2], np.float64)))
+        area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)
+        out[f'labels_{i}'] = lab
+        out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
+    info = dict(steps=epochs, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
+                calibration_s_per_epoch=calib, predict_s=time.perf_counter() - t0)
+    np.savez_compressed(a.out, info=json.dumps(info), **out)
+
+if __name__ == '__main__': main()

@@ -1,0 +1,288 @@
+"""Real-data benchmark: cellseg-nb (`cellseg train` given only data and a budget) against a plain smp U-Net script,
+Cellpose 3 from scratch and the classical threshold + watershed baseline, on the real images of `../shared/data`.
+
+Protocols (folds):
+- `lc5-loio`: LIVECell-5, leave one image out (train on 4 annotated images, score the 5th), 5 folds;
+- `lc5-lolo`: LIVECell-5, leave one cell line out (train on two lines, score the third), 3 folds;
+- `usiigaci`: Usiigaci, train on sets 1-35 (validation 36-40), score sets 41-45, 1 fold.
+Budgets: `dev`, a fixed number of steps per method (about 3 CPU-minutes each on a 2-core machine), and `15min`,
+15 wall-minutes of training each. One run at a time (runs sharing the cores measure nothing); every finished run is
+appended to `bench/out/realdata/runs.jsonl` with its predictions in `preds/`, so an interrupted benchmark resumes
+where it stopped. `--report` pools the runs (mean +- sd over seeds; per fold and pooled over a protocol's test images)
+into `bench/results/realdata.json`, which `nbs/12_train.ipynb` plots.
+
+    python bench/realdata.py --protocols lc5-loio --methods ours smp cellpose classical --budget dev --seeds 0 1 2
+    python bench/realdata.py --folds lc5-loio:0 lc5-lolo:MCF7 --budget 15min --methods ours smp cellpose
+    python bench/realdata.py --ablation '{"crop_size": 512, "batch_size": 8}' --name big-crop --protocols lc5-loio
+    python bench/realdata.py --report
+Scores: F1@0.5 and mSA (IoU 0.5:0.05:0.95) pooled over the test images, and COCO mask AP with LIVECell's protocol
+(useCats=0, maxDets 2000, LIVECell's area ranges) against the rasterised ground truth, for every method alike.
+"""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, time, warnings
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = bool(os.environ.get('REALDATA_SMOKE'))  # a few steps per run into bench/out/realdata-smoke (tests of this script)
+OUT = ROOT/('bench/out/realdata-smoke' if SMOKE else 'bench/out/realdata')
+RUNS = OUT/'runs.jsonl'
+RESULTS = OUT/'realdata.json' if SMOKE else ROOT/'bench/results/realdata.json'
+CP_VENV = ROOT/'bench/out/cellpose-venv'
+sys.path.insert(0, str(ROOT))
+METHODS = ('ours', 'smp', 'cellpose', 'classical')
+# dev budget: steps (cellpose: epochs) of about 3 CPU-minutes each on this 2-core machine (s/step is recorded per run)
+DEV_STEPS = {'ours': 300, 'smp': 240, 'cellpose': {'lc5': 60, 'usiigaci': 6}}
+if SMOKE: DEV_STEPS = {'ours': 3, 'smp': 3, 'cellpose': {'lc5': 1, 'usiigaci': 1}}
+BUDGETS = ('dev', '15min')
+
+def shared():
+    from cellseg_nb.core import shared_data
+    d = shared_data()
+    if d is None: sys.exit("../shared/data not found: this benchmark needs the real images of ../shared/data")
+    return Path(d)
+
+# --- data ---------------------------------------------------------------------------------------------------------
+def lc5_items():
+    "[(name, raw image, labels)] of the 5 annotated LIVECell images"
+    from cellseg_nb.data.datasets import CocoSource
+    d = shared()/'livecell-sample'
+    src = CocoSource(d/'livecell_coco_val.json', d/'images', cache_dir=OUT/'cache', progress=False)
+    return [(src.name(i), *src.read(i)) for i in range(len(src))]
+
+def usi_items(sets):
+    "[(name, raw image, labels)] of Usiigaci sets"
+    from cellseg_nb.core import read_image
+    d = shared()/'usiigaci-phase/train'
+    return [(f'set{s}', read_image(d/f'set{s}/raw.tif'), read_image(d/f'set{s}/instances_ids.png').astype(np.int32)) for s in sets]
+
+def folds(protocol):
+    "{fold name: (train names, val names, test names)}"
+    if protocol == 'lc5-loio':
+        names = [n for n, *_ in lc5_items()]
+        return {'_'.join(n.split('_')[:3:2]): ([m for m in names if m != n], [], [n]) for n in names}
+    if protocol == 'lc5-lolo':
+        names = [n for n, *_ in lc5_items()]
+        return {line: ([m for m in names if not m.startswith(line + '_')], [], [m for m in names if m.startswith(line + '_')])
+                for line in ('BT474', 'Huh7', 'MCF7')}
+    if protocol == 'usiigaci':
+        s = lambda a, b: [f'set{i}' for i in range(a, b + 1)]
+        return {'41-45': (s(1, 35), s(36, 40), s(41, 45))}
+    raise ValueError(f"unknown protocol {protocol!r}; expected lc5-loio, lc5-lolo or usiigaci")
+
+def items_of(protocol, names):
+    if protocol.startswith('lc5'):
+        by = {n: (n, img, lab) for n, img, lab in lc5_items()}
+        return [by[n] for n in names]
+    return usi_items([int(n[3:]) for n in names])
+
+# --- methods ----------------------------------------------------------------------------------------------------------
+def fold_data(protocol, fold, work:Path):
+    "Write the fold's training (and validation) data where `cellseg train` reads it; returns TrainConfig data fields"
+    tr, va, _ = folds(protocol)[fold]
+    work.mkdir(parents=True, exist_ok=True)
+    if protocol.startswith('lc5'):
+        d = shared()/'livecell-sample'
+        coco = json.loads((d/'livecell_coco_val.json').read_text())
+        anns = coco['annotations']; anns = list(anns.values()) if isinstance(anns, dict) else anns
+        def sub(names, f):
+            ims = [im for im in coco['images'] if Path(im['file_name']).stem in names]; ids = {im['id'] for im in ims}
+            (work/f).write_text(json.dumps({**coco, 'images': ims, 'annotations': [a for a in anns if a['image_id'] in ids]}))
+            return str(work/f)
+        out = dict(annotations=sub(tr, 'train.json'), images=str(d/'images'))
+        if va: out.update(val_annotations=sub(va, 'val.json'))
+        return out
+    def link(names, f):
+        (work/f).mkdir(exist_ok=True)
+        for n in names:
+            if not (work/f/n).exists(): (work/f/n).symlink_to(shared()/'usiigaci-phase/train'/n)
+        return str(work/f)
+    return dict(data_folder=link(tr, 'train'), val_data_folder=link(va, 'val'))
+
+def run_ours(protocol, fold, budget, seed, work, overrides):
+    from cellseg_nb.train import train
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.predict import predict
+    data = fold_data(protocol, fold, work/'data')
+    lim = dict(max_steps=DEV_STEPS['ours']) if budget == 'dev' else dict(max_minutes=15)
+    s = train(out=str(work/'run'), seed=seed, progress=False, **data, **lim, **overrides)
+    model = load_model(Path(s['run'])/'best')
+    preds = []
+    for name, img, _ in items_of(protocol, folds(protocol)[fold][2]):
+        lab, cells = predict(model, img, progress=False)
+        preds.append((lab, cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(0).to_numpy()))
+    return preds, dict(steps=s['steps'], train_s=s['minutes'] * 60, s_per_step=s['minutes'] * 60 / max(s['steps'], 1),
+                       stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'))
+
+def run_smp(protocol, fold, budget, seed, work, overrides):
+    from peer_smp import train_smp
+    tr, va, te = folds(protocol)[fold]
+    train_items = [(img, lab) for _, img, lab in items_of(protocol, tr)]  # the smp script has no validation
+    lim = dict(steps=DEV_STEPS['smp']) if budget == 'dev' else dict(minutes=15)
+    predict, info = train_smp(train_items, seed=seed, log=lambda *a: None, **lim)
+    return [predict(img) for _, img, _ in items_of(protocol, te)], info
+
+def cellpose_python():
+    py = CP_VENV/'bin/python'
+    if not py.exists():
+        print(f"creating the Cellpose 3 environment in {CP_VENV} (once)", flush=True)
+        subprocess.run([sys.executable, '-m', 'venv', str(CP_VENV)], check=True)
+        import torch
+        subprocess.run([str(py), '-m', 'pip', 'install', '-q', f"torch=={torch.__version__.split('+')[0]}", 'cellpose==3.1.1.3'], check=True)
+    return py
+
+def run_cellpose(protocol, fold, budget, seed, work, overrides):
+    tr, va, te = folds(protocol)[fold]
+    work.mkdir(parents=True, exist_ok=True)
+    arrs = {}
+    for i, (_, img, lab) in enumerate(items_of(protocol, tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
+    for i, (_, img, _) in enumerate(items_of(protocol, te)): arrs[f'test_{i}'] = img
+    np.savez(work/'in.npz', **arrs)
+    lim = ['--epochs', str(DEV_STEPS['cellpose']['lc5' if protocol.startswith('lc5') else 'usiigaci'])] if budget == 'dev' else ['--minutes', '15']
+    subprocess.run([str(cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'), *lim,
+                    '--seed', str(seed)], check=True)
+    d = np.load(work/'out.npz')
+    return [(d[f'labels_{i}'], d[f'scores_{i}']) for i in range(len(te))], json.loads(str(d['info']))
+
+def run_classical(protocol, fold, budget, seed, work, overrides):
+    from cellseg_nb.evaluate import classical_baseline
+    preds = []
+    for _, img, _ in items_of(protocol, folds(protocol)[fold][2]):
+        out = classical_baseline(img); lab, cells = out if isinstance(out, tuple) else (out, None)
+        sc = cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(1).to_numpy() if cells is not None else None
+        preds.append((np.asarray(lab), sc))
+    return preds, dict(steps=0, train_s=0.0, s_per_step=None)
+
+RUNNERS = dict(ours=run_ours, smp=run_smp, cellpose=run_cellpose, classical=run_classical)
+
+# --- scoring ----------------------------------------------------------------------------------------------------------
+def gt_coco(items) -> dict:
+    "COCO ground truth (RLE) of [(name, image, labels)], image ids 0.."
+    from cellseg_nb.metrics import labels_to_results
+    from pycocotools import mask as mask_util
+    images, anns = [], []
+    for i, (n, img, lab) in enumerate(items):
+        images.append(dict(id=i, file_name=n, height=lab.shape[0], width=lab.shape[1]))
+        for r in labels_to_results(lab, None, i):
+            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=1, segmentation=r['segmentation'], iscrowd=0,
+                             area=float(mask_util.area(r['segmentation'])), bbox=list(mask_util.toBbox(r['segmentation']))))
+    return dict(images=images, annotations=anns, categories=[{'id': 1, 'name': 'cell'}])
+
+def score(items, preds) -> dict:
+    "F1@0.5, mSA (pooled) and COCO mask AP of predictions [(labels, scores)] on [(name, image, labels)]"
+    from cellseg_nb.metrics import match_instances, object_scores, labels_to_results, coco_ap
+    ms = [match_instances(lab, p) for (_, _, lab), (p, _) in zip(items, preds)]
+    pooled = object_scores([None] * len(ms), ms)['summary']['pooled']
+    res = []
+    for i, (p, sc) in enumerate(preds):
+        s = None if sc is None else np.r_[0.0, np.asarray(sc, float)]
+        res += labels_to_results(p, s, i)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ap = coco_ap(gt_coco(items), res, group_of=lambda fn: None)['AP']
+    return dict(f1=pooled['f1@0.5'], msa=pooled['msa'], ap=ap, precision=pooled['precision@0.5'], recall=pooled['recall@0.5'],
+                dice=pooled['dice'], n_true=int(sum(m['n_true'] for m in ms)), n_pred=int(sum(m['n_pred'] for m in ms)))
+
+# --- driver -----------------------------------------------------------------------------------------------------------
+def key(r): return (r['protocol'], r['fold'], r['method'], r['budget'], r['seed'])
+
+def done_runs() -> dict:
+    if not RUNS.exists(): return {}
+    rs = [json.loads(l) for l in RUNS.read_text().splitlines() if l.strip()]
+    return {key(r): r for r in rs}
+
+def run_one(protocol, fold, method, budget, seed, overrides, name):
+    "Train + predict + score one (protocol, fold, method, budget, seed) in this process; append it to runs.jsonl"
+    mname = method if not name else f'{method}[{name}]'
+    work = OUT/'work'/f'{protocol}_{fold}_{mname}_{budget}_{seed}'
+    if work.exists():
+        import shutil; shutil.rmtree(work)
+    t0 = time.perf_counter()
+    preds, info = RUNNERS[method](protocol, fold, budget, seed, work, overrides)
+    items = items_of(protocol, folds(protocol)[fold][2])
+    (OUT/'preds').mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(OUT/'preds'/f'{protocol}_{fold}_{mname}_{budget}_{seed}.npz',
+                        **{f'labels_{i}': p for i, (p, _) in enumerate(preds)},
+                        **{f'scores_{i}': (s if s is not None else np.ones(int(p.max()))) for i, (p, s) in enumerate(preds)})
+    r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
+             **score(items, preds), **{k: v for k, v in info.items() if k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit')},
+             wall_s=time.perf_counter() - t0, test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
+    with open(RUNS, 'a') as f: f.write(json.dumps(r) + '\n')
+    print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
+          f"({r['steps']} steps, {r['wall_s']:.0f}s)", flush=True)
+    return r
+
+def plan(args):
+    jobs = []
+    fl = [f.split(':', 1) for f in args.folds] if args.folds else [(p, f) for p in args.protocols for f in folds(p)]
+    for seed in args.seeds:
+        for p, f in fl:
+            for m in args.methods:
+                if m == 'classical' and (seed != args.seeds[0] or args.name): continue
+                jobs.append((p, f, m, args.budget, seed))
+    return jobs
+
+# --- report -----------------------------------------------------------------------------------------------------------
+def report():
+    "Per fold and pooled (over a protocol's test images) mean +- sd over seeds; written to bench/results/realdata.json"
+    from collections import defaultdict
+    runs = list(done_runs().values())
+    by = defaultdict(list)
+    for r in runs: by[(r['protocol'], r['budget'], r['method'], r['seed'])].append(r)
+    pooled = defaultdict(list)  # (protocol, budget, method) -> [pooled scores per seed]
+    for (p, b, m, s), rs in sorted(by.items()):
+        fl = folds(p)
+        if {r['fold'] for r in rs} != set(fl): continue  # a protocol is pooled only when every fold ran
+        items, preds = [], []
+        for r in sorted(rs, key=lambda r: r['fold']):
+            d = np.load(OUT/'preds'/f"{p}_{r['fold']}_{m}_{b}_{s}.npz")
+            its = items_of(p, fl[r['fold']][2]); items += its
+            preds += [(d[f'labels_{i}'], d[f'scores_{i}']) for i in range(len(its))]
+        pooled[(p, b, m)].append(dict(seed=s, **score(items, preds), s_per_step=float(np.mean([r['s_per_step'] or 0 for r in rs])),
+                                      steps=float(np.mean([r['steps'] for r in rs]))))
+    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
+    per_fold = defaultdict(list)
+    for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
+    out = dict(pooled=[dict(protocol=p, budget=b, method=m, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap', 'steps', 's_per_step')},
+                            seeds=[x['seed'] for x in v]) for (p, b, m), v in sorted(pooled.items())],
+               per_fold=[dict(protocol=p, budget=b, method=m, fold=f, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap')},
+                              steps=float(np.mean([x['steps'] for x in v])), seeds=[x['seed'] for x in v])
+                         for (p, b, m, f), v in sorted(per_fold.items())],
+               protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1))
+    for r in out['pooled']:
+        print(f"{r['protocol']:>9} {r['budget']:>5} {r['method']:>24}: F1 {r['f1']['mean']:.3f}±{r['f1']['sd']:.3f} "
+              f"mSA {r['msa']['mean']:.3f}±{r['msa']['sd']:.3f} AP {r['ap']['mean']:.3f}±{r['ap']['sd']:.3f} "
+              f"(n={r['f1']['n']}, {r['steps']['mean']:.0f} steps, {r['s_per_step']['mean']:.2f} s/step)")
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo', 'usiigaci'])
+    ap.add_argument('--folds', nargs='+', help='PROTOCOL:FOLD pairs instead of whole protocols')
+    ap.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    ap.add_argument('--budget', default='dev', choices=BUDGETS)
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0])
+    ap.add_argument('--ablation', default='{}', help='JSON of TrainConfig fields for `ours` (an ablation row; give --name)')
+    ap.add_argument('--name', default='', help='name of the ablation row, e.g. crop512')
+    ap.add_argument('--threads', type=int, help='torch threads per run (default: torch chooses)')
+    ap.add_argument('--one', nargs=5, metavar=('PROTOCOL', 'FOLD', 'METHOD', 'BUDGET', 'SEED'), help=argparse.SUPPRESS)
+    ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/realdata.json')
+    a = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    overrides = json.loads(a.ablation)
+    if a.report: report(); return
+    if a.one:
+        p, f, m, b, s = a.one
+        run_one(p, f, m, b, int(s), overrides, a.name); return
+    done = done_runs()
+    for p, f, m, b, s in plan(a):
+        mname = m if not a.name else f'{m}[{a.name}]'
+        if (p, f, mname, b, s) in done: continue
+        cmd = [sys.executable, __file__, '--one', p, f, m, b, str(s), '--ablation', a.ablation, '--name', a.name]
+        env = {**os.environ, **({'OMP_NUM_THREADS': str(a.threads), 'MKL_NUM_THREADS': str(a.threads)} if a.threads else {})}
+        rc = subprocess.run(cmd, cwd=ROOT/'bench', env=env).returncode
+        if rc: print(f"FAILED ({rc}): {' '.join(cmd)}", flush=True)
+
+if __name__ == '__main__': main()
