@@ -6,7 +6,9 @@ Protocols (folds):
 - `lc5-lolo`: LIVECell-5, leave one cell line out (train on two lines, score the third), 3 folds;
 - `usiigaci`: Usiigaci, train on sets 1-35 (validation 36-40), score sets 41-45, 1 fold.
 Budgets: `dev`, a fixed number of steps per method (about 3 CPU-minutes each on a 2-core machine), and `15min`,
-15 wall-minutes of training each. One run at a time (runs sharing the cores measure nothing); every finished run is
+15 wall-minutes of training each, alone on the machine. (Rows labelled `15min-2lanes` in the results ran two
+15-minute runs of the same method side by side with one thread each: equal for every method, but about half
+the steps of a run alone.) One run at a time (runs sharing the cores measure nothing); every finished run is
 appended to `bench/out/realdata/runs.jsonl` with its predictions in `preds/`, so an interrupted benchmark resumes
 where it stopped. `--report` pools the runs (mean +- sd over seeds; per fold and pooled over a protocol's test images)
 into `bench/results/realdata.json`, which `nbs/12_train.ipynb` plots.

@@ -100,7 +100,7 @@ def masked_regression_loss(logits:torch.Tensor, # (B, 1, H, W) logits; `sigmoid`
     return (err * w).sum() / w.sum().clamp_min(1.0)
 
 # %% ../nbs/08_losses.ipynb #76183e7a
-DEFAULT_WEIGHTS = {'fg': 1.0, 'boundary': 1.0, 'dist': 1.0, 'type': 1.0, 'cls': 0.2}
+DEFAULT_WEIGHTS = {'fg': 1.0, 'boundary': 2.0, 'dist': 2.0, 'type': 0.2, 'cls': 0.05}
 
 class MultiTaskLoss(nn.Module):
     "Weighted sum of per-head losses, paired with the batch's targets by name; returns `(loss, terms)`"

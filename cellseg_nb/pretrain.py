@@ -235,7 +235,7 @@ class PretrainConfig:
         if not self.images: raise ValueError("no images given: pass the folders of unlabelled images (--images DIR ...)")
         return self
 
-PRETRAIN_DEFAULTS = dict(crop_size=256, batch_size=32, augment='strong', lr=1e-3, weight_decay=1e-4, val_fraction=0.0)  # TrainConfig values that differ for pretraining
+PRETRAIN_DEFAULTS = dict(crop_size=256, batch_size=32, augment='strong', lr=1e-3, schedule='cosine', weight_decay=1e-4, val_fraction=0.0)  # TrainConfig values that differ for pretraining
 
 # %% ../nbs/14_pretrain.ipynb #a23f1f30
 def pretrain_configs(images=None, # folders / files of unlabelled images

@@ -306,6 +306,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)
     loss: dict = field(default_factory=dict)  # `MultiTaskLoss` arguments, e.g. {'weights': {...}}; empty: its defaults
     init: str|None = None  # pretraining run (or `save_model` folder) to initialise the encoder from
+    pretrained_encoder: str|None = None  # 'imagenet': timm's weights (HF hub, network once); or a local timm weights file; None: random init
     cell_diameter: float|None = 30.0  # images are resized so the median training cell is this many px across (as Cellpose); None: as they are
     # optimisation
     epochs: int|None = None  # stop after this many epochs ...
@@ -315,9 +316,9 @@ class TrainConfig:
     batch_size: int|None = None  # per-process batch; None: sized to the device
     num_workers: int = 2
     augment: str = 'default'  # a `get_transforms` preset
-    lr: float = 1e-3
+    lr: float = 3e-3  # peak learning rate (AdamW)
     weight_decay: float = 1e-4
-    schedule: str = 'cosine'  # one of `SCHEDULES`
+    schedule: str = 'onecycle'  # one of `SCHEDULES`
     warmup: float = 0.05
     grad_accum: int = 1  # micro-batches per optimiser step
     clip_grad: float|None = 1.0  # max gradient norm (None: no clipping)
@@ -349,6 +350,15 @@ class TrainConfig:
             if getattr(self, k) is not None and getattr(self, k) < 1: raise ValueError(f"{k}={getattr(self, k)}; expected an integer >= 1")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
         return self
+    def size_warning(self, device_type:str|None=None) -> str|None:
+        "A warning when GPU-sized settings would run on a CPU (seconds per step), else None"
+        gpu = DEVICE_DEFAULTS['gpu']
+        if (device_type or _device_type()) != 'cpu' or not (self.model == gpu['model'] or (self.crop_size or 0) >= gpu['crop_size']
+                                                            or (self.batch_size or 0) >= gpu['batch_size']): return None
+        c = DEVICE_DEFAULTS['cpu']
+        return (f"GPU-sized settings on a CPU (model {self.model}, crop {self.crop_size}, batch {self.batch_size}): a step takes several "
+                f"seconds; leave --config/--crop/--batch-size unset for the CPU defaults ({c['model']}, {c['crop_size']}, {c['batch_size']}) "
+                "and bound the run with --max-minutes")
     def for_device(self, device_type:str|None=None):
         "A copy with the 'auto'/None sizes (model, crop, batch) filled in for `device_type` (default: this machine's)"
         d = DEVICE_DEFAULTS['cpu' if (device_type or _device_type()) == 'cpu' else 'gpu']
@@ -793,11 +803,13 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     from cellseg_nb.augment import get_transforms, transforms_to_dict
     cfg = dataclasses.replace(cfg, **kwargs) if cfg is not None else TrainConfig(**kwargs)
     cfg = cfg.validate().for_device(); run = Path(cfg.out)
+    if (w := cfg.size_warning()) and _rank() == 0: warnings.warn(w)
     tr_src, val_src = build_sources(cfg)
     set_seed(cfg.seed)
     names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
     scale = cfg.model_overrides.get('scale') or cell_scale(tr_src, cfg.cell_diameter)
-    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **cfg.model_overrides, 'scale': scale})
+    pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale})
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     norm = model.config.get('normalisation') or {}
     crop = max(32, round(cfg.crop_size / scale))  # crops at the image's scale that the model sees as `crop_size`
@@ -832,7 +844,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
 _CLI_FIELDS = dict(images='images', annotations='annotations', val_annotations='val_annotations', val_images='val_images',
                    data_folder='data_folder', val_data_folder='val_data_folder', masks='masks_dir', skip_missing='skip_missing', class_names='class_names', livecell='livecell', split='split',
                    val_fraction='val_fraction', config='model', epochs='epochs', max_minutes='max_minutes', max_steps='max_steps',
-                   crop='crop_size', batch_size='batch_size', augment='augment', mixed_precision='mixed_precision', init='init',
+                   crop='crop_size', batch_size='batch_size', augment='augment', mixed_precision='mixed_precision', init='init', pretrained_encoder='pretrained_encoder',
                    lr='lr', workers='num_workers', grad_accum='grad_accum', ema='ema', patience='patience', val_metric='val_metric',
                    checkpoint_every='checkpoint_every', seed='seed', tensorboard='tensorboard', schedule='schedule',
                    max_val_images='max_val_images', samples_per_epoch='samples_per_epoch')
@@ -858,6 +870,7 @@ def _train_parser():
     a('--augment', help="augmentation preset: none, light, default, strong")
     a('--mixed-precision', help="auto (default), no/fp32, bf16, fp16 (GPU)")
     a('--init', help='pretraining run or model folder to initialise the encoder (and decoder) from')
+    a('--pretrained-encoder', help="'imagenet' (timm's weights, fetched once from the Hugging Face hub) or a local timm weights file")
     a('--resume', action='store_true', default=None, help='continue the run in --out from its newest checkpoint')
     a('--lr', type=float); a('--workers', type=int, help='DataLoader workers (default 2)'); a('--grad-accum', type=int)
     a('--ema', type=float, help='EMA decay of the weights, e.g. 0.999'); a('--patience', type=int, help='early stopping: validations without improvement')
@@ -871,7 +884,9 @@ def config_from_args(ns) -> TrainConfig:
     "A `TrainConfig` from parsed `cellseg train` arguments (with `--resume`, the run's saved config plus the given options)"
     given = {f: getattr(ns, a) for a, f in _CLI_FIELDS.items() if getattr(ns, a, None) is not None}
     if ns.resume and (Path(ns.out)/'config.json').exists(): return TrainConfig.load(ns.out, **given, out=ns.out, resume=True)
-    if not any(k in given for k in ('epochs', 'max_minutes', 'max_steps')): given['epochs'] = 30
+    if not any(k in given for k in ('epochs', 'max_minutes', 'max_steps')):
+        given['epochs'] = 30
+        print("cellseg train: no budget given, so 30 epochs (the bar shows the time left); bound it with --max-minutes M", file=sys.stderr)
     return TrainConfig(out=ns.out, resume=bool(ns.resume), **given)
 
 def train_cli(argv:list|None=None) -> int:

@@ -25,7 +25,7 @@ PAD_MODES = ('reflect', 'replicate', 'constant')  # how inputs are padded up to 
 # %% ../../nbs/07_models.unet.ipynb #5e089f51
 def create_encoder(name:str, # a timm model name, e.g. `tf_efficientnetv2_s`
                    in_channels:int=1, # image channels (1 for phase contrast)
-                   pretrained:bool=False, # load timm's ImageNet weights (needs the HF hub or its cache)
+                   pretrained:bool|str=False, # True: timm's ImageNet weights (HF hub or its cache); a path: a local weights file of the timm model
                   ) -> nn.Module:
     "A timm `features_only` encoder, with clear errors for unknown names, no feature support or unreachable weights"
     import timm
@@ -33,7 +33,11 @@ def create_encoder(name:str, # a timm model name, e.g. `tf_efficientnetv2_s`
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
         raise ValueError(f"unknown timm encoder {name!r}; close names: {close} "
                          "(list them with timm.list_models('*efficientnetv2*'))")
-    try: enc = timm.create_model(name, features_only=True, pretrained=pretrained, in_chans=in_channels)
+    local = isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool)
+    if local and not Path(pretrained).is_file():
+        raise FileNotFoundError(f"{pretrained}: encoder weights file not found -- pass a .safetensors/.pth/.bin file of timm's {name!r}, or True to fetch timm's")
+    kw = dict(pretrained_cfg_overlay=dict(file=str(pretrained))) if local else {}
+    try: enc = timm.create_model(name, features_only=True, pretrained=bool(pretrained), in_chans=in_channels, **kw)
     except Exception as e:
         if 'feature' in str(e).lower():
             raise ValueError(f"encoder {name!r} does not support features_only=True ({e}); expected a timm "

@@ -1,0 +1,47 @@
+"""bench/realdata.py end to end at a few steps (REALDATA_SMOKE): folds, our recipe through `train`, the smp peer,
+the classical baseline, scoring and the report. Skips where ../shared/data is absent. Cellpose needs its own
+environment (created by the bench on first use), so it is not run here."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'bench'))
+from cellseg_nb.core import shared_data
+
+pytestmark = pytest.mark.skipif(shared_data('livecell-sample') is None, reason='needs ../shared/data')
+
+def test_folds_cover_every_image_once():
+    import realdata as rd
+    names = {n for n, *_ in rd.lc5_items()}
+    for p in ('lc5-loio', 'lc5-lolo'):
+        tested = [n for tr, va, te in rd.folds(p).values() for n in te]
+        assert sorted(tested) == sorted(names), p        # every image is scored exactly once per protocol
+        for tr, va, te in rd.folds(p).values(): assert not set(tr) & set(te)
+    tr, va, te = rd.folds('usiigaci')['41-45']
+    assert (len(tr), len(va), len(te)) == (35, 5, 5) and not (set(tr) | set(va)) & set(te)
+
+def test_score_perfect_and_empty():
+    import numpy as np, realdata as rd
+    items = rd.lc5_items()[2:3]                          # Huh7, 73 cells
+    lab = items[0][2]
+    perfect = rd.score(items, [(lab, np.ones(int(lab.max())))])
+    assert perfect['f1'] == 1 and perfect['msa'] == 1 and perfect['ap'] > 0.95
+    empty = rd.score(items, [(np.zeros_like(lab), np.zeros(0))])
+    assert empty['f1'] == 0 and empty['ap'] <= 0
+
+def test_smoke_run_and_report(tmp_path):
+    env = {**os.environ, 'REALDATA_SMOKE': '1'}
+    out = ROOT/'bench/out/realdata-smoke'
+    if out.exists():
+        import shutil; shutil.rmtree(out)
+    cmd = [sys.executable, str(ROOT/'bench/realdata.py'), '--folds', 'lc5-loio:Huh7_A10', '--methods', 'classical', 'smp', 'ours', '--threads', '1']
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()]
+    assert {x['method'] for x in runs} == {'classical', 'smp', 'ours'}
+    assert all(0 <= x['f1'] <= 1 and x['n_true'] == 73 for x in runs)
+    r = subprocess.run([sys.executable, str(ROOT/'bench/realdata.py'), '--report'], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((out/'realdata.json').read_text())
+    assert {x['method'] for x in rep['per_fold']} == {'classical', 'smp', 'ours'}
