@@ -91,7 +91,7 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     f32 = lambda a: a.astype(np.float32)[None]
     return dict(fg=f32(fg), boundary=f32(bnd), dist=dist[None], type=typ)
 
-# %% ../../nbs/04_data.targets.ipynb #0be9fc77
+# %% ../../nbs/04_data.targets.ipynb #d9f3d0d4
 def median_diameter(labels_list, # instance label images (H, W), 0 = background
                    ) -> float:
     "Median cell diameter (px): the diameter of the disk with each cell's area, over all cells of `labels_list`"
