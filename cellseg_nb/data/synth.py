@@ -14,8 +14,8 @@ from ..core import atomic_write, cell_line_from_name, read_image
 
 # %% auto #0
 __all__ = ['SYNTH_TYPES', 'MIXED', 'SPLITS', 'IMAGE_DIRS', 'cell_shapes', 'place_cells', 'draw_cells', 'clean_labels',
-           'debris_specks', 'render_phase', 'synth_image', 'labels_to_polygons', 'show_synth', 'synth_name',
-           'parse_splits', 'split_counts', 'make_synthetic_livecell', 'synth_cli']
+           'debris_specks', 'render_phase', 'colony_mask', 'synth_image', 'labels_to_polygons', 'show_synth',
+           'synth_name', 'parse_splits', 'split_counts', 'make_synthetic_livecell', 'synth_cli']
 
 # %% ../../nbs/03_data.synth.ipynb #13454e30
 SYNTH_TYPES = ('round', 'spindle', 'spread')  # cell morphologies = the synthetic cell types, in class order
@@ -134,9 +134,9 @@ def clean_labels(labels:np.ndarray, # (H, W) instance labels, possibly fragmente
 
 # %% ../../nbs/03_data.synth.ipynb #dbf0c646
 _LOOK = {  # per type: body depth range, body profile exponent (1-f**p), nucleus strength
-    'round':   ((0.02, 0.05), 4.0, 0.06),
-    'spindle': ((0.02, 0.04), 2.0, 0.05),
-    'spread':  ((0.01, 0.03), 1.0, 0.06),
+    'round':   ((0.0, 0.025), 4.0, 0.025),
+    'spindle': ((0.0, 0.02), 2.0, 0.02),
+    'spread':  ((-0.005, 0.015), 1.0, 0.025),
 }
 
 def debris_specks(rng:np.random.Generator, # random generator
@@ -170,23 +170,25 @@ def render_phase(rng:np.random.Generator, # random generator
         depth[m], nuc[m] = rng.uniform(lo, hi, m.sum()), a*rng.uniform(0.5, 1.5, m.sum())
         prof[k + 1] = 1 - np.linspace(0, 1, 256)**p
     tl = np.r_[0, np.asarray(cell_types) + 1].astype(np.int32)[labels]
-    img = 0.5 - depth[labels]*prof.ravel()[tl*256 + (np.clip(f, 0, 1)*255).astype(np.int32)]   # dark body
+    img = 0.5 - depth[labels]*prof.ravel()[tl*256 + (np.clip(f, 0, 1)*255).astype(np.int32)]   # body, barely dark
     cnt = np.bincount(labels.ravel(), minlength=n + 1)[1:].clip(1)             # nucleus at the centroid
     yy, xx = np.indices((H, W))
     cy = (np.bincount(labels.ravel(), yy.ravel(), n + 1)[1:]/cnt + rng.normal(0, 1.5, n)).round().clip(0, H - 1)
     cx = (np.bincount(labels.ravel(), xx.ravel(), n + 1)[1:]/cnt + rng.normal(0, 1.5, n)).round().clip(0, W - 1)
     imp = np.zeros((H, W), np.float32); np.add.at(imp, (cy.astype(int), cx.astype(int)), nuc[1:]*2*np.pi*6.25)
     img -= ndi.gaussian_filter(imp, 2.5, truncate=3)*fgf
-    rim, halo = ndi.gaussian_filter(fgf, 1.0, truncate=3), ndi.gaussian_filter(fgf, 3.0, truncate=3)
-    nd = rng.poisson(debris*H*W/1e4*0.5)                                    # ~half the candidates land in background
+    tex_a, edge_a, hw = rng.uniform(0.07, 0.2), rng.uniform(0.03, 0.1), rng.uniform(0.7, 1.6)   # this image's look
+    rim, halo = ndi.gaussian_filter(fgf, hw, truncate=3), ndi.gaussian_filter(fgf, 3.0, truncate=3)
+    nd = rng.poisson(debris*rng.uniform(0.2, 2.0)*H*W/1e4*0.5)              # ~half the candidates land in background
     specks = debris_specks(rng, halo < 1e-3, nd)
-    tex = rng.standard_normal((H, W), dtype=np.float32)*fgf + specks*np.float32(2.5)
-    img += 0.06*ndi.gaussian_filter(tex, 0.75, truncate=3)                  # texture in cells, debris outside
-    img += (rng.uniform(0.2, 0.4)*rim + 0.05*halo)*(1 - fgf) - 0.08*(1 - rim)*fgf   # bright halo, dark inner rim
+    gran = (rng.random((H, W), dtype=np.float32) < 0.04)*rng.uniform(-4, 1.5, (H, W)).astype(np.float32)  # dark granules
+    tex = tex_a*(0.5*rng.standard_normal((H, W), dtype=np.float32) + gran)*fgf + specks*np.float32(0.15)
+    img += ndi.gaussian_filter(tex, 0.75, truncate=3)                        # texture in cells, debris outside
+    img += edge_a*4*rim*(1 - rim) + 0.02*halo*(1 - fgf)                      # thin bright line on the edge, faint halo
     seam = np.zeros((H, W), bool)                                            # bright seam between touching cells
     d = (labels[:, 1:] != labels[:, :-1]) & fg[:, 1:] & fg[:, :-1]; seam[:, 1:] |= d; seam[:, :-1] |= d
     d = (labels[1:] != labels[:-1]) & fg[1:] & fg[:-1]; seam[1:] |= d; seam[:-1] |= d
-    img += 0.08*seam
+    img += rng.uniform(0.08, 0.15)*ndi.gaussian_filter(seam.astype(np.float32), 0.5, truncate=3)
     Y, X = np.linspace(-1, 1, H, dtype=np.float32)[:, None], np.linspace(-1, 1, W, dtype=np.float32)[None]
     gy, gx, vig = rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04), rng.uniform(0, 0.06)
     img *= 1 + gy*Y + gx*X - vig*(Y*Y + X*X)                                  # uneven illumination
@@ -199,6 +201,17 @@ def render_phase(rng:np.random.Generator, # random generator
 # %% ../../nbs/03_data.synth.ipynb #30b50926
 def _rng(rng_or_seed): return rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
 
+def colony_mask(rng:np.random.Generator, # random generator
+                shape:tuple, # (H, W)
+                frac:float, # fraction of the image the colonies cover
+                size:float=60., # typical colony size (px)
+               ) -> np.ndarray:
+    "Bool (H, W): the top `frac` of a smooth random field, i.e. blob-shaped colonies covering `frac` of the image"
+    H, W = shape; g = max(int(size), 4)
+    z = ndi.zoom(rng.standard_normal((H//g + 3, W//g + 3)), g, order=3)[g:g + H, g:g + W]
+    return z > np.quantile(z, 1 - frac)
+
+# %% ../../nbs/03_data.synth.ipynb #858331b9
 def synth_image(rng_or_seed, # `np.random.Generator` or an int seed
                 cell_type:str='round', # one of `types`, or 'mixed'
                 shape:tuple=(520, 704), # (H, W); LIVECell's is (520, 704)
@@ -206,6 +219,8 @@ def synth_image(rng_or_seed, # `np.random.Generator` or an int seed
                 types=SYNTH_TYPES, # cell types (all must be in `SYNTH_TYPES`); a mixed image draws from these
                 debris:float=1.0, # debris specks per 10,000 px² of background
                 return_debris:bool=False, # also return the debris mask (bool (H, W)), for tests
+                scale=(0.8, 1.5), # cell-size factor of the image: a number, or a (lo, hi) range drawn log-uniformly
+                colonies:float=0.5, # probability that the cells grow in colonies rather than evenly spread
                ) -> tuple:
     "A synthetic phase-contrast image uint8 (H, W), its instance labels int32 (H, W) and the type name of each label 1..n"
     types = tuple(types)
@@ -213,14 +228,22 @@ def synth_image(rng_or_seed, # `np.random.Generator` or an int seed
     _check_type(cell_type, types + (MIXED,))
     if not 0 < density < 1: raise ValueError(f"density must be in (0, 1) (0.1 sparse, 0.8 confluent), got {density}")
     rng, d = _rng(rng_or_seed), float(np.clip(density, 0.01, 0.95))
+    lo, hi = (scale, scale) if np.isscalar(scale) else scale
+    s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    dc = rng.uniform(max(d, 0.6), 0.9) if rng.random() < colonies and d < 0.6 else d   # coverage inside colonies
     kinds = list(range(len(types))) if cell_type == MIXED else [types.index(cell_type)]
-    n = max(int(round(d*shape[0]*shape[1]/np.mean([_AREA[types[k]] for k in kinds]))), 1)
+    n = max(int(round(dc*shape[0]*shape[1]/(s*s*np.mean([_AREA[types[k]] for k in kinds])))), 1)
     ct = rng.choice(kinds, n) if len(kinds) > 1 else np.full(n, kinds[0])
     R, phi, bend = np.zeros((n, _NANG), np.float32), np.zeros(n), np.zeros(n)
     for k in kinds:
         m = ct == k; R[m], phi[m], bend[m] = cell_shapes(rng, types[k], m.sum())
-    R *= np.float32(np.sqrt(-np.log1p(-d)/d))                                 # inflate to reach the coverage
-    lab, f = draw_cells(shape, place_cells(rng, shape, R.mean(1)), R, phi, bend)
+    R *= np.float32(s*np.sqrt(-np.log1p(-dc)/dc))                            # inflate to reach the coverage
+    c = place_cells(rng, shape, R.mean(1))
+    if dc > d:                                                                # keep the cells inside the colonies
+        cm = colony_mask(rng, shape, d/dc, 60*s)
+        keep = cm[c[:, 0].astype(int).clip(0, shape[0] - 1), c[:, 1].astype(int).clip(0, shape[1] - 1)]
+        keep[0] |= not keep.any(); c, R, phi, bend, ct = c[keep], R[keep], phi[keep], bend[keep], ct[keep]
+    lab, f = draw_cells(shape, c, R, phi, bend)
     lab, old = clean_labels(lab)
     f[lab == 0] = 1; f[(lab > 0) & (f >= 1)] = 0.9                            # filled holes: cell edge
     ct = ct[old - 1]
@@ -377,7 +400,7 @@ def make_synthetic_livecell(out, # output folder (created)
     fr = parse_splits(splits)
     params = dict(n_images=n_images, seed=seed, size=list(size), types=list(types), mixed_fraction=mixed_fraction,
                   density=[lo, hi], splits=fr, annotations_as_dict=annotations_as_dict,
-                  annotations_dir=annotations_dir, debris=debris, version=1)
+                  annotations_dir=annotations_dir, debris=debris, version=2)
     man = out/'synth_manifest.json'
     if man.exists() and not overwrite:
         info = json.loads(man.read_text())
