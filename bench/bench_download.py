@@ -8,7 +8,8 @@ Results are printed and written to bench/out/bench_download.json."""
 import argparse, json, os, random, statistics, tempfile, time, urllib.request, zipfile
 from pathlib import Path
 import requests
-from cellseg_nb.data.download import LocalServer, download_file, verify_file
+from cellseg_nb.data.download import download_file, verify_file
+from cellseg_nb.test_utils import LocalServer
 
 def make_zip(path, mb):
     rng = random.Random(0)

@@ -10,6 +10,12 @@ import os, sys, json, time, argparse, contextlib
 from pathlib import Path
 import numpy as np
 from .core import in_test, atomic_write, set_seed
+from .data.synth import make_synthetic_livecell
+from .data.datasets import CocoSource
+from .metrics import object_scores
+from .evaluate import evaluate, plot_overlay, _predictor
+from .learner import read_log, plot_history, _in_notebook
+from .train import TrainConfig, train
 
 # %% auto #0
 __all__ = ['DEMO_PRESETS', 'DEMO_TARGET_F1', 'demo_preset', 'cpu_cores', 'torch_threads', 'plot_overlays', 'metrics_table',
@@ -54,8 +60,6 @@ def plot_overlays(images:list, gts:list, preds:list, names:list, # held-out imag
                   ncols:int=3):
     "A grid of overlays: true outlines green, predicted magenta, titled with each image's F1@0.5"
     import matplotlib.pyplot as plt
-    from cellseg_nb.evaluate import plot_overlay
-    from cellseg_nb.metrics import object_scores
     n = len(images); nr = -(-n // ncols)
     fig, axs = plt.subplots(nr, min(n, ncols), figsize=(3.2*min(n, ncols), 3.2*nr), squeeze=False)
     for ax in axs.flat: ax.axis('off')
@@ -83,7 +87,6 @@ def format_metrics(m:dict) -> str:
 # %% ../nbs/15_demo.ipynb #93fed241
 def _train_config(p:dict, d:dict, run:Path, seed:int, steps:int, cap:float, progress:bool, resume:bool):
     "The `TrainConfig` of the demo's training run for preset `p` on synthetic data `d`"
-    from cellseg_nb.train import TrainConfig
     return TrainConfig(out=str(run), images=str(d['images']['train']), annotations=str(d['annotations']['train']),
                        val_annotations=str(d['annotations']['val']), model=p['model'], max_steps=steps, max_minutes=cap,
                        crop_size=p['crop'], batch_size=p['batch_size'], lr=p['lr'], schedule='onecycle',
@@ -103,10 +106,6 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
             ) -> dict:
     "Generate synthetic data, train, evaluate on held-out images and write figures; returns paths and metrics"
     import matplotlib.pyplot as plt
-    from cellseg_nb.data.synth import make_synthetic_livecell
-    from cellseg_nb.train import train, read_log, plot_history, _in_notebook
-    from cellseg_nb.evaluate import evaluate, _predictor
-    from cellseg_nb.data.datasets import CocoSource
     p = demo_preset(preset); minutes = float(minutes or p['minutes']); n = int(n_images or p['n_images'])
     steps = int(steps or p['steps'])
     if minutes <= 0: raise ValueError(f"minutes={minutes}; expected a positive time cap")

@@ -17,6 +17,9 @@ from .core import (read_image, normalize_image, cell_line_from_name, CELL_LINES,
 from .postprocess import PostprocessParams, infer_probs, instances_from_probs, remove_small, fill_small_holes
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
                                 as_coco_dict, IOU_THRESHOLDS)
+from tqdm.auto import tqdm
+from .data.coco import load_coco, CocoLabels, LabelCacheError, resolve_overlaps
+from .data.datasets import livecell_paths
 
 # %% auto #0
 __all__ = ['load_annotations', 'find_images', 'ground_truth', 'gt_labels', 'classical_baseline', 'plot_scores_vs_iou',
@@ -28,7 +31,6 @@ def load_annotations(source, # COCO json path, or a loaded COCO dict
                     ) -> dict:
     "A COCO dict (annotations as a list) from a path or dict, with a clear error for a missing or invalid file"
     if isinstance(source, Mapping): return as_coco_dict(source)
-    from cellseg_nb.data.coco import load_coco # validates, names the file and the fix
     return as_coco_dict(load_coco(source))
 
 import contextlib
@@ -58,7 +60,6 @@ def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
                 ):
     "Functions image id -> true label image and image id -> image file, and the ids that have both"
     if isinstance(source, (str, Path)):
-        from cellseg_nb.data.coco import CocoLabels, LabelCacheError
         cl = CocoLabels(source, images_root=images_root, progress=progress)
         idx = {r['image_id']: i for i, r in enumerate(cl.records)} # duplicated file names keep their first id
         def gt_of(iid):
@@ -73,7 +74,6 @@ def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
 def gt_labels(coco:dict, image_id:int) -> np.ndarray:
     "Rasterise the annotations of one image into an int32 label image: ids in annotation order, smaller cell on top (as `CocoLabels`)"
     from pycocotools import mask as mu
-    from cellseg_nb.data.coco import resolve_overlaps
     im = next(i for i in coco['images'] if i['id'] == image_id); h, w = im['height'], im['width']
     flats = []
     for a in (a for a in coco['annotations'] if a['image_id'] == image_id):
@@ -212,7 +212,6 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
              progress:bool=True,
             ) -> dict:
     "Score a model or predictions on a COCO-annotated set: object scores, COCO AP, cell types, per cell line; returns the report"
-    from tqdm.auto import tqdm
     coco = load_annotations(source)
     gt_of, path_of, have = ground_truth(coco, source, images_root, progress)
     images = [im for im in coco['images'] if im['id'] in have]
@@ -324,7 +323,6 @@ def evaluate_cli(argv:list|None=None) -> int:
     if bool(a.annotations) == bool(a.livecell): ap.error('give the true cells: --annotations FILE or --livecell FOLDER [--split test]')
     what = classical_baseline if a.baseline else (a.model or a.predictions or a.what)
     try:
-        from cellseg_nb.data.datasets import livecell_paths
         ann, images = (a.annotations, a.images) if a.annotations else livecell_paths(a.livecell, a.split)
         rep = evaluate(what, ann, images_root=a.images or images, out_dir=a.out, device=a.device, tta=a.tta,
                        limit=a.limit, figures=not a.no_figures)

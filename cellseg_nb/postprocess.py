@@ -12,6 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+from tqdm.auto import tqdm
+from .data.targets import make_targets
+from .metrics import object_scores, match_instances
 
 # %% auto #0
 __all__ = ['HEADS', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TUNE_METRICS', 'probs_from_outputs', 'infer_probs', 'PostprocessParams',
@@ -98,7 +101,6 @@ def probs_from_labels(labels:np.ndarray, # (H, W) instance labels
                       seed:int=0,
                      ) -> dict:
     "The maps a perfect model would predict for `labels` (the training targets of `make_targets`), optionally blurred and noisy"
-    from cellseg_nb.data.targets import make_targets
     labels = np.asarray(labels); n = int(labels.max(initial=0))
     t = np.zeros(n + 1, np.int64)
     if isinstance(cell_types, Mapping): t[list(cell_types)] = list(cell_types.values())
@@ -203,8 +205,6 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
                     progress:bool=True, # show a progress bar
                    ):
     "Coordinate search of post-processing thresholds maximising `metric`: `(best PostprocessParams, table of all tried)`"
-    from cellseg_nb.metrics import object_scores, match_instances
-    from tqdm.auto import tqdm
     if metric not in TUNE_METRICS: raise ValueError(f"unknown metric {metric!r}; expected one of {list(TUNE_METRICS)}")
     grid = dict(DEFAULT_GRID if grid is None else grid)
     valid = [f.name for f in fields(PostprocessParams)]

@@ -1,4 +1,4 @@
-"""Contrastive (NT-Xent) and inpainting pretraining of the UNet's encoder and decoder on unlabelled images, in the supervised Accelerate loop; `cellseg pretrain`.
+"""Contrastive (NT-Xent) and inpainting pretraining of the UNet's encoder and decoder on unlabelled images, in the `learner` loop; `cellseg pretrain`.
 
 Docs: https://cellseg-nb.github.io/cellseg-nb/pretrain.html.md"""
 
@@ -15,10 +15,14 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, atomic_write, set_seed, in_test, shared_data
+from .augment import get_transforms
+from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
+                                    load_decoder_weights, pretrained_folder, load_pretrained)
+from .learner import PRECISIONS, LoopConfig, fit, save_dir_atomic, device_defaults
 
 # %% auto #0
 __all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'find_images', 'patch_mask', 'UnlabelledImages', 'nt_xent', 'masked_l1',
-           'ProjectionHead', 'PretrainModel', 'PretrainLoss', 'pretrained_folder', 'load_pretrained', 'PretrainConfig',
+           'ProjectionHead', 'PretrainModel', 'PretrainLoss', 'PretrainConfig', 'PretrainLoopConfig',
            'pretrain_configs', 'load_pretrain_config', 'pretrain', 'show_inpainting', 'encode_crops', 'embed_2d',
            'plot_embedding', 'cluster_score', 'plot_ssl_experiment', 'pretrain_cli']
 
@@ -68,7 +72,6 @@ class UnlabelledImages(Dataset):
                  cache_images:int=512, # normalised images kept in memory
                  exclude=EXCLUDE, # file-name patterns skipped by `find_images`
                 ):
-        from cellseg_nb.augment import get_transforms
         if views < 1: raise ValueError(f"views={views}; expected an integer >= 1 (2 for contrastive learning)")
         patch_mask(1, 1, patch_size, mask_ratio)  # validates both
         self.files = find_images(images, exclude)
@@ -87,22 +90,18 @@ class UnlabelledImages(Dataset):
         if len(self._cache) < self.cache_images: self._cache[i] = x
         return x
 
-# %% ../nbs/14_pretrain.ipynb #845469f8
-from fastcore.basics import patch as _patch
-
-@_patch
-def __getitem__(self:UnlabelledImages, i:int) -> dict:
-    x = self.read(i)
-    views = []
-    for _ in range(self.views):
-        v = np.asarray(self.transform(image=x)['image'], np.float32)
-        views.append(v.mean(-1) if v.ndim == 3 else v)
-    tgt = np.stack(views)[:, None]                                              # (V, 1, H, W)
-    m = np.stack([patch_mask(*tgt.shape[-2:], self.patch_size, self.mask_ratio) for _ in views])[:, None]
-    fill = tgt.mean(axis=(-2, -1), keepdims=True)                              # hidden pixels: each view's mean grey
-    img = np.where(m, fill, tgt).astype(np.float32)
-    rep = lambda a: torch.from_numpy(np.ascontiguousarray(np.repeat(a, self.in_channels, 1)))
-    return dict(image=rep(img), target=rep(tgt), mask=torch.from_numpy(m.astype(np.float32)), name=self.name(i))
+    def __getitem__(self, i:int) -> dict:
+        x = self.read(i)
+        views = []
+        for _ in range(self.views):
+            v = np.asarray(self.transform(image=x)['image'], np.float32)
+            views.append(v.mean(-1) if v.ndim == 3 else v)
+        tgt = np.stack(views)[:, None]                                              # (V, 1, H, W)
+        m = np.stack([patch_mask(*tgt.shape[-2:], self.patch_size, self.mask_ratio) for _ in views])[:, None]
+        fill = tgt.mean(axis=(-2, -1), keepdims=True)                              # hidden pixels: each view's mean grey
+        img = np.where(m, fill, tgt).astype(np.float32)
+        rep = lambda a: torch.from_numpy(np.ascontiguousarray(np.repeat(a, self.in_channels, 1)))
+        return dict(image=rep(img), target=rep(tgt), mask=torch.from_numpy(m.astype(np.float32)), name=self.name(i))
 
 # %% ../nbs/14_pretrain.ipynb #aea94ffc
 def nt_xent(z1:torch.Tensor, z2:torch.Tensor, # (B, D) embeddings of the two views
@@ -146,7 +145,6 @@ class PretrainModel(nn.Module):
                  proj_hidden:int=512, proj_dim:int=128, # projection MLP sizes
                 ):
         super().__init__()
-        from cellseg_nb.models.unet import DenseHead
         self.unet, self.method = unet, _check_method(method)
         if method in ('contrastive', 'both'): self.projector = ProjectionHead(unet.encoder.feature_info.channels()[-1], proj_hidden, proj_dim)
         if method in ('inpainting', 'both'): self.recon_head = DenseHead(unet.decoder.out_channels, unet.in_channels, kernel=3)
@@ -188,37 +186,14 @@ class PretrainLoss(nn.Module):
 # %% ../nbs/14_pretrain.ipynb #9b307769
 def _save_pretrained(model, path):
     "`save_fn` of the loop: the wrapped UNet as a `save_model` folder plus `pretrain.json`"
-    from cellseg_nb.models.unet import save_model, _unwrap
     model = _unwrap(model)
     save_model(model.unet, path)
     with atomic_write(Path(path)/'pretrain.json', 'w') as f: json.dump({'method': model.method, 'trained_parts': model.trained_parts}, f, indent=1)
 
-def pretrained_folder(path) -> Path:
-    "The model folder of a pretraining run `path` (`RUN/encoder`), or `path` itself if it is a model folder"
-    p = Path(path)
-    for d in (p/'encoder', p):
-        if (d/'config.json').exists() and (d/'model.safetensors').exists(): return d
-    raise FileNotFoundError(f"{p}: neither a pretraining run (with encoder/) nor a saved model folder -- "
-                            "run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
-
-# %% ../nbs/14_pretrain.ipynb #4394b26b
-def load_pretrained(model, # a `MultiHeadUNet` to initialise
-                    path, # a pretraining run folder or a model folder
-                    decoder:bool|None=None, # load the decoder too; None: when the run trained it (inpainting)
-                   ) -> dict:
-    "Load pretrained encoder (and decoder) weights into `model`; returns what was loaded"
-    from cellseg_nb.models.unet import load_encoder_weights, load_decoder_weights
-    d = pretrained_folder(path)
-    info = json.loads((d/'pretrain.json').read_text()) if (d/'pretrain.json').exists() else {'trained_parts': ['encoder', 'decoder']}
-    res = {'folder': str(d), 'encoder': len(load_encoder_weights(model, d).loaded)}
-    if decoder if decoder is not None else 'decoder' in info['trained_parts']:
-        res['decoder'] = len(load_decoder_weights(model, d).loaded)
-    return res
-
 # %% ../nbs/14_pretrain.ipynb #64718447
 @dataclass
 class PretrainConfig:
-    "Self-supervised settings of a pretraining run (the loop's settings live in a `TrainConfig`)"
+    "Self-supervised settings of a pretraining run (the loop's settings live in a `PretrainLoopConfig`)"
     images: list = field(default_factory=list)  # folders / files of unlabelled images
     method: str = 'both'  # one of `METHODS`
     temperature: float = 0.1  # NT-Xent temperature
@@ -235,26 +210,41 @@ class PretrainConfig:
         if not self.images: raise ValueError("no images given: pass the folders of unlabelled images (--images DIR ...)")
         return self
 
-PRETRAIN_DEFAULTS = dict(crop_size=256, batch_size=32, augment='strong', lr=1e-3, schedule='cosine', weight_decay=1e-4, val_fraction=0.0)  # TrainConfig values that differ for pretraining
+@dataclass
+class PretrainLoopConfig(LoopConfig):
+    "The loop's settings of a pretraining run (`LoopConfig`) plus its model, initialisation, crops and augmentation"
+    model: str = 'auto'  # a `MODEL_CONFIGS` name; 'auto': sized to the device (`DEVICE_DEFAULTS`)
+    model_overrides: dict = field(default_factory=dict)
+    init: str|None = None  # pretraining run (or `save_model` folder) to start from
+    crop_size: int|None = None  # crop of every view (px); None: sized to the device
+    augment: str = 'strong'  # `get_transforms` preset of the views
+    def validate(self):
+        "Raise `ValueError` naming the bad field and the valid choices"
+        super().validate()
+        if self.crop_size is not None and self.crop_size < 1: raise ValueError(f"crop_size={self.crop_size}; expected an integer >= 1")
+        return self
+    def for_device(self, device_type:str|None=None):
+        "A copy with the 'auto'/None sizes (model, crop, batch) filled in for `device_type` (default: this machine's)"
+        return dataclasses.replace(self, **{k: v for k, v in device_defaults(device_type).items() if getattr(self, k) in (None, 'auto')})
+
+PRETRAIN_DEFAULTS = dict(crop_size=256, batch_size=32, augment='strong', lr=1e-3, schedule='cosine', weight_decay=1e-4)  # values that differ from supervised training
 
 # %% ../nbs/14_pretrain.ipynb #a23f1f30
 def pretrain_configs(images=None, # folders / files of unlabelled images
                      out:str='runs/pretrain', # run folder
-                     **kwargs, # any `PretrainConfig` or `TrainConfig` field
+                     **kwargs, # any `PretrainConfig` or `PretrainLoopConfig` field
                     ):
-    "`(PretrainConfig, TrainConfig)` from keyword arguments, unknown names listing the valid ones"
-    from cellseg_nb.train import TrainConfig
-    pk, tk = {f.name for f in dataclasses.fields(PretrainConfig)}, {f.name for f in dataclasses.fields(TrainConfig)}
+    "`(PretrainConfig, PretrainLoopConfig)` from keyword arguments, unknown names listing the valid ones"
+    pk, tk = {f.name for f in dataclasses.fields(PretrainConfig)}, {f.name for f in dataclasses.fields(PretrainLoopConfig)}
     bad = [k for k in kwargs if k not in pk | tk]
     if bad: raise ValueError(f"unknown settings {bad}; expected some of {sorted(pk | tk - {'out'})}")
     p = PretrainConfig(**{k: v for k, v in kwargs.items() if k in pk})
     if images is not None: p.images = [str(x) for x in ([images] if isinstance(images, (str, Path)) else images)]
-    t = TrainConfig(**{**PRETRAIN_DEFAULTS, 'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}}).for_device()
+    t = PretrainLoopConfig(**{**PRETRAIN_DEFAULTS, 'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}}).for_device()
     return p.validate(), t.validate()
 
 # %% ../nbs/14_pretrain.ipynb #4ea2fc5e
 def _build(pcfg:PretrainConfig, tcfg):
-    from cellseg_nb.models.unet import create_model
     unet = create_model(tcfg.model, **tcfg.model_overrides)
     if tcfg.init: load_pretrained(unet, tcfg.init)
     model = PretrainModel(unet, pcfg.method, pcfg.proj_hidden, pcfg.proj_dim)
@@ -267,21 +257,21 @@ def _build(pcfg:PretrainConfig, tcfg):
     return model, ds, PretrainLoss(pcfg.method, pcfg.temperature, pcfg.contrastive_weight, pcfg.inpainting_weight)
 
 def load_pretrain_config(run, **overrides):
-    "The `(PretrainConfig, TrainConfig)` saved in `run/pretrain.json`, with `overrides` (e.g. `epochs=`)"
+    "The `(PretrainConfig, PretrainLoopConfig)` saved in `run/pretrain.json`, with `overrides` (e.g. `epochs=`)"
     p = Path(run)/'pretrain.json'
     if not p.exists(): raise FileNotFoundError(f"{p} not found: is {run} a run folder made by `cellseg pretrain`?")
     d = json.loads(p.read_text())
-    train = {k: v for k, v in d['train'].items() if k != 'images'}  # `TrainConfig.images` is the supervised COCO folder
+    known = {f.name for f in dataclasses.fields(PretrainLoopConfig)}
+    train = {k: v for k, v in d['train'].items() if k in known}  # runs of older versions saved a whole `TrainConfig`
     return pretrain_configs(d['pretrain']['images'], **{**{k: v for k, v in d['pretrain'].items() if k != 'images'}, **train, **overrides})
 
 # %% ../nbs/14_pretrain.ipynb #757a5979
 def pretrain(images=None, # folders / files of unlabelled images (None with resume=True: the saved run's)
              out:str='runs/pretrain', # run folder
              on_step=None, # hook passed to `fit` (tests)
-             **kwargs, # `PretrainConfig` / `TrainConfig` fields: method, model, epochs, max_minutes, batch_size, resume, ...
+             **kwargs, # `PretrainConfig` / `PretrainLoopConfig` fields: method, model, epochs, max_minutes, batch_size, resume, ...
             ) -> dict:
     "Self-supervised pretraining in the training loop; writes checkpoints, `log.jsonl`, `last/` and `encoder/` to `out`"
-    from cellseg_nb.train import fit, save_dir_atomic
     run = Path(out)
     if kwargs.get('resume') and (run/'pretrain.json').exists():
         saved = json.loads((run/'pretrain.json').read_text())
@@ -394,8 +384,6 @@ def plot_ssl_experiment(res:dict, # `bench/out/ssl_experiment.json`
 # %% ../nbs/14_pretrain.ipynb #00f0f726
 def pretrain_cli(argv:list|None=None) -> int:
     "`cellseg pretrain`: self-supervised pretraining on folders of unlabelled images"
-    from cellseg_nb.models.unet import MODEL_CONFIGS
-    from cellseg_nb.train import PRECISIONS
     ap = argparse.ArgumentParser(prog='cellseg pretrain', description="Self-supervised pretraining (contrastive + inpainting) of the "
                                  "UNet on unlabelled images; writes OUT/encoder/ for `cellseg train --init OUT`.")
     ap.add_argument('--images', nargs='+', metavar='DIR', help='folders (searched recursively) or files of unlabelled TIFF/PNG/JPEG images')

@@ -2,8 +2,8 @@
 import json, os, random, zipfile, warnings
 from pathlib import Path
 import pytest
-from cellseg_nb.data.download import (LocalServer, download_file, download_livecell, DownloadError, IntegrityError,
-                                      livecell_files, file_sha256)
+from cellseg_nb.data.download import (download_file, download_livecell, DownloadError, IntegrityError, livecell_files, file_sha256)
+from cellseg_nb.test_utils import LocalServer
 from cellseg_nb.cli import main
 
 def _zip(path, n=5, size=200_000, seed=0):

@@ -270,7 +270,8 @@ def test_missing_coco_images_hint_is_a_flag(synth, tmp_path):
 
 # --------------------------------------------------------------------------------------------------- downloads
 def test_download_sha256_unknown_key_and_recorded_sums(tmp_path):
-    from cellseg_nb.data.download import LocalServer, download_cli, LIVECELL_URL, file_sha256
+    from cellseg_nb.data.download import download_cli, LIVECELL_URL, file_sha256
+    from cellseg_nb.test_utils import LocalServer
     assert LIVECELL_URL.startswith('https://')
     rel = 'annotations/LIVECell/livecell_coco_val.json'
     (tmp_path/'srv'/rel).parent.mkdir(parents=True); (tmp_path/'srv'/rel).write_text(json.dumps({'images': [], 'annotations': []}))

@@ -11,7 +11,6 @@ from array import array
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from fastcore.basics import patch
 from ..core import atomic_write, IMAGE_EXTS
 
 # %% auto #0
@@ -94,54 +93,50 @@ class _JsonStream:
             if self.pos < len(self.buf): return self.buf[self.pos]
             if not self._more(): return ''
 
-# %% ../../nbs/02_data.coco.ipynb #6b392a11
-@patch
-def error(self:_JsonStream, msg:str, pos=None):
-    pos = self.base + (self.pos if pos is None else pos)
-    return _not_coco(self.path, f"invalid JSON at character {pos:,} ({msg}); a truncated download looks like this: download it again")
+    def error(self, msg:str, pos=None):
+        pos = self.base + (self.pos if pos is None else pos)
+        return _not_coco(self.path, f"invalid JSON at character {pos:,} ({msg}); a truncated download looks like this: download it again")
 
-@patch
-def take(self:_JsonStream, chars:str) -> str:
-    "Consume the next character, which must be one of `chars`"
-    c = self.peek()
-    if not c or c not in chars: raise self.error(f"expected one of {chars!r}, found {c or 'the end of the file'!r}")
-    self.pos += 1; return c
+    def take(self, chars:str) -> str:
+        "Consume the next character, which must be one of `chars`"
+        c = self.peek()
+        if not c or c not in chars: raise self.error(f"expected one of {chars!r}, found {c or 'the end of the file'!r}")
+        self.pos += 1; return c
 
-@patch
-def value(self:_JsonStream):
-    "Decode the next complete json value, reading more of the file until it is complete"
-    self.peek()
-    while True:
-        try:
-            v, end = self.dec.raw_decode(self.buf, self.pos)
-            if end < len(self.buf) or self.eof: self.pos = end; return v
-        except json.JSONDecodeError as e:  # incomplete (error near the end of the buffer) or really invalid
-            if self.eof or (e.pos < len(self.buf) - 64 and not e.msg.startswith('Unterminated')): raise self.error(e.msg, e.pos) from None
-        self._more()
+    def value(self):
+        "Decode the next complete json value, reading more of the file until it is complete"
+        self.peek()
+        while True:
+            try:
+                v, end = self.dec.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof: self.pos = end; return v
+            except json.JSONDecodeError as e:  # incomplete (error near the end of the buffer) or really invalid
+                if self.eof or (e.pos < len(self.buf) - 64 and not e.msg.startswith('Unterminated')): raise self.error(e.msg, e.pos) from None
+            self._more()
+
+    def items(self, close:str):
+        "Yield the items of the array (`close=']'`) or id-keyed object (`'}'`) just opened, with a fast path inside the buffer"
+        if self.peek() == close: self.pos += 1; return
+        keyed, scan, seps = close == '}', self.dec.scan_once, ',' + close
+        while True:
+            if keyed:   # LIVECell: "123": {...}
+                m = _KEY.match(self.buf, self.pos)
+                if m and m.end() < len(self.buf): self.pos = m.end()
+                else: self.value(); self.take(':')
+            try: v, end = scan(self.buf, self.pos); ok = end < len(self.buf)
+            except (StopIteration, json.JSONDecodeError): ok = False
+            if ok: self.pos = end
+            else: v = self.value()   # at the buffer's end, or an error to report
+            yield v
+            m = _SEP.match(self.buf, self.pos)
+            if m and m.end() < len(self.buf) and m.group(1) in seps: c = m.group(1); self.pos = m.end()
+            else: c = self.take(seps)
+            if c == close: return
 
 # %% ../../nbs/02_data.coco.ipynb #8ac42d0c
 _KEY = re.compile(r'[ \t\n\r]*"[^"\\]*"[ \t\n\r]*:[ \t\n\r]*')   # "123": (a key without escapes)
-_SEP = re.compile(r'[ \t\n\r]*([,\]}])[ \t\n\r]*')
 
-@patch
-def items(self:_JsonStream, close:str):
-    "Yield the items of the array (`close=']'`) or id-keyed object (`'}'`) just opened, with a fast path inside the buffer"
-    if self.peek() == close: self.pos += 1; return
-    keyed, scan, seps = close == '}', self.dec.scan_once, ',' + close
-    while True:
-        if keyed:   # LIVECell: "123": {...}
-            m = _KEY.match(self.buf, self.pos)
-            if m and m.end() < len(self.buf): self.pos = m.end()
-            else: self.value(); self.take(':')
-        try: v, end = scan(self.buf, self.pos); ok = end < len(self.buf)
-        except (StopIteration, json.JSONDecodeError): ok = False
-        if ok: self.pos = end
-        else: v = self.value()   # at the buffer's end, or an error to report
-        yield v
-        m = _SEP.match(self.buf, self.pos)
-        if m and m.end() < len(self.buf) and m.group(1) in seps: c = m.group(1); self.pos = m.end()
-        else: c = self.take(seps)
-        if c == close: return
+_SEP = re.compile(r'[ \t\n\r]*([,\]}])[ \t\n\r]*')
 
 # %% ../../nbs/02_data.coco.ipynb #37c1748d
 def iter_coco(ann_file, # COCO json file
@@ -318,15 +313,13 @@ class _AnnStore:
                 self.vend.append(len(self.xy) // 2)
         self.img.append(ids[0]); self.aid.append(ids[1]); self.cat.append(ids[2]); self.pend.append(len(self.vend))
 
-# %% ../../nbs/02_data.coco.ipynb #6c608e09
-@patch
-def arrays(self:_AnnStore) -> dict:
-    "The store as numpy arrays (zero-copy views)"
-    f = lambda a, dt: np.frombuffer(a, dt) if len(a) else np.zeros(0, dt)
-    pend, vend = f(self.pend, np.int64), f(self.vend, np.int64)
-    return dict(img=f(self.img, np.int64), aid=f(self.aid, np.int64), cat=f(self.cat, np.int64),
-                pstart=np.r_[0, pend[:-1]].astype(np.int64), pend=pend, vstart=np.r_[0, vend[:-1]].astype(np.int64), vend=vend,
-                xy=f(self.xy, np.float32).reshape(-1, 2))
+    def arrays(self) -> dict:
+        "The store as numpy arrays (zero-copy views)"
+        f = lambda a, dt: np.frombuffer(a, dt) if len(a) else np.zeros(0, dt)
+        pend, vend = f(self.pend, np.int64), f(self.vend, np.int64)
+        return dict(img=f(self.img, np.int64), aid=f(self.aid, np.int64), cat=f(self.cat, np.int64),
+                    pstart=np.r_[0, pend[:-1]].astype(np.int64), pend=pend, vstart=np.r_[0, vend[:-1]].astype(np.int64), vend=vend,
+                    xy=f(self.xy, np.float32).reshape(-1, 2))
 
 # %% ../../nbs/02_data.coco.ipynb #0133d4fe
 def _decode_rle(seg, h, w, path):
@@ -386,83 +379,104 @@ class CocoLabels:
     def __len__(self): return len(self.records)
     def __repr__(self): return f"CocoLabels({self.ann_file.name}: {len(self)} images, {sum(r['n_cells'] for r in self.records)} cells, cache {self.cache_dir})"
 
-# %% ../../nbs/02_data.coco.ipynb #4fddf00d
-@patch
-def _read_index(self:CocoLabels):
-    "The cache's index if complete and current, else None"
-    try: idx = json.loads((self.cache_dir/'index.json').read_text())
-    except (OSError, ValueError): return None
-    return idx if idx.get('version') == CACHE_VERSION else None
+    def _read_index(self):
+        "The cache's index if complete and current, else None"
+        try: idx = json.loads((self.cache_dir/'index.json').read_text())
+        except (OSError, ValueError): return None
+        return idx if idx.get('version') == CACHE_VERSION else None
 
-@patch
-def _parse(self:CocoLabels, progress:bool):
-    "Stream the json into a compact store; the small top-level entries whole"
-    meta, st = {}, _AnnStore(self.ann_file)
-    size = self.ann_file.stat().st_size
-    with tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {self.ann_file.name}', disable=not progress or size < 2**24) as bar:
-        for k, v, kind in iter_coco(self.ann_file, bar=bar):
-            if kind == 'item': st.add(v)
-            elif kind == 'start': meta[k] = []
-            else: meta[k] = v
-    return _check_coco(meta, self.ann_file), st
+    def _parse(self, progress:bool):
+        "Stream the json into a compact store; the small top-level entries whole"
+        meta, st = {}, _AnnStore(self.ann_file)
+        size = self.ann_file.stat().st_size
+        with tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {self.ann_file.name}', disable=not progress or size < 2**24) as bar:
+            for k, v, kind in iter_coco(self.ann_file, bar=bar):
+                if kind == 'item': st.add(v)
+                elif kind == 'start': meta[k] = []
+                else: meta[k] = v
+        return _check_coco(meta, self.ann_file), st
 
-# %% ../../nbs/02_data.coco.ipynb #61391b4b
-@patch
-def _records(self:CocoLabels, meta:dict) -> tuple[list, dict, list]:
-    "Unique images by file name, and image id -> record index (-2: a duplicate whose cells are dropped)"
-    recs, by_name, of_id, dups = [], {}, {}, []
-    for im in meta['images']:
-        fn, iid = str(im['file_name']), int(im['id'])
-        if fn in by_name:
-            j = by_name[fn]; dups.append(f"{fn} (ids {recs[j]['image_id']}, {iid})")
-            of_id[iid] = j if self.duplicates == 'merge' else -2
-            continue
-        if iid in of_id: raise _not_coco(self.ann_file, f"image id {iid} is used for two files: {recs[of_id[iid]]['file_name']} and {fn}")
-        if 'height' not in im or 'width' not in im: raise _not_coco(self.ann_file, f"image {fn} lacks 'height'/'width'")
-        by_name[fn] = of_id[iid] = len(recs)
-        recs.append(dict(image_id=iid, file_name=fn, height=int(im['height']), width=int(im['width'])))
-    return recs, of_id, dups
+    def _records(self, meta:dict) -> tuple[list, dict, list]:
+        "Unique images by file name, and image id -> record index (-2: a duplicate whose cells are dropped)"
+        recs, by_name, of_id, dups = [], {}, {}, []
+        for im in meta['images']:
+            fn, iid = str(im['file_name']), int(im['id'])
+            if fn in by_name:
+                j = by_name[fn]; dups.append(f"{fn} (ids {recs[j]['image_id']}, {iid})")
+                of_id[iid] = j if self.duplicates == 'merge' else -2
+                continue
+            if iid in of_id: raise _not_coco(self.ann_file, f"image id {iid} is used for two files: {recs[of_id[iid]]['file_name']} and {fn}")
+            if 'height' not in im or 'width' not in im: raise _not_coco(self.ann_file, f"image {fn} lacks 'height'/'width'")
+            by_name[fn] = of_id[iid] = len(recs)
+            recs.append(dict(image_id=iid, file_name=fn, height=int(im['height']), width=int(im['width'])))
+        return recs, of_id, dups
 
-# %% ../../nbs/02_data.coco.ipynb #fc5ebe48
-@patch
-def _convert(self:CocoLabels, progress:bool, reuse:bool=True) -> dict:
-    "Convert every image into the cache; warn once with a summary of what was repaired or skipped"
-    meta, st = self._parse(progress)
-    recs, of_id, dups = self._records(meta)
-    A = st.arrays(); rle = st.rle
-    uid, inv = np.unique(A['img'], return_inverse=True)
-    rec = np.array([of_id.get(int(u), -1) for u in uid], np.int64)[inv] if len(uid) else np.zeros(0, np.int64)
-    order = np.lexsort((A['aid'], rec)); bounds = np.searchsorted(rec[order], np.arange(len(recs) + 1))
-    tot = dict(clipped=0, empty=0, hidden=0, exact_dup=0); empty_imgs = []
-    self.cache_dir.mkdir(parents=True, exist_ok=True)
-    for i, r in enumerate(tqdm(recs, desc='labels', disable=not progress or len(recs) < 50)):
-        anns = order[bounds[i]:bounds[i + 1]]
-        if self.duplicates == 'merge' and len(anns): anns, d = _drop_exact_dups(A, rle, anns); tot['exact_dup'] += d
-        f = self.cache_dir/_cache_name(r['file_name'])
-        info = self._rasterise_to(f, A, rle, anns, r, reuse)
-        for k in ('clipped', 'empty', 'hidden'): tot[k] += info[k]
-        r.update(n_cells=info['n_cells'], n_annotations=len(anns), overlap_px=info['overlap_px'])
-        if not len(anns): empty_imgs.append(r['file_name'])
-    summary = _summary(st, rec, tot, dups, empty_imgs, self.duplicates)
-    idx = dict(version=CACHE_VERSION, ann_file=str(self.ann_file.resolve()), records=recs, summary=summary,
-               categories={str(c['id']): str(c.get('name', c['id'])) for c in meta.get('categories', [])})
-    with atomic_write(self.cache_dir/'index.json', 'w') as fh: json.dump(idx, fh)
-    if summary: warnings.warn(f"{self.ann_file}: " + '; '.join(summary), CocoWarning, stacklevel=3)
-    return idx
+    def _convert(self, progress:bool, reuse:bool=True) -> dict:
+        "Convert every image into the cache; warn once with a summary of what was repaired or skipped"
+        meta, st = self._parse(progress)
+        recs, of_id, dups = self._records(meta)
+        A = st.arrays(); rle = st.rle
+        uid, inv = np.unique(A['img'], return_inverse=True)
+        rec = np.array([of_id.get(int(u), -1) for u in uid], np.int64)[inv] if len(uid) else np.zeros(0, np.int64)
+        order = np.lexsort((A['aid'], rec)); bounds = np.searchsorted(rec[order], np.arange(len(recs) + 1))
+        tot = dict(clipped=0, empty=0, hidden=0, exact_dup=0); empty_imgs = []
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for i, r in enumerate(tqdm(recs, desc='labels', disable=not progress or len(recs) < 50)):
+            anns = order[bounds[i]:bounds[i + 1]]
+            if self.duplicates == 'merge' and len(anns): anns, d = _drop_exact_dups(A, rle, anns); tot['exact_dup'] += d
+            f = self.cache_dir/_cache_name(r['file_name'])
+            info = self._rasterise_to(f, A, rle, anns, r, reuse)
+            for k in ('clipped', 'empty', 'hidden'): tot[k] += info[k]
+            r.update(n_cells=info['n_cells'], n_annotations=len(anns), overlap_px=info['overlap_px'])
+            if not len(anns): empty_imgs.append(r['file_name'])
+        summary = _summary(st, rec, tot, dups, empty_imgs, self.duplicates)
+        idx = dict(version=CACHE_VERSION, ann_file=str(self.ann_file.resolve()), records=recs, summary=summary,
+                   categories={str(c['id']): str(c.get('name', c['id'])) for c in meta.get('categories', [])})
+        with atomic_write(self.cache_dir/'index.json', 'w') as fh: json.dump(idx, fh)
+        if summary: warnings.warn(f"{self.ann_file}: " + '; '.join(summary), CocoWarning, stacklevel=3)
+        return idx
+
+    def _rasterise_to(self, f:Path, A, rle, anns, r, reuse:bool=True) -> dict:
+        "Rasterise one image into cache file `f`, or reuse it if a crashed earlier run already wrote it"
+        if reuse and f.exists():
+            try:
+                with np.load(f) as z: return dict(n_cells=len(z['cats']) - 1, overlap_px=int(z['overlap_px']), clipped=0, empty=0, hidden=0)
+            except Exception: pass
+        lab, cats, info = _rasterise_image(A, rle, anns, (r['height'], r['width']), self.ann_file)
+        self.n_rasterised += 1
+        _save_labels(f, lab, cats, info['overlap_px'])
+        return {**info, 'n_cells': len(cats) - 1}
+
+    def load(self, i:int, with_labels:bool=True) -> tuple[np.ndarray|None, np.ndarray]:
+        "Label image (int32; None unless `with_labels`) and category of each id (int32, 0 at index 0) of record `i`, from the cache"
+        r = self.records[i]; f = self.cache_dir/_cache_name(r['file_name'])
+        try:
+            lab, cats, _ = _load_labels(f, with_labels)
+        except Exception as e:
+            raise LabelCacheError(f"{f}: cached label image of {r['file_name']} missing or unreadable ({type(e).__name__}) -- "
+                                  f"delete {self.cache_dir} and run again to convert {self.ann_file} again (Python: .repair() converts only the damaged images, "
+                                  "rebuild=True all of them)") from None
+        return lab, cats
+
+    def labels(self, i:int) -> np.ndarray:
+        "int32 (H, W) instance label image of record `i`: ids `1..n`, 0 background"
+        return self.load(i)[0]
+
+    def cell_categories(self, i:int) -> np.ndarray:
+        "int32 array of length n+1: the `category_id` of each label id of record `i` (0 at index 0)"
+        return self.load(i, with_labels=False)[1]  # the data loader asks for these beside the labels: skip decoding them twice
+
+    def image_path(self, i:int) -> Path:
+        "Path of record `i`'s image, found by `file_name` anywhere under `images_root`"
+        return find_image(self.images_root, self.records[i]['file_name'])
+
+    def repair(self, progress:bool=True) -> int:
+        "Convert again only the images whose cached label image is missing or unreadable; how many that was"
+        n0 = self.n_rasterised; idx = self._convert(progress, reuse=True)
+        self.records, self.summary = idx['records'], idx['summary']
+        return self.n_rasterised - n0
 
 # %% ../../nbs/02_data.coco.ipynb #0c31f189
-@patch
-def _rasterise_to(self:CocoLabels, f:Path, A, rle, anns, r, reuse:bool=True) -> dict:
-    "Rasterise one image into cache file `f`, or reuse it if a crashed earlier run already wrote it"
-    if reuse and f.exists():
-        try:
-            with np.load(f) as z: return dict(n_cells=len(z['cats']) - 1, overlap_px=int(z['overlap_px']), clipped=0, empty=0, hidden=0)
-        except Exception: pass
-    lab, cats, info = _rasterise_image(A, rle, anns, (r['height'], r['width']), self.ann_file)
-    self.n_rasterised += 1
-    _save_labels(f, lab, cats, info['overlap_px'])
-    return {**info, 'n_cells': len(cats) - 1}
-
 def _drop_exact_dups(A, rle, anns):
     "Drop annotations of one image whose polygon repeats an earlier one exactly (merged duplicate images)"
     seen, keep = set(), []
@@ -486,42 +500,6 @@ def _summary(st, rec, tot, dups, empty_imgs, policy) -> list[str]:
     s += [f"{n} annotations skipped: {k}" for k, n in st.skipped.items() if n]
     if empty_imgs: s.append(f"{len(empty_imgs)} images have no annotations; their label images are all background: {ex(empty_imgs)}")
     return s
-
-# %% ../../nbs/02_data.coco.ipynb #b2bb356a
-@patch
-def load(self:CocoLabels, i:int, with_labels:bool=True) -> tuple[np.ndarray|None, np.ndarray]:
-    "Label image (int32; None unless `with_labels`) and category of each id (int32, 0 at index 0) of record `i`, from the cache"
-    r = self.records[i]; f = self.cache_dir/_cache_name(r['file_name'])
-    try:
-        lab, cats, _ = _load_labels(f, with_labels)
-    except Exception as e:
-        raise LabelCacheError(f"{f}: cached label image of {r['file_name']} missing or unreadable ({type(e).__name__}) -- "
-                              f"delete {self.cache_dir} and run again to convert {self.ann_file} again (Python: .repair() converts only the damaged images, "
-                              "rebuild=True all of them)") from None
-    return lab, cats
-
-@patch
-def labels(self:CocoLabels, i:int) -> np.ndarray:
-    "int32 (H, W) instance label image of record `i`: ids `1..n`, 0 background"
-    return self.load(i)[0]
-
-@patch
-def cell_categories(self:CocoLabels, i:int) -> np.ndarray:
-    "int32 array of length n+1: the `category_id` of each label id of record `i` (0 at index 0)"
-    return self.load(i, with_labels=False)[1]  # the data loader asks for these beside the labels: skip decoding them twice
-
-@patch
-def image_path(self:CocoLabels, i:int) -> Path:
-    "Path of record `i`'s image, found by `file_name` anywhere under `images_root`"
-    return find_image(self.images_root, self.records[i]['file_name'])
-
-# %% ../../nbs/02_data.coco.ipynb #17a76af8
-@patch
-def repair(self:CocoLabels, progress:bool=True) -> int:
-    "Convert again only the images whose cached label image is missing or unreadable; how many that was"
-    n0 = self.n_rasterised; idx = self._convert(progress, reuse=True)
-    self.records, self.summary = idx['records'], idx['summary']
-    return self.n_rasterised - n0
 
 # %% ../../nbs/02_data.coco.ipynb #5f726d8f
 def _category_of(category_ids, ids):

@@ -6,8 +6,8 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/data.download.html.md"""
 
 # %% ../../nbs/01_data.download.ipynb #145f9b28
 from __future__ import annotations
-import os, sys, json, time, shutil, zipfile, hashlib, warnings, argparse, contextlib, threading
-import http.client, http.server, urllib.request, urllib.error, urllib.parse
+import os, sys, json, time, shutil, zipfile, hashlib, warnings, argparse, contextlib
+import http.client, urllib.request, urllib.error, urllib.parse
 from pathlib import Path
 from tqdm.auto import tqdm
 from ..core import CELL_LINES, atomic_write
@@ -15,8 +15,7 @@ from ..core import CELL_LINES, atomic_write
 # %% auto #0
 __all__ = ['LIVECELL_URL', 'SPLITS', 'SIZE_SPLITS', 'KNOWN_SHA256', 'livecell_files', 'DownloadError', 'IntegrityError',
            'file_sha256', 'sha256_record', 'record_sha256', 'check_recorded_sha256', 'verify_file', 'download_file',
-           'LocalServer', 'extract_zip', 'extract_livecell_images', 'gdrive_download', 'download_livecell',
-           'download_cli']
+           'extract_zip', 'extract_livecell_images', 'gdrive_download', 'download_livecell', 'download_cli']
 
 # %% ../../nbs/01_data.download.ipynb #ba3ea8f8
 LIVECELL_URL = 'https://livecell-dataset.s3.eu-central-1.amazonaws.com/LIVECell_dataset_2021/'  # official S3 bucket
@@ -232,45 +231,6 @@ def download_file(url:str, # http(s):// or file:// URL
                              "the server's copy is damaged: try --base-url with a mirror") from None
     os.replace(part, dest); _restart(part); record_sha256(dest)
     return dest
-
-# %% ../../nbs/01_data.download.ipynb #9f96f64f
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args): pass
-    def do_GET(self):
-        srv = self.server.owner
-        srv.requests.append({'path': self.path, **{k: v for k, v in self.headers.items() if k in ('Range', 'If-Range')}})
-        if srv.fail: srv.fail -= 1; return self.send_error(srv.fail_status)
-        p = srv.root/urllib.parse.unquote(self.path.split('?')[0]).lstrip('/')
-        if not p.is_file(): return self.send_error(404)
-        size = p.stat().st_size; etag = f'"{size}-{p.stat().st_mtime_ns}"'
-        start, rng = 0, self.headers.get('Range')
-        if rng and not srv.ignore_range and self.headers.get('If-Range', etag) == etag:
-            start = int(rng.split('=')[1].split('-')[0])
-            if start >= size: return self.send_error(416)
-        self.send_response(206 if start else 200)
-        if start: self.send_header('Content-Range', f'bytes {start}-{size-1}/{size}')
-        self.send_header('Content-Length', str(size - start)); self.send_header('ETag', etag); self.end_headers()
-        n = size - start
-        if srv.cut_after is not None and srv.cuts: srv.cuts -= 1; n = min(n, srv.cut_after)
-        with open(p, 'rb') as f:
-            f.seek(start)
-            while n > 0 and (b := f.read(min(n, 1<<20))): self.wfile.write(b); n -= len(b)
-
-# %% ../../nbs/01_data.download.ipynb #23cb23cc
-class LocalServer:
-    "Serve folder `root` on 127.0.0.1 in a thread, with `Range` support and switchable faults (for offline tests)"
-    def __init__(self, root, # folder to serve
-                 cut_after:int|None=None, # cut the next `cuts` transfers after this many bytes
-                 cuts:int=1, ignore_range:bool=False, # answer 200 to `Range` requests
-                 fail:int=0, fail_status:int=503): # fail the next `fail` requests with `fail_status`
-        self.root, self.cut_after, self.cuts, self.ignore_range = Path(root), cut_after, cuts, ignore_range
-        self.fail, self.fail_status, self.requests = fail, fail_status, []
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler); self.httpd.owner = self
-        self.httpd.daemon_threads = True
-        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/'
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start(); return self
-    def __exit__(self, *exc): self.httpd.shutdown(); self.httpd.server_close()
 
 # %% ../../nbs/01_data.download.ipynb #6dabdbd4
 def extract_zip(zip_path, # zip file

@@ -16,7 +16,8 @@ from ..core import atomic_write, CELL_LINES
 # %% auto #0
 __all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'create_encoder', 'ConvBNAct', 'DecoderBlock', 'n_decoder_blocks',
            'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model', 'count_parameters',
-           'parameter_table', 'save_model', 'load_model', 'LoadResult', 'load_encoder_weights', 'load_decoder_weights']
+           'parameter_table', 'save_model', 'load_model', 'LoadResult', 'load_encoder_weights', 'load_decoder_weights',
+           'pretrained_folder', 'load_pretrained', 'init_from']
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
 HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls')  # the contract's head names, in output order
@@ -370,3 +371,41 @@ def load_decoder_weights(model:MultiHeadUNet, # model to load into
                         ) -> LoadResult:
     "Load decoder (and optionally head) weights into `model`"
     return _load_part(model, path_or_state, ('decoder.', 'heads.') if heads else ('decoder.',), strict)
+
+# %% ../../nbs/07_models.unet.ipynb #cfd43f50
+def pretrained_folder(path) -> Path:
+    "The model folder of a pretraining run `path` (`RUN/encoder`), or `path` itself if it is a model folder"
+    p = Path(path)
+    for d in (p/'encoder', p):
+        if (d/'config.json').exists() and (d/'model.safetensors').exists(): return d
+    raise FileNotFoundError(f"{p}: neither a pretraining run (with encoder/) nor a saved model folder -- "
+                            "run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
+
+def load_pretrained(model, # a `MultiHeadUNet` to initialise
+                    path, # a pretraining run folder or a model folder
+                    decoder:bool|None=None, # load the decoder too; None: when the run trained it (inpainting)
+                   ) -> dict:
+    "Load pretrained encoder (and decoder) weights into `model`; returns what was loaded"
+    d = pretrained_folder(path)
+    info = json.loads((d/'pretrain.json').read_text()) if (d/'pretrain.json').exists() else {'trained_parts': ['encoder', 'decoder']}
+    res = {'folder': str(d), 'encoder': len(load_encoder_weights(model, d).loaded)}
+    if decoder if decoder is not None else 'decoder' in info['trained_parts']:
+        res['decoder'] = len(load_decoder_weights(model, d).loaded)
+    return res
+
+# %% ../../nbs/07_models.unet.ipynb #b9134f8a
+def init_from(model, # model to initialise
+              path, # pretraining run (`RUN/encoder/`), training run (`RUN/best/`) or a `save_model` folder
+             ) -> dict:
+    "Load encoder (and, where the source has them, decoder) weights into `model`; returns what was loaded"
+    p = Path(path)
+    cands = [p/'encoder', p/'best', p/'last', p]
+    src = next((c for c in cands if (c/'model.safetensors').exists() or c.is_file()), None)
+    if src is None: raise FileNotFoundError(f"{path}: no weights found (looked for {', '.join(str(c) for c in cands[:3])}, or a model folder) "
+                                            "-- pass a pretraining run folder (`cellseg pretrain --out RUN`) or a saved model folder")
+    if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
+        return dict(source=str(src), **load_pretrained(model, src))
+    enc = load_encoder_weights(model, src)
+    out = dict(source=str(src), encoder=len(enc.loaded))
+    if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
+    return out
