@@ -6,10 +6,11 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/demo.html.md"""
 
 # %% ../nbs/15_demo.ipynb #6d364df3
 from __future__ import annotations
-import os, sys, json, time, argparse, contextlib
+import os, sys, json, time, argparse, contextlib, shlex
 from pathlib import Path
 import numpy as np
 from .core import in_test, atomic_write, set_seed
+from .clitools import run_cli
 from .data.synth import make_synthetic_livecell
 from .data.datasets import CocoSource
 from .metrics import object_scores
@@ -197,10 +198,7 @@ def demo_cli(argv:list|None=None) -> int:
                     'on a machine busy with other jobs --threads 1 is often faster)')
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
-    try: r = run_demo(a.out, a.minutes, a.n_images, a.preset, a.seed, show=False, steps=a.steps, threads=a.threads)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"cellseg demo: error: {e}", file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        print(f"cellseg demo: interrupted; run the same command again to resume (cellseg demo --out {a.out})", file=sys.stderr); return 130
-    print('\n' + format_metrics(r['metrics']) + '\n\n' + demo_summary(r))
-    return 0
+    def main():
+        r = run_demo(a.out, a.minutes, a.n_images, a.preset, a.seed, show=False, steps=a.steps, threads=a.threads)
+        print('\n' + format_metrics(r['metrics']) + '\n\n' + demo_summary(r))
+    return run_cli('cellseg demo', main, resume=f"cellseg demo --out {shlex.quote(a.out)} (the same command: data reused, training resumed)")

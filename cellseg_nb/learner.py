@@ -44,6 +44,7 @@ def _native_bf16() -> bool:
     try: return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
     except RuntimeError: return False
 
+# %% ../nbs/11b_learner.ipynb #8d047fbc
 def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
                             device_type:str|None=None, # 'cuda', 'cpu', 'xla' or 'mps'; detected when `None`
                            ) -> str:
@@ -59,6 +60,7 @@ def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
         raise ValueError(f"mixed_precision='fp16' needs a GPU (device here: {dev}); use 'bf16', 'no' or 'auto'")
     return mp
 
+# %% ../nbs/11b_learner.ipynb #d78566f0
 def _rank() -> int:
     "This process's global rank: torch.distributed's when initialised (`debug_launcher` sets no `RANK`), else `$RANK`"
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get('RANK', '0'))
@@ -89,6 +91,7 @@ def make_accelerator(mixed_precision:str='auto', # one of `PRECISIONS`
 # %% ../nbs/11b_learner.ipynb #64b669a0
 class ResumableBatchSampler(Sampler):
     "Batches of `(index, sample_seed)`, a pure function of `(seed, epoch)`, sharded by rank, resumable mid-epoch"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, n:int, # dataset length
                  batch_size:int, # per-process batch size
                  seed:int=0, shuffle:bool=True,
@@ -126,8 +129,10 @@ def _set_rng_state(st):
     random.setstate(st['python']); np.random.set_state((name, np.asarray(keys).astype(np.uint32), *rest)); torch.set_rng_state(st['torch'])
     if st.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
+# %% ../nbs/11b_learner.ipynb #80c7f74d
 class SeededDataset(Dataset):
     "Wrap `ds` so item `(i, seed)` is `ds[i]` built with every RNG seeded from `seed`"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, ds): self.ds = ds
     def __len__(self): return len(self.ds)
     def _seed(self, s):
@@ -146,12 +151,14 @@ class SeededDataset(Dataset):
 # %% ../nbs/11b_learner.ipynb #daefc41e
 SCHEDULES = ('cosine', 'onecycle', 'constant')
 
+# %% ../nbs/11b_learner.ipynb #478a5271
 def lr_factor(progress:float, # fraction of training done, 0..1
               schedule:str='cosine', # one of `SCHEDULES`
               warmup:float=0.05, # fraction of training spent warming up (`cosine`, `constant`)
               min_factor:float=0.01, # final lr as a fraction of the peak
              ) -> float:
     "Multiplier of the peak learning rate at `progress`"
+    # (one documented parameter a line: the cell runs past 15 lines)
     if schedule not in SCHEDULES: raise ValueError(f"schedule={schedule!r}; expected one of {list(SCHEDULES)}")
     p = min(max(progress, 0.0), 1.0)
     if schedule == 'onecycle':
@@ -163,6 +170,7 @@ def lr_factor(progress:float, # fraction of training done, 0..1
     q = (p - warmup)/max(1 - warmup, 1e-8)
     return min_factor + (1 - min_factor)*(1 + math.cos(math.pi*q))/2
 
+# %% ../nbs/11b_learner.ipynb #d406650f
 class ProgressScheduler:
     "Set every param group's lr to `base_lr * lr_factor(progress)`; resumable via `state_dict`"
     def __init__(self, optimizer, schedule='cosine', warmup=0.05, min_factor=0.01):
@@ -205,6 +213,7 @@ def save_checkpoint(run_dir, # run folder
     for old in sorted(ck.glob('step-*.pt'))[:-keep]: old.unlink(missing_ok=True)
     return path
 
+# %% ../nbs/11b_learner.ipynb #7c59a51e
 def latest_checkpoint(run_dir) -> tuple[Path|None, dict|None]:
     "The newest loadable checkpoint of `run_dir` and its state, or `(None, None)`"
     for p in sorted((Path(run_dir)/'checkpoints').glob('step-*.pt'), reverse=True):
@@ -232,9 +241,11 @@ def read_log(run_dir) -> list[dict]:
         with contextlib.suppress(json.JSONDecodeError): out.append(json.loads(line))
     return out
 
+# %% ../nbs/11b_learner.ipynb #a686855d
 def plot_history(records:list[dict], # `read_log` records
                  ax=None, metric:str|None=None):
     "Training loss (left axis) and validation scores (right axis) against step"
+    # one figure: its code stays together
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(5, 3))
     tr = [r for r in records if 'loss' in r]
@@ -254,6 +265,7 @@ def plot_history(records:list[dict], # `read_log` records
 # %% ../nbs/11b_learner.ipynb #8f4671f4
 class RunLogger:
     "Append records to `log.jsonl`, optionally TensorBoard, and redraw a live figure in notebooks"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, run_dir, enabled:bool=True, tensorboard:bool=False, live_plot:bool|None=None, metric:str='f1'):
         self.path, self.enabled, self.metric = Path(run_dir)/'log.jsonl', enabled, metric
         self.records = read_log(run_dir) if enabled else []
@@ -290,6 +302,7 @@ class RunLogger:
 @dataclass
 class LoopConfig:
     "The training loop's settings: budget, optimiser, schedule, precision, validation, checkpoints, logging"
+    # a long cell: one line per setting, so each default (and its help on the command line) lives here only
     out: str = 'runs/run'  # run folder
     samples_per_epoch: int|None = None  # draws per epoch (all processes); default: the dataset's length
     epochs: int|None = None  # stop after this many epochs ...
@@ -298,25 +311,25 @@ class LoopConfig:
     batch_size: int|None = 8  # per-process batch
     num_workers: int = 2  # DataLoader workers
     lr: float = 3e-3  # peak learning rate (AdamW)
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # AdamW weight decay (not on biases and norms)
     schedule: str = 'onecycle'  # one of `SCHEDULES`
-    warmup: float = 0.05
+    warmup: float = 0.05  # fraction of training spent warming up ('cosine', 'constant')
     grad_accum: int = 1  # micro-batches per optimiser step
     clip_grad: float|None = 1.0  # max gradient norm (None: no clipping)
-    ema: float|None = None  # EMA decay, e.g. 0.999 (None: off)
+    ema: float|None = None  # EMA decay of the weights, e.g. 0.999 (None: off)
     mixed_precision: str = 'auto'  # one of `PRECISIONS`
     val_metric: str = 'f1'  # the key of `val_fn`'s scores that selects `best/`
     val_every: int = 1  # epochs between validations
-    patience: int|None = None  # validations without improvement before stopping
+    patience: int|None = None  # early stopping: validations without improvement before stopping
     checkpoint_every: int = 0  # steps between checkpoints (0: each epoch and at the end only)
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # newest checkpoints kept
     max_nonfinite: int = 20  # non-finite steps in a row before the run stops
-    log_every: int = 10
-    seed: int = 0
-    resume: bool = False
-    tensorboard: bool = False
+    log_every: int = 10  # steps between log records
+    seed: int = 0  # random seed of the sampling, the augmentation and the initial weights
+    resume: bool = False  # continue the run in `out` from its newest checkpoint
+    tensorboard: bool = False  # also log to `out`/tensorboard (needs tensorboard)
     live_plot: bool|None = None  # None: in notebooks only
-    progress: bool = True
+    progress: bool = True  # progress bar
 
     def validate(self):
         "Raise `ValueError` naming the bad field and the valid choices"
@@ -343,6 +356,7 @@ def _all_true(acc, flag:bool) -> bool:
     if acc.num_processes == 1: return flag
     return acc.reduce(torch.tensor([0.0 if flag else 1.0], device=acc.device), 'sum').item() == 0
 
+# %% ../nbs/11b_learner.ipynb #31922223
 def _broadcast(acc, obj):
     if acc.num_processes == 1: return obj
     return broadcast_object_list([obj])[0]
@@ -354,6 +368,7 @@ def _sync_buffers(acc, model):
     for b in model.buffers():
         if b.is_floating_point(): b.copy_(acc.reduce(b.detach().clone(), 'mean'))
 
+# %% ../nbs/11b_learner.ipynb #9347b426
 def _default_save(model, path):
     "`save_model` for our models, else a plain state dict in `path/weights.pt`"
     if hasattr(model, 'config'): return save_model(model, path)
@@ -369,6 +384,7 @@ def save_dir_atomic(save_fn, model, dest):
     tmp.rename(dest); shutil.rmtree(old, ignore_errors=True)
     return dest
 
+# %% ../nbs/11b_learner.ipynb #e70c6c0b
 def _recover_dir(dest):
     dest = Path(dest); old = dest.with_name(dest.name + '.old')
     if not dest.exists() and old.exists(): old.rename(dest)
@@ -376,6 +392,7 @@ def _recover_dir(dest):
 # %% ../nbs/11b_learner.ipynb #7ec7baf3
 class Trainer:
     "The loop behind `fit`: set up from `cfg`, then `run()`; its state lives in `self.st`"
+    # a long cell: a class keeps its methods in its body (DEVELOPING.md); each method is short, and the prose above and below walks through them
     def __init__(self, model:nn.Module, # forward(image) -> dict of head outputs
                  loss_fn, # loss_fn(outputs, batch) -> (loss, terms)
                  train_ds, # map-style dataset of dict samples with an 'image'

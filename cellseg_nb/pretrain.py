@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/pretrain.html.md"""
 
 # %% ../nbs/14_pretrain.ipynb #cad190b8
 from __future__ import annotations
-import sys, json, math, fnmatch, shutil, argparse, dataclasses, warnings
+import sys, json, math, fnmatch, shutil, argparse, dataclasses, warnings, shlex
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -18,13 +18,15 @@ from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, 
 from .augment import get_transforms
 from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
                                     load_decoder_weights, pretrained_folder, load_pretrained)
-from .learner import PRECISIONS, LoopConfig, fit, save_dir_atomic, device_defaults
+from .clitools import dataclass_parser, run_cli
+from .learner import PRECISIONS, SCHEDULES, LoopConfig, fit, save_dir_atomic, device_defaults
 
 # %% auto #0
-__all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'find_images', 'patch_mask', 'UnlabelledImages', 'nt_xent', 'masked_l1',
-           'ProjectionHead', 'PretrainModel', 'PretrainLoss', 'PretrainConfig', 'PretrainLoopConfig',
-           'pretrain_configs', 'load_pretrain_config', 'pretrain', 'show_inpainting', 'encode_crops', 'embed_2d',
-           'plot_embedding', 'cluster_score', 'plot_ssl_experiment', 'pretrain_cli']
+__all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'PRETRAIN_FLAGS', 'find_images', 'patch_mask', 'UnlabelledImages',
+           'nt_xent', 'masked_l1', 'ProjectionHead', 'PretrainModel', 'PretrainLoss', 'PretrainConfig',
+           'PretrainLoopConfig', 'pretrain_configs', 'load_pretrain_config', 'pretrain', 'show_inpainting',
+           'encode_crops', 'embed_2d', 'plot_embedding', 'cluster_score', 'plot_ssl_experiment', 'pretrain_parser',
+           'pretrain_cli']
 
 # %% ../nbs/14_pretrain.ipynb #0253055d
 EXCLUDE = ('*mask*', '*label*', '*instances_ids*', '.*')  # file-name patterns that are not raw images
@@ -61,6 +63,7 @@ def patch_mask(h:int, w:int, # mask size
 # %% ../nbs/14_pretrain.ipynb #98481112
 class UnlabelledImages(Dataset):
     "Augmented views (and patch masks) of unlabelled images, for self-supervised pretraining"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, images, # folder(s) or file(s), searched by `find_images`
                  crop_size=256, # crop (h, w) or int of every view
                  preset='strong', # `get_transforms` preset of the views
@@ -140,6 +143,7 @@ class ProjectionHead(nn.Sequential):
 # %% ../nbs/14_pretrain.ipynb #29a139eb
 class PretrainModel(nn.Module):
     "A `MultiHeadUNet` with a projection head (contrastive) and/or a reconstruction head (inpainting)"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, unet, # a `MultiHeadUNet` (from `create_model`)
                  method:str='both', # one of `METHODS`
                  proj_hidden:int=512, proj_dim:int=128, # projection MLP sizes
@@ -166,6 +170,7 @@ class PretrainModel(nn.Module):
 # %% ../nbs/14_pretrain.ipynb #c8a80ae9
 class PretrainLoss(nn.Module):
     "Weighted NT-Xent and masked-L1 reconstruction: `loss_fn(outputs, batch) -> (loss, terms)`"
+    # one cell: a class keeps its methods in its body (DEVELOPING.md)
     def __init__(self, method:str='both', # one of `METHODS`
                  temperature:float=0.1, # NT-Xent temperature
                  contrastive_weight:float=1.0, inpainting_weight:float=1.0,
@@ -194,15 +199,16 @@ def _save_pretrained(model, path):
 @dataclass
 class PretrainConfig:
     "Self-supervised settings of a pretraining run (the loop's settings live in a `PretrainLoopConfig`)"
-    images: list = field(default_factory=list)  # folders / files of unlabelled images
+    # one line per setting (its comment is its --help text) and the methods in the body: a long cell
+    images: list = field(default_factory=list)  # folders (searched recursively) or files of unlabelled TIFF/PNG/JPEG images
     method: str = 'both'  # one of `METHODS`
     temperature: float = 0.1  # NT-Xent temperature
-    proj_hidden: int = 512
-    proj_dim: int = 128
-    mask_ratio: float = 0.4  # fraction of 32-px patches hidden (inpainting)
-    patch_size: int = 32
-    contrastive_weight: float = 1.0
-    inpainting_weight: float = 1.0
+    proj_hidden: int = 512  # hidden size of the projection MLP
+    proj_dim: int = 128  # size of the embedding NT-Xent compares
+    mask_ratio: float = 0.4  # fraction of patches hidden (inpainting)
+    patch_size: int = 32  # side of a hidden patch (px)
+    contrastive_weight: float = 1.0  # weight of the NT-Xent loss
+    inpainting_weight: float = 1.0  # weight of the masked reconstruction loss
     exclude: list = field(default_factory=lambda: list(EXCLUDE))  # file-name patterns that are not images
     def validate(self):
         _check_method(self.method); patch_mask(1, 1, self.patch_size, self.mask_ratio)
@@ -210,14 +216,20 @@ class PretrainConfig:
         if not self.images: raise ValueError("no images given: pass the folders of unlabelled images (--images DIR ...)")
         return self
 
+# %% ../nbs/14_pretrain.ipynb #c3ec0f30
 @dataclass
 class PretrainLoopConfig(LoopConfig):
     "The loop's settings of a pretraining run (`LoopConfig`) plus its model, initialisation, crops and augmentation"
+    # one line per setting (its comment is its --help text) and the methods in the body: a long cell
     model: str = 'auto'  # a `MODEL_CONFIGS` name; 'auto': sized to the device (`DEVICE_DEFAULTS`)
-    model_overrides: dict = field(default_factory=dict)
+    model_overrides: dict = field(default_factory=dict)  # `create_model` arguments over the config's
     init: str|None = None  # pretraining run (or `save_model` folder) to start from
-    crop_size: int|None = None  # crop of every view (px); None: sized to the device
+    crop_size: int|None = 256  # crop of every view (px); None: sized to the device
     augment: str = 'strong'  # `get_transforms` preset of the views
+    # the loop's defaults that contrastive pretraining changes
+    batch_size: int|None = 32  # per-process batch: the other images of a batch are the negatives, so more than supervised training
+    lr: float = 1e-3  # peak learning rate (AdamW): its own losses, not tuned by the supervised benchmark, so a conservative one
+    schedule: str = 'cosine'  # one of `SCHEDULES`: warm-up then cosine decay, as in SimCLR
     def validate(self):
         "Raise `ValueError` naming the bad field and the valid choices"
         super().validate()
@@ -227,7 +239,8 @@ class PretrainLoopConfig(LoopConfig):
         "A copy with the 'auto'/None sizes (model, crop, batch) filled in for `device_type` (default: this machine's)"
         return dataclasses.replace(self, **{k: v for k, v in device_defaults(device_type).items() if getattr(self, k) in (None, 'auto')})
 
-PRETRAIN_DEFAULTS = dict(crop_size=256, batch_size=32, augment='strong', lr=1e-3, schedule='cosine', weight_decay=1e-4)  # values that differ from supervised training
+PRETRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PretrainLoopConfig)  # the loop defaults pretraining changes (derived)
+                     if f.name in LoopConfig.__dataclass_fields__ and f.default != LoopConfig.__dataclass_fields__[f.name].default}
 
 # %% ../nbs/14_pretrain.ipynb #a23f1f30
 def pretrain_configs(images=None, # folders / files of unlabelled images
@@ -240,7 +253,7 @@ def pretrain_configs(images=None, # folders / files of unlabelled images
     if bad: raise ValueError(f"unknown settings {bad}; expected some of {sorted(pk | tk - {'out'})}")
     p = PretrainConfig(**{k: v for k, v in kwargs.items() if k in pk})
     if images is not None: p.images = [str(x) for x in ([images] if isinstance(images, (str, Path)) else images)]
-    t = PretrainLoopConfig(**{**PRETRAIN_DEFAULTS, 'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}}).for_device()
+    t = PretrainLoopConfig(**{'out': str(out), **{k: v for k, v in kwargs.items() if k in tk and k != 'images'}}).for_device()
     return p.validate(), t.validate()
 
 # %% ../nbs/14_pretrain.ipynb #4ea2fc5e
@@ -256,6 +269,7 @@ def _build(pcfg:PretrainConfig, tcfg):
     if pcfg.method != 'inpainting' and tcfg.batch_size < 2: raise ValueError("contrastive learning needs batch_size >= 2 (other images are the negatives); 32-128 is typical")
     return model, ds, PretrainLoss(pcfg.method, pcfg.temperature, pcfg.contrastive_weight, pcfg.inpainting_weight)
 
+# %% ../nbs/14_pretrain.ipynb #4591e181
 def load_pretrain_config(run, **overrides):
     "The `(PretrainConfig, PretrainLoopConfig)` saved in `run/pretrain.json`, with `overrides` (e.g. `epochs=`)"
     p = Path(run)/'pretrain.json'
@@ -265,6 +279,19 @@ def load_pretrain_config(run, **overrides):
     train = {k: v for k, v in d['train'].items() if k in known}  # runs of older versions saved a whole `TrainConfig`
     return pretrain_configs(d['pretrain']['images'], **{**{k: v for k, v in d['pretrain'].items() if k != 'images'}, **train, **overrides})
 
+# %% ../nbs/14_pretrain.ipynb #11372039
+def _run_configs(images, run:Path, kwargs:dict):
+    "A new run's configs from `kwargs`; with `resume=True` and a saved run, the saved ones with `kwargs` over them"
+    if kwargs.get('resume') and (run/'pretrain.json').exists():
+        saved = json.loads((run/'pretrain.json').read_text())['pretrain']['images']
+        if images is not None and [str(x) for x in ([images] if isinstance(images, (str, Path)) else images)] != saved:
+            warnings.warn(f"resume: using the saved image folders {saved}, not {images}")
+        return load_pretrain_config(run, **{k: v for k, v in kwargs.items() if k != 'images'})
+    pcfg, tcfg = pretrain_configs(images, run, **kwargs)
+    if not tcfg.resume and any((run/'checkpoints').glob('step-*.pt')):
+        raise FileExistsError(f"{run} already holds a run: pass resume=True (--resume) to continue it, or choose a new out folder")
+    return pcfg, tcfg
+
 # %% ../nbs/14_pretrain.ipynb #757a5979
 def pretrain(images=None, # folders / files of unlabelled images (None with resume=True: the saved run's)
              out:str='runs/pretrain', # run folder
@@ -272,17 +299,8 @@ def pretrain(images=None, # folders / files of unlabelled images (None with resu
              **kwargs, # `PretrainConfig` / `PretrainLoopConfig` fields: method, model, epochs, max_minutes, batch_size, resume, ...
             ) -> dict:
     "Self-supervised pretraining in the training loop; writes checkpoints, `log.jsonl`, `last/` and `encoder/` to `out`"
-    run = Path(out)
-    if kwargs.get('resume') and (run/'pretrain.json').exists():
-        saved = json.loads((run/'pretrain.json').read_text())
-        pcfg, tcfg = load_pretrain_config(run, **{k: v for k, v in kwargs.items() if k != 'images'})
-        if images is not None and [str(x) for x in ([images] if isinstance(images, (str, Path)) else images)] != saved['pretrain']['images']:
-            warnings.warn(f"resume: using the saved image folders {saved['pretrain']['images']}, not {images}")
-    else:
-        pcfg, tcfg = pretrain_configs(images, out, **kwargs)
-        if not tcfg.resume and any((run/'checkpoints').glob('step-*.pt')):
-            raise FileExistsError(f"{run} already holds a run: pass resume=True (--resume) to continue it, or choose a new out folder")
-    model, ds, loss = _build(pcfg, tcfg)
+    run = Path(out); pcfg, tcfg = _run_configs(images, run, kwargs)
+    set_seed(tcfg.seed); model, ds, loss = _build(pcfg, tcfg)  # the same seed, the same initial weights
     run.mkdir(parents=True, exist_ok=True)
     with atomic_write(run/'pretrain.json', 'w') as f: json.dump({'pretrain': asdict(pcfg), 'train': asdict(tcfg)}, f, indent=1)
     summary = fit(model, loss, ds, tcfg, save_fn=_save_pretrained, on_step=on_step)
@@ -297,6 +315,7 @@ def show_inpainting(model, # a `PretrainModel` trained with inpainting
                     n:int=3, # crops to show
                     size:float=2.2):
     "Figure: masked input, reconstruction and original for `n` crops of `batch`"
+    # one figure: its code stays together
     import matplotlib.pyplot as plt
     was = model.training; model.eval()
     x, tgt, m = batch['image'][:n, 0], batch['target'][:n, 0], batch['mask'][:n, 0]
@@ -317,6 +336,7 @@ def encode_crops(model, # a `MultiHeadUNet` or `PretrainModel`
                  preset='none', # augmentation of the crops
                  seed:int=0):
     "`(features (N, C), names)`: pooled deepest encoder features of random crops of every image"
+    # (one documented parameter a line: the cell runs past 15 lines)
     unet = getattr(model, 'unet', model); was = unet.training; unet.eval()
     ds = images if isinstance(images, UnlabelledImages) else UnlabelledImages(images, crop_size, preset, views=crops_per_image, in_channels=unet.in_channels)
     ds.transform.set_random_seed(seed); feats, names = [], []
@@ -329,6 +349,7 @@ def encode_crops(model, # a `MultiHeadUNet` or `PretrainModel`
     finally: unet.train(was)
     return torch.cat(feats).numpy(), names
 
+# %% ../nbs/14_pretrain.ipynb #3b5325db
 def embed_2d(features:np.ndarray, method:str='pca') -> np.ndarray:
     "2-D projection of `features` by PCA (numpy) or UMAP (needs `umap-learn`)"
     if method not in ('pca', 'umap'): raise ValueError(f"method={method!r}; expected one of ['pca', 'umap']")
@@ -344,6 +365,7 @@ def _group(name):
     try: return cell_line_from_name(name)
     except ValueError: return name.split('_')[0]
 
+# %% ../nbs/14_pretrain.ipynb #94e5bf73
 def plot_embedding(features:np.ndarray, names, # from `encode_crops`
                    method:str='pca', ax=None, title:str=''):
     "Scatter of the 2-D projection of `features`, coloured by cell line (file-name prefix)"
@@ -356,6 +378,7 @@ def plot_embedding(features:np.ndarray, names, # from `encode_crops`
     ax.set_title(title or f'encoder features ({method.upper()})', fontsize=9); ax.set_xticks([]); ax.set_yticks([])
     ax.legend(fontsize=6, markerscale=1.5, loc='best'); return ax
 
+# %% ../nbs/14_pretrain.ipynb #6f8efffe
 def cluster_score(features:np.ndarray, names) -> float:
     "Leave-one-out 1-nearest-neighbour accuracy of the cell line from the features (chance ≈ 1/number of lines)"
     x = (features - features.mean(0)) / (features.std(0) + 1e-6)
@@ -366,6 +389,7 @@ def cluster_score(features:np.ndarray, names) -> float:
 def plot_ssl_experiment(res:dict, # `bench/out/ssl_experiment.json`
                         ):
     "Learning curves (held-out F1@0.5 against fine-tuning step, mean ± sd over seeds) and final scores per arm"
+    # one figure: its code stays together
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=(8, 3))
     for k, (arm, runs) in enumerate(res['runs'].items()):
@@ -382,39 +406,26 @@ def plot_ssl_experiment(res:dict, # `bench/out/ssl_experiment.json`
     fig.tight_layout(); return fig
 
 # %% ../nbs/14_pretrain.ipynb #00f0f726
+PRETRAIN_FLAGS = dict(model=('--config', '--model'), crop_size=('--crop', '--crop-size'))  # the flags spelled otherwise than `--field-name`
+
+def pretrain_parser() -> argparse.ArgumentParser:
+    "The `cellseg pretrain` parser: a flag per `PretrainConfig` / `PretrainLoopConfig` field, its comment as help, its default shown"
+    return dataclass_parser(PretrainConfig, PretrainLoopConfig, prog='cellseg pretrain', flags=PRETRAIN_FLAGS,
+        description="Self-supervised pretraining (contrastive + inpainting) of the UNet on unlabelled images; writes OUT/encoder/ "
+                    "for `cellseg train --init OUT`. Give --images and a budget (--epochs, --max-minutes or --max-steps), or --resume.",
+        exclude=('live_plot', 'val_metric', 'val_every', 'patience'),  # no validation in pretraining
+        extra=dict(out=dict(required=True), images=dict(metavar='DIR'), method=dict(choices=METHODS),
+                   model=dict(choices=['auto', *MODEL_CONFIGS], metavar='NAME'), mixed_precision=dict(choices=PRECISIONS),
+                   schedule=dict(choices=SCHEDULES)))
+
+# %% ../nbs/14_pretrain.ipynb #51abe2b9
 def pretrain_cli(argv:list|None=None) -> int:
-    "`cellseg pretrain`: self-supervised pretraining on folders of unlabelled images"
-    ap = argparse.ArgumentParser(prog='cellseg pretrain', description="Self-supervised pretraining (contrastive + inpainting) of the "
-                                 "UNet on unlabelled images; writes OUT/encoder/ for `cellseg train --init OUT`.")
-    ap.add_argument('--images', nargs='+', metavar='DIR', help='folders (searched recursively) or files of unlabelled TIFF/PNG/JPEG images')
-    ap.add_argument('--out', required=True, help='run folder')
-    ap.add_argument('--method', choices=METHODS, default='both')
-    ap.add_argument('--epochs', type=int); ap.add_argument('--max-minutes', type=float); ap.add_argument('--max-steps', type=int)
-    ap.add_argument('--crop', type=int, default=256); ap.add_argument('--batch-size', type=int, default=32)
-    ap.add_argument('--config', default='unet_effv2_s', help=f'model configuration: one of {list(MODEL_CONFIGS)}')
-    ap.add_argument('--init', help='start from this pretraining run or model folder')
-    ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--augment', default='strong', help='augmentation preset of the views')
-    ap.add_argument('--samples-per-epoch', type=int, help='views pairs per epoch (default: the number of images)')
-    ap.add_argument('--temperature', type=float, default=0.1); ap.add_argument('--mask-ratio', type=float, default=0.4)
-    ap.add_argument('--patch-size', type=int, default=32)
-    ap.add_argument('--contrastive-weight', type=float, default=1.0); ap.add_argument('--inpainting-weight', type=float, default=1.0)
-    ap.add_argument('--mixed-precision', choices=PRECISIONS, default='auto'); ap.add_argument('--num-workers', type=int, default=2)
-    ap.add_argument('--checkpoint-every', type=int, default=0); ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--resume', action='store_true', help='continue the run in --out (its saved settings; --epochs/--max-minutes may extend it)')
-    a = ap.parse_args(argv)
-    if a.config not in MODEL_CONFIGS: ap.error(f"--config {a.config!r}; expected one of {list(MODEL_CONFIGS)}")
-    if not a.images and not a.resume: ap.error("--images DIR ... is required (unless --resume continues a run)")
-    budget = {k: v for k, v in dict(epochs=a.epochs, max_minutes=a.max_minutes, max_steps=a.max_steps).items() if v is not None}
-    if not budget and not a.resume: ap.error("give --epochs N or --max-minutes M (or --max-steps S)")
-    kw = budget if a.resume else dict(method=a.method, model=a.config, init=a.init, crop_size=a.crop, batch_size=a.batch_size, lr=a.lr,
-              augment=a.augment, samples_per_epoch=a.samples_per_epoch, temperature=a.temperature, mask_ratio=a.mask_ratio,
-              patch_size=a.patch_size, contrastive_weight=a.contrastive_weight, inpainting_weight=a.inpainting_weight,
-              mixed_precision=a.mixed_precision, num_workers=a.num_workers, checkpoint_every=a.checkpoint_every, seed=a.seed, **budget)
-    try:
-        set_seed(a.seed)
-        s = pretrain(a.images, a.out, resume=a.resume, **kw)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"cellseg pretrain: error: {e}", file=sys.stderr); return 2
-    print(f"pretrained ({s['method']}, {s['images']} images, {s['steps']} steps, {s['minutes']:.1f} min): {s['encoder']}\n"
-          f"fine-tune with: cellseg train --init {a.out} ...")
-    return 0
+    "`cellseg pretrain`: self-supervised pretraining on folders of unlabelled images; exit code 0, 2 (bad arguments or data) or 130"
+    ap = pretrain_parser(); given = vars(ap.parse_args(argv))  # only the flags given: the configs' own defaults apply
+    if not given.get('resume') and not given.get('images'): ap.error("--images DIR ... is required (unless --resume continues a run)")
+    if not given.get('resume') and not {'epochs', 'max_minutes', 'max_steps'} & set(given): ap.error("give --epochs N or --max-minutes M (or --max-steps S)")
+    def main():
+        s = pretrain(**given)
+        print(f"pretrained ({s['method']}, {s['images']} images, {s['steps']} steps, {s['minutes']:.1f} min): {s['encoder']}\n"
+              f"fine-tune with: cellseg train --init {shlex.quote(given['out'])} ...")
+    return run_cli('cellseg pretrain', main, resume=f"cellseg pretrain --out {shlex.quote(given['out'])} --resume")

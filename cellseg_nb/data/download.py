@@ -11,6 +11,7 @@ import http.client, urllib.request, urllib.error, urllib.parse
 from pathlib import Path
 from tqdm.auto import tqdm
 from ..core import CELL_LINES, atomic_write
+from ..clitools import run_cli
 
 # %% auto #0
 __all__ = ['LIVECELL_URL', 'SPLITS', 'SIZE_SPLITS', 'KNOWN_SHA256', 'livecell_files', 'DownloadError', 'IntegrityError',
@@ -364,15 +365,12 @@ def download_cli(argv:list|None=None) -> int:
     "`cellseg download livecell --dest DIR ...`: download LIVECell; returns the exit status"
     try: a = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2
-    try:
+    def main():
         bad = [s for s in a.sha256 if '=' not in s or len(s.split('=', 1)[1]) != 64]
         if bad: raise ValueError(f"--sha256 {' '.join(bad)}: expected PATH=HEX with a 64-digit sha256, e.g. images.zip=<64 hex digits>")
-        sums = dict(s.split('=', 1) for s in a.sha256)
         res = download_livecell(a.dest, a.splits, a.base_url, images=not a.no_images, cell_lines=a.cell_lines,
                                 size_splits=a.size_splits, gdrive_id=a.gdrive_id, delete_zip=a.delete_zip,
-                                checksums=sums, progress=not a.quiet, retries=a.retries)
-    except ValueError as e: print(f'cellseg download: {e}', file=sys.stderr); return 2
-    except DownloadError as e: print(f'cellseg download: {e}', file=sys.stderr); return 1
-    w = max(map(len, res))
-    print('LIVECell is ready:\n' + '\n'.join(f'  {k:<{w}}  {v}' for k, v in res.items()))
-    return 0
+                                checksums=dict(s.split('=', 1) for s in a.sha256), progress=not a.quiet, retries=a.retries)
+        w = max(map(len, res))
+        print('LIVECell is ready:\n' + '\n'.join(f'  {k:<{w}}  {v}' for k, v in res.items()))
+    return run_cli('cellseg download', main, errors={DownloadError: 1}, resume='the same command (finished files are kept)')

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from ..core import atomic_write, cell_line_from_name, read_image
+from ..clitools import run_cli
 
 # %% auto #0
 __all__ = ['SYNTH_TYPES', 'MIXED', 'SPLITS', 'IMAGE_DIRS', 'cell_shapes', 'place_cells', 'draw_cells', 'clean_labels',
@@ -458,12 +459,11 @@ def synth_cli(argv:list|None=None) -> int:
     p.add_argument('--overwrite', action='store_true', help='regenerate even if --out already holds this dataset')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     a = p.parse_args(argv)
-    try:
-        res = make_synthetic_livecell(a.out, a.n_images, a.seed, (a.size[1], a.size[0]), a.types, a.mixed_fraction,
-                                      tuple(a.density), a.splits, not a.annotations_as_list, a.annotations_dir,
+    def main():
+        res = make_synthetic_livecell(a.out, n_images=a.n_images, seed=a.seed, size=(a.size[1], a.size[0]), types=a.types,
+                                      mixed_fraction=a.mixed_fraction, density=tuple(a.density), splits=a.splits,
+                                      annotations_as_dict=not a.annotations_as_list, annotations_dir=a.annotations_dir,
                                       overwrite=a.overwrite, progress=not a.quiet)
-    except ValueError as e:
-        print(f'cellseg synth: {e}', file=sys.stderr); return 2
-    print(f"wrote {sum(res['n_images'].values())} images, {sum(res['n_cells'].values())} cells to {res['root']} "
-          f"({', '.join(f'{s}: {n}' for s, n in res['n_images'].items())}); classes: {', '.join(res['class_names'])}")
-    return 0
+        print(f"wrote {sum(res['n_images'].values())} images, {sum(res['n_cells'].values())} cells to {res['root']} "
+              f"({', '.join(f'{s}: {n}' for s, n in res['n_images'].items())}); classes: {', '.join(res['class_names'])}")
+    return run_cli('cellseg synth', main)
