@@ -8,9 +8,10 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/clitools.html.md"""
 from __future__ import annotations
 import io, re, sys, ast, json, errno, inspect, argparse, linecache, tokenize, textwrap, contextlib, dataclasses
 from pathlib import Path
+from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['CLI_ERRORS', 'field_docs', 'field_type', 'json_arg', 'dataclass_parser', 'run_cli']
+__all__ = ['CLI_ERRORS', 'field_docs', 'field_type', 'json_arg', 'BoolAction', 'signature_class', 'dataclass_parser', 'run_cli']
 
 # %% ../nbs/00b_clitools.ipynb #1f103ab8
 def _find_class(src:str, name:str, line:int|None=None) -> str|None:
@@ -38,8 +39,10 @@ def _inline_comments(src:str) -> dict:
     toks = tokenize.generate_tokens(io.StringIO(src).readline)
     return {t.start[0]: t.string.lstrip('#').strip() for t in toks if t.type == tokenize.COMMENT and t.line[:t.start[1]].strip()}
 
+# %% ../nbs/00b_clitools.ipynb #9d94ed92
 def field_docs(cls) -> dict:
     "`{field: inline comment}` of dataclass `cls`, inherited fields included (a subclass's comment wins)"
+    if '__field_docs__' in vars(cls): return dict(cls.__field_docs__)  # a `signature_class`
     docs = {}
     for c in reversed(cls.__mro__):
         src = _class_source(c) if '__dataclass_fields__' in vars(c) else None
@@ -76,17 +79,39 @@ def _default(f):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 # %% ../nbs/00b_clitools.ipynb #c764ed5e
+class BoolAction(argparse.BooleanOptionalAction):
+    "`--flag` / `--no-flag` (as argparse's), plus `off` spellings that also set False, e.g. `--quiet` for `progress`"
+    def __init__(self, option_strings, dest, off=(), **kw):
+        self.off = {'--no-' + o[2:] for o in option_strings if o.startswith('--')} | set(off)  # argparse adds the `--no-` ones
+        super().__init__(option_strings, dest, **kw); self.option_strings += list(off)
+    def __call__(self, parser, namespace, values, option_string=None): setattr(namespace, self.dest, option_string not in self.off)
+
+# %% ../nbs/00b_clitools.ipynb #512f58b2
 def _field_args(f, doc:str|None, shown=dataclasses.MISSING, **kw) -> dict:
     "`add_argument` keywords of field `f`: type, nargs or `--no-` flag, `SUPPRESS` default, help with the default"
     tp, many = field_type(f)
     a = dict(default=argparse.SUPPRESS)
-    if tp is bool and not many: a['action'] = argparse.BooleanOptionalAction
+    if tp is bool and not many: a['action'] = BoolAction
     elif tp is dict: a.update(type=json_arg, metavar='JSON')
     else: a.update(type=tp, nargs='+' if many else None)
     help = (kw.pop('help', None) or doc or '').replace('%', '%%')
     if kw.get('choices') and kw.get('metavar'): help += f" (one of: {', '.join(map(str, kw['choices']))})"  # a metavar hides them in usage
     if not kw.get('required'): help += f" (default: {_show(_default(f) if shown is dataclasses.MISSING else shown)})".replace('%', '%%')
     return {**a, 'help': help.strip(), **kw}
+
+# %% ../nbs/00b_clitools.ipynb #7d2f07ec
+def signature_class(fn) -> type:
+    "A dataclass with a field per parameter of `fn` (annotation, default, comment), to build `fn`'s command line like a config's"
+    fs, req = [], []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD): continue
+        tp = p.annotation if p.annotation is not p.empty else type(p.default).__name__ if p.default not in (p.empty, None) else 'str'
+        if p.default is p.empty: req.append(p.name)
+        d = None if p.default is p.empty else p.default
+        fs.append((p.name, tp, dataclasses.field(default_factory=lambda d=d: d) if isinstance(d, (list, dict, set)) else dataclasses.field(default=d)))
+    cls = dataclasses.make_dataclass(fn.__name__, fs, namespace={'__doc__': (fn.__doc__ or '').strip()})
+    cls.__field_docs__, cls.__required__ = {k: v for k, v in docments(fn).items() if v}, tuple(req)
+    return cls
 
 # %% ../nbs/00b_clitools.ipynb #80ede50c
 def _own_first(cls) -> list:
@@ -102,14 +127,15 @@ def _own_first(cls) -> list:
 # %% ../nbs/00b_clitools.ipynb #19ac8086
 def _add_field(g, f, names, a:dict):
     names = (names,) if isinstance(names, str) else tuple(names)
-    g.add_argument(*names, **a) if not names[0].startswith('-') else g.add_argument(*names, dest=f.name, **a)  # no dash: positional
+    if names[0].startswith('-'): g.add_argument(*names, dest=f.name, **a)
+    else: g.add_argument(*names, **{k: v for k, v in a.items() if k != 'required'})  # no dash: positional (required unless `nargs` says)
 
 def _group_title(c) -> str:
     doc = vars(c).get('__doc__') or ''
     return c.__name__ if doc.startswith(c.__name__ + '(') else f"{c.__name__}: {doc.splitlines()[0]}"
 
 # %% ../nbs/00b_clitools.ipynb #d8e7f4eb
-def dataclass_parser(*classes, # dataclasses whose fields become flags (a field of an earlier class wins)
+def dataclass_parser(*classes, # dataclasses (or functions) whose fields become flags (a field of an earlier one wins)
                      prog:str|None=None, description:str|None=None, epilog:str|None=None,
                      flags:dict|None=None, # {field: option string(s)} instead of `--field-name`; no dash: positional
                      exclude=(), # fields left off the command line
@@ -117,12 +143,12 @@ def dataclass_parser(*classes, # dataclasses whose fields become flags (a field 
                     ) -> argparse.ArgumentParser:
     "An `ArgumentParser` with a flag per field of `classes`: its type, its inline comment as help, its default shown"
     p, seen, flags, extra = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog), set(exclude), flags or {}, extra or {}
-    for cls in classes:
-        docs = field_docs(cls)
+    for cls in (c if inspect.isclass(c) else signature_class(c) for c in classes):
+        docs, req = field_docs(cls), {k: dict(required=True) for k in getattr(cls, '__required__', ())}
         for c, fs in _own_first(cls):
             g = p.add_argument_group(_group_title(c))
             for f in (f for f in fs if f.name not in seen):
-                seen.add(f.name); _add_field(g, f, flags.get(f.name, '--' + f.name.replace('_', '-')), _field_args(f, docs.get(f.name), **extra.get(f.name, {})))
+                seen.add(f.name); _add_field(g, f, flags.get(f.name, '--' + f.name.replace('_', '-')), _field_args(f, docs.get(f.name), **{**req.get(f.name, {}), **extra.get(f.name, {})}))
     return p
 
 # %% ../nbs/00b_clitools.ipynb #20e0665a
