@@ -33,32 +33,17 @@ def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'bound
     return out
 
 # %% ../nbs/09_postprocess.ipynb #15fbc34e
-_FLIPS = ((), (-1,), (-2,), (-2, -1))
-
 def infer_probs(model, # a model returning a dict of logits (`MultiHeadUNet`)
                 image:np.ndarray, # (H, W) float32 image normalised with `normalize_image`
                 device=None, # torch device; default: the model's
                 tta:bool=False, # average over 4 flips
                ) -> dict:
     "Probability maps of one whole image: {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)}"
-    import torch
+    from cellseg_nb.infer import infer_maps
     image = np.asarray(image, np.float32)
     if image.ndim != 2: raise ValueError(f"expected one (H, W) normalised image, got shape {image.shape} (convert with `normalize_image`)")
-    if device is None: device = next(model.parameters()).device
-    else: model.to(device)
-    cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
-    x = torch.from_numpy(image)[None, None].expand(1, cin, *image.shape).to(device)
-    was_training = model.training; model.eval()
-    try:
-        acc = None
-        with torch.no_grad():
-            for f in (_FLIPS if tta else _FLIPS[:1]):
-                out = model(x.flip(f) if f else x)
-                p = probs_from_outputs({k: v.flip(f) if f and v.ndim == 4 else v for k, v in out.items()})
-                acc = p if acc is None else {k: acc[k] + p[k] for k in acc}
-    finally: model.train(was_training)
-    n = len(_FLIPS) if tta else 1
-    return {k: (v / n).astype(np.float32) for k, v in acc.items()}
+    return infer_maps(model, image, tile=max(16, *image.shape), tta='flips' if tta else 'none', device=device, precision='fp32',
+                      normalisation=False, compact=False).probs()
 
 # %% ../nbs/09_postprocess.ipynb #f984a8a0
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, atomic_write, set_seed, in_test, shared_data
+from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, atomic_write, set_seed, in_test, shared_data, DEFAULT_NORMALISATION
 
 # %% auto #0
 __all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'find_images', 'patch_mask', 'UnlabelledImages', 'nt_xent', 'masked_l1',
@@ -64,7 +64,7 @@ class UnlabelledImages(Dataset):
                  mask_ratio:float=0.0, # fraction of patches hidden (inpainting); 0: none
                  patch_size:int=32, # side of a hidden patch
                  in_channels:int=1, # image channels the model takes (the grey image repeated)
-                 normalize:dict|None=None, # `normalize_image` arguments, default pmin=1, pmax=99.8
+                 normalize:dict|None=None, # `normalize_image` arguments, default `DEFAULT_NORMALISATION`
                  cache_images:int=512, # normalised images kept in memory
                  exclude=EXCLUDE, # file-name patterns skipped by `find_images`
                 ):
@@ -74,7 +74,7 @@ class UnlabelledImages(Dataset):
         self.files = find_images(images, exclude)
         self.transform = get_transforms(preset, crop_size=crop_size)
         self.views, self.mask_ratio, self.patch_size, self.in_channels = views, mask_ratio, patch_size, in_channels
-        self.normalize, self.cache_images, self._cache = dict(normalize or {'pmin': 1.0, 'pmax': 99.8}), cache_images, {}
+        self.normalize, self.cache_images, self._cache = dict(normalize or DEFAULT_NORMALISATION), cache_images, {}
     def __len__(self): return len(self.files)
     def __repr__(self): return f"UnlabelledImages({len(self)} images, views={self.views}, mask_ratio={self.mask_ratio})"
     def name(self, i): return self.files[i].stem
@@ -195,11 +195,8 @@ def _save_pretrained(model, path):
 
 def pretrained_folder(path) -> Path:
     "The model folder of a pretraining run `path` (`RUN/encoder`), or `path` itself if it is a model folder"
-    p = Path(path)
-    for d in (p/'encoder', p):
-        if (d/'config.json').exists() and (d/'model.safetensors').exists(): return d
-    raise FileNotFoundError(f"{p}: neither a pretraining run (with encoder/) nor a saved model folder -- "
-                            "run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
+    from cellseg_nb.models.unet import resolve_model_dir
+    return resolve_model_dir(path, ('encoder',), "a pretraining run (with encoder/) or a saved model folder: run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
 
 # %% ../nbs/14_pretrain.ipynb #4394b26b
 def load_pretrained(model, # a `MultiHeadUNet` to initialise

@@ -745,17 +745,17 @@ def make_val_fn(val_source, # validation `Source`
                 max_images:int|None=None, # use only the first images
                 progress:bool=False):
     "A `val_fn(model) -> {'f1', 'msa', 'dice', ...}` scoring whole validation images with post-processing"
-    from cellseg_nb.core import normalize_image
-    from cellseg_nb.postprocess import infer_probs, instances_from_probs
+    from cellseg_nb.infer import infer_maps, instances_blockwise
     from cellseg_nb.metrics import object_scores, match_instances
     n = len(val_source) if max_images is None else min(max_images, len(val_source))
     items = [val_source.read(i) for i in range(n)]
-    xs = [normalize_image(img, **(normalisation or {})) for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
+    xs = [img for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
     def val_fn(model, return_probs=False):
         from tqdm.auto import tqdm
-        probs = [infer_probs(model, x) for x in tqdm(xs, desc='validating', leave=False, disable=not progress)]
-        if return_probs: return probs, gts
-        ms = [match_instances(g, instances_from_probs(p, params)[0]) for p, g in zip(probs, gts)]
+        maps = (infer_maps(model, x, device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
+                for x in tqdm(xs, desc='validating', leave=False, disable=not progress))
+        if return_probs: return [m.probs() for m in maps], gts
+        ms = [match_instances(g, instances_blockwise(m, params, progress=False)[0]) for m, g in zip(maps, gts)]
         pooled = object_scores(gts, ms)['summary']['pooled']
         return {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
     val_fn.n_images = n
@@ -766,12 +766,9 @@ def init_from(model, # model to initialise
               path, # pretraining run (`RUN/encoder/`), training run (`RUN/best/`) or a `save_model` folder
              ) -> dict:
     "Load encoder (and, where the source has them, decoder) weights into `model`; returns what was loaded"
-    from cellseg_nb.models.unet import load_encoder_weights, load_decoder_weights, _read_state
+    from cellseg_nb.models.unet import load_encoder_weights, load_decoder_weights, _read_state, resolve_model_dir
     p = Path(path)
-    cands = [p/'encoder', p/'best', p/'last', p]
-    src = next((c for c in cands if (c/'model.safetensors').exists() or c.is_file()), None)
-    if src is None: raise FileNotFoundError(f"{path}: no weights found (looked for {', '.join(str(c) for c in cands[:3])}, or a model folder) "
-                                            "-- pass a pretraining run folder (`cellseg pretrain --out RUN`) or a saved model folder")
+    src = p if p.is_file() else resolve_model_dir(p, ('encoder', 'best', 'last'), "a pretraining run folder (`cellseg pretrain --out RUN`), a training run folder or a saved model folder")
     if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
         from cellseg_nb.pretrain import load_pretrained
         return dict(source=str(src), **load_pretrained(model, src))
