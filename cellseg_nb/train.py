@@ -825,11 +825,12 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     if prev.get('tuned') and prev.get('steps') == summary['steps']: summary.update(tuned=prev['tuned'], tuned_score=prev['tuned_score'])
     tune_fn = val_fn or make_val_fn(tr_src, norm, max_images=min(cfg.max_val_images or MAX_TUNE_TRAIN, MAX_TUNE_TRAIN))
     if cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'):
-        from cellseg_nb.postprocess import tune_thresholds
+        from cellseg_nb.postprocess import tune_thresholds, TRAIN_IMAGE_GRID
         best = load_model(run/'best')
         probs, gts = tune_fn(best, return_probs=True)
         metric = {'f1': 'f1@0.5', 'msa': 'msa'}[cfg.val_metric]
-        params, table = tune_thresholds(probs, gts, metric=metric, progress=cfg.progress)
+        grid = None if val_fn else TRAIN_IMAGE_GRID  # training images tune only the foreground level (see `TRAIN_IMAGE_GRID`)
+        params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
         pp = asdict(params)
         save_dir_atomic(lambda m, p: save_model(m, p, extra_config={'postprocess': pp}), best, run/'best')
         if (run/'last').exists(): save_dir_atomic(lambda m, p: save_model(m, p, extra_config={'postprocess': pp}), load_model(run/'last'), run/'last')
