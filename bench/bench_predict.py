@@ -3,8 +3,8 @@
 Speed: megapixels per second of `predict` (tile 512, overlap 64, batch 4) for `unet_effv2_b0` and
 `unet_effv2_s` (pretrained=False: weights don't change speed) on a synthetic 1024x1024 phase-contrast
 image, without TTA and with 8-fold TTA (`d4`), and on a LIVECell-sized 520x704 image (one tile: `tile_len`), and the share of time spent in post-processing. The peer,
-measured in the same run, is the untiled whole-image path `postprocess.infer_probs` + `instances_from_probs`
-(what `cellseg evaluate` uses): ratio = MP/s of `predict` / MP/s of the peer.
+measured in the same run, is the untiled whole-image call `infer.infer_probs` + `instances_from_probs`
+(the same engine, `cellseg_nb.infer`, given the whole image as one tile; `cellseg evaluate` used it before issue 12): ratio = MP/s of `predict` / MP/s of the peer.
 
 Memory: peak resident memory of one `predict` + `write_outputs` (labels tif, cells csv, overlay png) call on
 2048², 4096² and 8192² uint8 inputs, each in a fresh subprocess: (ru_maxrss at the end - ru_maxrss after
@@ -32,8 +32,8 @@ def synth(n:int, seed:int=0, w:int|None=None) -> np.ndarray:
 def speed(threads:int, n:int=1024, shapes=((520, 704),)) -> list:
     import torch
     from cellseg_nb.models.unet import create_model
-    from cellseg_nb.predict import predict_probs, instances_blockwise
-    from cellseg_nb.postprocess import infer_probs, instances_from_probs
+    from cellseg_nb.infer import infer_maps, instances_blockwise, infer_probs
+    from cellseg_nb.postprocess import instances_from_probs
     from cellseg_nb.core import normalize_image
     torch.set_num_threads(threads)
     rows = []
@@ -43,7 +43,7 @@ def speed(threads:int, n:int=1024, shapes=((520, 704),)) -> list:
         model = create_model(cfg, pretrained=False).eval()
         t = time.perf_counter(); instances_from_probs(infer_probs(model, normalize_image(img))); t_peer = time.perf_counter() - t
         for tta in ttas:
-            t0 = time.perf_counter(); maps = predict_probs(model, img, tile=512, overlap=64, tta=tta, batch_size=4, progress=False)
+            t0 = time.perf_counter(); maps = infer_maps(model, img, tile=512, overlap=64, tta=tta, batch_size=4)
             t1 = time.perf_counter(); instances_blockwise(maps, model.config['postprocess'], progress=False); t2 = time.perf_counter()
             r = dict(model=cfg, tta=tta or 'none', image=f'{h}x{w}', seconds=round(t2 - t0, 2), mp_per_s=round(mp / (t2 - t0), 4),
                      postprocess_share=round((t2 - t1) / (t2 - t0), 3), peer_seconds=round(t_peer, 2),
@@ -55,7 +55,8 @@ CHILD = r"""
 import sys, resource, time, numpy as np, torch, tifffile
 torch.set_num_threads(int(sys.argv[3]))
 from cellseg_nb.models.unet import create_model
-from cellseg_nb.predict import predict, write_outputs
+from cellseg_nb.predict import predict
+from cellseg_nb.writers import write_outputs
 from cellseg_nb.core import read_image
 from cellseg_nb.models.unet import load_model
 import skimage.segmentation, skimage.measure, tqdm.auto, PIL.Image, pycocotools.mask   # lazy imports of the run, loaded up front

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 def run(model, data, out, workers, mp, steps, crop, bs, augment='default'):
-    from cellseg_nb.train import TrainConfig, fit, make_accelerator
+    from cellseg_nb.train import TrainConfig
+    from cellseg_nb.learner import fit, make_accelerator
     from cellseg_nb.data.datasets import CocoSource, CellDataset, collate
     from cellseg_nb.augment import get_transforms
     from cellseg_nb.models.unet import create_model

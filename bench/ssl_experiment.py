@@ -24,8 +24,10 @@ from cellseg_nb.data.datasets import CocoSource, SubsetSource, CellDataset, coll
 from cellseg_nb.augment import get_transforms
 from cellseg_nb.models.unet import create_model
 from cellseg_nb.losses import MultiTaskLoss
-from cellseg_nb.train import fit, TrainConfig, read_log, make_val_fn
-from cellseg_nb.pretrain import pretrain, load_pretrained, encode_crops, cluster_score
+from cellseg_nb.learner import fit, read_log
+from cellseg_nb.train import TrainConfig, make_val_fn
+from cellseg_nb.models.unet import load_pretrained
+from cellseg_nb.pretrain import pretrain, encode_crops, cluster_score
 
 TRAIN_NAMES = ('BT474_Phase_B3_2_02d12h00m_3', 'MCF7_Phase_F4_2_00d00h00m_4')  # the two labelled images
 OUT = Path(__file__).resolve().parent / 'out'

@@ -19,10 +19,13 @@ from .models.unet import *
 from .losses import *
 from .metrics import *
 from .postprocess import *
+from .infer import *
 from .evaluate import *
 from .learner import *
 from .train import *
+from .writers import *
 from .predict import *
+from .viewer import *
 from .pretrain import *
 from .demo import *
 __all__ = [n for n in dir() if not n.startswith('_')]  # the modules' public names (nbdev lists none: this cell defines nothing)

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['CELL_LINES', 'IMAGE_EXTS', 'ImageReadError', 'read_image', 'to_gray', 'fill_nonfinite', 'normalize_image',
-           'cell_line_from_name', 'atomic_write', 'set_seed', 'in_test', 'in_colab', 'shared_data']
+__all__ = ['CELL_LINES', 'IMAGE_EXTS', 'DEFAULT_NORMALISATION', 'ImageReadError', 'read_image', 'to_gray', 'fill_nonfinite',
+           'normalize_image', 'cell_line_from_name', 'atomic_write', 'set_seed', 'in_test', 'in_colab', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #c5b76727
 CELL_LINES = ('A172', 'BT474', 'BV2', 'Huh7', 'MCF7', 'SHSY5Y', 'SkBr3', 'SKOV3')  # LIVECell's 8 cell lines, in its order
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg', '.bmp')
+DEFAULT_NORMALISATION = {'pmin': 1.0, 'pmax': 99.8}  # percentiles `normalize_image` maps to 0 and 1: every stage's default
 
 # %% ../nbs/00_core.ipynb #651537bb
 class ImageReadError(ValueError):
@@ -72,8 +73,8 @@ def fill_nonfinite(img:np.ndarray, # image of any dtype; only float images can h
     return x
 
 def normalize_image(img:np.ndarray, # (H, W) or (H, W, C) image of any dtype
-                    pmin:float=1.0, # percentile mapped to 0
-                    pmax:float=99.8, # percentile mapped to 1
+                    pmin:float=DEFAULT_NORMALISATION['pmin'], # percentile mapped to 0
+                    pmax:float=DEFAULT_NORMALISATION['pmax'], # percentile mapped to 1
                     eps:float=1e-6,
                     name=None, # the image's file, named when its pixels are NaN/Inf
                    ) -> np.ndarray:

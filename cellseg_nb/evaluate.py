@@ -14,7 +14,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 from .core import (read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS,
                              atomic_write, shared_data, in_test)
-from .postprocess import PostprocessParams, infer_probs, instances_from_probs, remove_small, fill_small_holes
+from .postprocess import PostprocessParams, remove_small, fill_small_holes
+from .infer import segment, resolve_device, add_infer_args, INFER_DEFAULTS
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
                                 as_coco_dict, IOU_THRESHOLDS)
 from tqdm.auto import tqdm
@@ -136,31 +137,30 @@ def plot_overlay(image:np.ndarray, gt:np.ndarray, pred:np.ndarray, ax=None, titl
     return ax
 
 # %% ../nbs/11_evaluate.ipynb #35f915be
-def load_model_from(path, # model folder, or a training run folder holding `best/`
+def load_model_from(path, # model folder, or a training run folder holding `best/` (else `last/`)
+                    device='cpu', # where to put the model
                    ):
-    "Load a saved model with `cellseg_nb.models.unet.load_model` (a run folder's `best/` is used when present)"
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: model folder not found -- pass a saved model folder or a training run folder")
-    if (path/'best').is_dir(): path = path/'best'
-    try: from cellseg_nb.models.unet import load_model
-    except ImportError as e: raise ImportError(f"cannot load {path}: cellseg_nb.models.unet is not available ({e})") from e
-    return load_model(path)
+    "Load a saved model with `cellseg_nb.models.unet.load_model` from the folder `resolve_model_dir` finds"
+    from cellseg_nb.models.unet import load_model, resolve_model_dir
+    return load_model(resolve_model_dir(path), map_location=resolve_device(device))
 
-def _predictor(what, params, device, tta):
+def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **infer):
     "A function (image_id, raw image) -> (labels, cells or None, types or None) and its description"
     import torch
+    classes = None   # cell-type names of saved predictions, where `cellseg predict` recorded them
     if isinstance(what, (str, Path)):
         p = Path(what)
         if p.suffix.lower() == '.json':
             if not p.is_file(): raise FileNotFoundError(f"{p}: predictions file not found -- pass a COCO results json")
-            what = json.loads(p.read_text())
-        else: what = load_model_from(p)
+            what, run = json.loads(p.read_text()), p.parent/'run.json'   # `cellseg predict` writes the model's cell-type names beside it
+            classes = json.loads(run.read_text()).get('class_names') if run.is_file() else None
+        else: what = load_model_from(p, device)
     if isinstance(what, torch.nn.Module):
         cfg = getattr(what, 'config', None) or {}
         pp = PostprocessParams.from_dict(params if params is not None else cfg.get('postprocess'))
-        norm = dict(cfg.get('normalisation') or {})
-        def f(iid, img):
-            lab, cells = instances_from_probs(infer_probs(what, normalize_image(img, **norm), device=device, tta=tta), pp)
+        def f(iid, img):   # what `cellseg predict` writes: same engine, same defaults
+            lab, cells = segment(what, img, pp, device=device, tta=tta, **infer)
+            cells = cells.assign(cell_type=cells.cell_type_id)
             return lab, cells, cells.set_index('label').cell_type
         return f, 'model', cfg.get('class_names'), pp
     if isinstance(what, list):
@@ -170,7 +170,7 @@ def _predictor(what, params, device, tta):
             lab, types = results_to_labels(by_image.get(iid, []), iid, img.shape[:2])
             return lab, None, types or None
         f.results = by_image
-        return f, 'predictions', None, None
+        return f, 'predictions', classes, None
     if callable(what):
         def f(iid, img):
             out = what(img)
@@ -203,13 +203,14 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
              images_root=None, # folder with the images (default: searched near the json)
              out_dir=None, # write evaluation.json, predictions.json and figures here
              params:PostprocessParams|Mapping|None=None, # post-processing (default: the model's tuned `config['postprocess']`)
-             device=None, # torch device for a model
-             tta:bool=False, # flip test-time augmentation for a model
+             device='auto', # 'auto', 'cpu', 'cuda', ... for a model (as `cellseg predict`)
+             tta=INFER_DEFAULTS['tta'], # test-time augmentation for a model: 'none', 'flips' or 'd4'
              class_names=None, # cell-type names (default: the model's, else `CELL_LINES`)
              limit:int|None=None, # score only the first `limit` images
              figures:bool=True, # draw and save the figures
              n_worst:int=3, # images shown in the worst-images figure
              progress:bool=True,
+             **infer, # a model's other inference settings (`cellseg_nb.infer.infer_maps`): tile, overlap, batch_size, precision
             ) -> dict:
     "Score a model or predictions on a COCO-annotated set: object scores, COCO AP, cell types, per cell line; returns the report"
     coco = load_annotations(source)
@@ -218,7 +219,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
     images = images[:limit] if limit else images
     if not images: raise ValueError(f"{source if not isinstance(source, Mapping) else 'annotations'}: no images to evaluate")
     paths = {im['id']: path_of(im['id']) for im in images} # fails now, naming the file, if an image is missing
-    predict, kind, model_classes, pp = _predictor(model_or_predictions, params, device, tta)
+    predict, kind, model_classes, pp = _predictor(model_or_predictions, params, device, tta, **infer)
     class_names = list(class_names or model_classes or CELL_LINES)
     ms, names, groups, gtt, prt, results, worst = [], [], [], [], [], [], []
     for im in tqdm(images, desc=f'evaluating {kind}', disable=not progress):
@@ -313,8 +314,8 @@ def evaluate_cli(argv:list|None=None) -> int:
     g.add_argument('--predictions', '-p', help='COCO results json written earlier (e.g. predictions.json)')
     g.add_argument('--baseline', action='store_true', help='score the classical threshold + watershed baseline')
     ap.add_argument('--out', '-o', default='evaluation', help='output folder for evaluation.json, predictions.json and figures')
-    ap.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda (default: the model\'s)')
-    ap.add_argument('--tta', action='store_true', help='average predictions over 4 flips')
+    ap.add_argument('--device', default='auto', help="auto (default, as cellseg predict), cpu, cuda, cuda:N or mps")
+    add_infer_args(ap)   # --tile, --overlap, --tta, --batch-size, --precision: the defaults of `cellseg predict`
     ap.add_argument('--limit', type=int, default=None, help='score only the first N images')
     ap.add_argument('--no-figures', action='store_true', help='do not draw figures')
     a = ap.parse_args(argv)
@@ -325,7 +326,8 @@ def evaluate_cli(argv:list|None=None) -> int:
     try:
         ann, images = (a.annotations, a.images) if a.annotations else livecell_paths(a.livecell, a.split)
         rep = evaluate(what, ann, images_root=a.images or images, out_dir=a.out, device=a.device, tta=a.tta,
-                       limit=a.limit, figures=not a.no_figures)
+                       limit=a.limit, figures=not a.no_figures, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
+                       precision=a.precision)
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f'cellseg evaluate: {e}', file=sys.stderr); return 1
     print(rep['table']); print(f"\nwritten {Path(a.out)/'evaluation.json'}"); return 0

@@ -17,8 +17,8 @@ from .data.targets import make_targets
 from .metrics import object_scores, match_instances
 
 # %% auto #0
-__all__ = ['HEADS', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TUNE_METRICS', 'probs_from_outputs', 'infer_probs', 'PostprocessParams',
-           'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_table', 'instances_from_probs',
+__all__ = ['HEADS', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs', 'PostprocessParams',
+           'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_table', 'find_seeds', 'instances_from_probs',
            'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
@@ -35,47 +35,20 @@ def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'bound
     if 'type' in outputs: out['type'] = torch.softmax(outputs['type'][i].detach().float(), 0).cpu().numpy()
     return out
 
-# %% ../nbs/09_postprocess.ipynb #15fbc34e
-_FLIPS = ((), (-1,), (-2,), (-2, -1))
-
-def infer_probs(model, # a model returning a dict of logits (`MultiHeadUNet`)
-                image:np.ndarray, # (H, W) float32 image normalised with `normalize_image`
-                device=None, # torch device; default: the model's
-                tta:bool=False, # average over 4 flips
-               ) -> dict:
-    "Probability maps of one whole image: {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)}"
-    import torch
-    image = np.asarray(image, np.float32)
-    if image.ndim != 2: raise ValueError(f"expected one (H, W) normalised image, got shape {image.shape} (convert with `normalize_image`)")
-    if device is None: device = next(model.parameters()).device
-    else: model.to(device)
-    cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
-    x = torch.from_numpy(image)[None, None].expand(1, cin, *image.shape).to(device)
-    was_training = model.training; model.eval()
-    try:
-        acc = None
-        with torch.no_grad():
-            for f in (_FLIPS if tta else _FLIPS[:1]):
-                out = model(x.flip(f) if f else x)
-                p = probs_from_outputs({k: v.flip(f) if f and v.ndim == 4 else v for k, v in out.items()})
-                acc = p if acc is None else {k: acc[k] + p[k] for k in acc}
-    finally: model.train(was_training)
-    n = len(_FLIPS) if tta else 1
-    return {k: (v / n).astype(np.float32) for k, v in acc.items()}
-
 # %% ../nbs/09_postprocess.ipynb #f984a8a0
 @dataclass
 class PostprocessParams:
     "Thresholds turning probability maps into cells (`asdict` gives the JSON saved in `model.config['postprocess']`)"
     fg_threshold:float = 0.5 # a pixel with fg prob above this belongs to a cell
-    seed_threshold:float = 0.5 # seeds: dist above this ...
-    boundary_threshold:float = 0.5 # ... and boundary prob below this
+    seed_threshold:float = 0.2 # seeds: dist above this ...
+    boundary_threshold:float = 0.5 # ... and boundary prob below this ...
+    seed_h:float = 0.05 # ... and, when > 0, a peak of dist standing this high above its surroundings (h-maxima; 0: every region above `seed_threshold` is a seed)
     boundary_weight:float = 1.0 # weight of the boundary map in the flooding energy -dist + w*boundary
-    min_seed_size:int = 3 # seeds smaller than this (px) are noise
+    min_seed_size:int = 3 # seeds smaller than this (px) are noise (threshold seeds, `seed_h` = 0)
     min_size:int = 15 # cells smaller than this (px) are dropped
     fill_holes:bool = True # fill holes in the foreground ...
     max_hole_size:int = 100 # ... up to this area (px); larger gaps enclosed by a ring of cells stay background
-    smooth:float = 1.0 # Gaussian sigma (px) smoothing dist before seeding (0: none)
+    smooth:float = 2.0 # Gaussian sigma (px) smoothing dist before seeding (0: none)
     keep_unseeded:bool = True # foreground blobs without a seed become cells of their own
 
     @classmethod
@@ -83,6 +56,7 @@ class PostprocessParams:
         "Parameters from a dict (e.g. `model.config['postprocess']`), warning about and ignoring unknown keys"
         if d is None: return cls()
         if isinstance(d, cls): return d
+        if 'seed_threshold' in d and 'seed_h' not in d: d = {**d, 'seed_h': 0.0}  # saved before h-maxima seeds: keep its behaviour
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown: warnings.warn(f"ignoring unknown post-processing parameters {unknown}; valid: {sorted(names)}")
@@ -170,6 +144,18 @@ def _check_probs(probs:Mapping):
     if probs.get('type') is not None and np.shape(probs['type'])[1:] != shapes['fg']:
         raise ValueError(f"type must be (K+1, H, W) with (H, W) = {shapes['fg']}, got {np.shape(probs['type'])}")
 
+def find_seeds(sd:np.ndarray, # (H, W) smoothed dist map
+               bd:np.ndarray, # (H, W) boundary probabilities
+               mask:np.ndarray, # (H, W) boolean foreground
+               p:PostprocessParams,
+              ) -> np.ndarray:
+    "Seed labels: dist's h-maxima (`p.seed_h` > 0) or connected regions (`seed_h` = 0) above `seed_threshold`, off the boundary"
+    from skimage.morphology import h_maxima
+    core = mask & (sd > p.seed_threshold) & (bd < p.boundary_threshold)
+    if p.seed_h > 0: return ndi.label(core & h_maxima(sd.astype(np.float64), p.seed_h).astype(bool))[0]
+    seeds, n = ndi.label(core)
+    return remove_small(seeds, p.min_seed_size) if n else seeds
+
 def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
                          params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
                         ):
@@ -180,8 +166,7 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
     mask = fg > p.fg_threshold
     if p.fill_holes: mask = fill_small_holes(mask, p.max_hole_size)
     sd = ndi.gaussian_filter(dist, p.smooth) if p.smooth > 0 else dist
-    seeds, n = ndi.label(mask & (sd > p.seed_threshold) & (bd < p.boundary_threshold))
-    if n: seeds = remove_small(seeds, p.min_seed_size)
+    seeds = find_seeds(sd, bd, mask, p)
     labels = watershed(-sd + p.boundary_weight * bd, seeds, mask=mask) if seeds.any() else np.zeros(fg.shape, np.int32)
     if p.keep_unseeded:
         rest, m = ndi.label(mask & (labels == 0))
@@ -190,9 +175,11 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
     return labels, cell_table(labels, probs)
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
-DEFAULT_GRID = {'seed_threshold': (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),
+                'smooth': (1.0, 2.0, 3.0),
                 'fg_threshold': (0.3, 0.4, 0.5, 0.6, 0.7),
                 'boundary_threshold': (0.3, 0.5, 0.7, 0.9)}
+TRAIN_IMAGE_GRID = {'fg_threshold': DEFAULT_GRID['fg_threshold']}  # tuned on the training images themselves: only what they can tell
 TUNE_METRICS = ('f1@0.5', 'f1@0.75', 'msa', 'pq@0.5', 'sa@0.5')
 
 # %% ../nbs/09_postprocess.ipynb #f8aa74e5

@@ -1,4 +1,4 @@
-"""`cellseg predict`: segment and classify cells in images of any size — tiled, seamless, memory-bounded — with the outputs microscopists use, and an interactive viewer.
+"""`cellseg predict`: segment and classify cells in images of any size — tiled, seamless, memory-bounded — with the outputs microscopists use.
 
 Docs: https://cellseg-nb.github.io/cellseg-nb/predict.html.md"""
 
@@ -6,326 +6,45 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/predict.html.md"""
 
 # %% ../nbs/13_predict.ipynb #f6eb4b16
 from __future__ import annotations
-import math, json, glob, os, sys, warnings, argparse, time, errno
+import json, glob, sys, warnings, argparse
 from pathlib import Path
 from collections.abc import Mapping
 import numpy as np
 import pandas as pd
-from .core import read_image, normalize_image, fill_nonfinite, to_gray, atomic_write, IMAGE_EXTS, ImageReadError, in_test
-from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
+from .core import read_image, fill_nonfinite, atomic_write, IMAGE_EXTS, ImageReadError
+from .postprocess import PostprocessParams
+from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, add_infer_args,
+                              INFER_DEFAULTS, TTA_MODES, StitchedMaps)
+from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
+                                clean_tmp, is_disk_full, RUN_INFO)
 
 # %% auto #0
-__all__ = ['TTA_MODES', 'MIN_SIDE', 'TYPE_COLOURS', 'NO_TYPE_COLOUR', 'LOCK_NAME', 'VIEW_MAPS', 'SLIDERS', 'tile_starts',
-           'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device',
-           'StitchedMaps', 'predict_probs', 'name_cell_types', 'instances_blockwise', 'predict', 'find_inputs',
-           'n_pages', 'output_stems', 'iter_images', 'load_predictor', 'overlay_image', 'write_fiji_rois',
-           'write_outputs', 'jsonl_to_array', 'predict_files', 'torch_module', 'predict_cli', 'CellViewer']
-
-# %% ../nbs/13_predict.ipynb #2f0083fd
-def tile_starts(n:int, # image length along one axis
-                tile:int, # tile length
-                overlap:int, # overlap between neighbouring tiles
-               ) -> list:
-    "Start offsets of tiles of length `tile` covering `0..n` with at least `overlap` overlap"
-    if n <= tile: return [0]   # one tile: no overlap needed (a small image never trips the check below)
-    if tile <= overlap: raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap}): pass a larger --tile or a smaller --overlap")
-    step = tile - overlap
-    starts = list(range(0, n - tile, step))
-    return starts + [n - tile]
-
-# %% ../nbs/13_predict.ipynb #3ce8b384
-def tile_len(n:int, # image length along one axis
-             tile:int, # requested tile length
-            ) -> int:
-    "The tile length used along an axis of length `n`: the whole axis up to 1.5 × `tile`, else `tile`"
-    return n if n <= tile + tile // 2 else tile
-
-# %% ../nbs/13_predict.ipynb #38e7dfbc
-def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
-    w = np.ones(n, np.float32)
-    o = min(overlap, n // 2)
-    if o <= 0: return w
-    r = np.sin(np.pi / 2 * (np.arange(o) + 0.5) / o).astype(np.float32) ** 2
-    if lo: w[:o] = r
-    if hi: w[n - o:] = r[::-1]
-    return w
-
-def blend_window(h:int, w:int, # tile size
-                 overlap:int, # width of the ramps
-                 edges=(False, False, False, False), # (top, bottom, left, right): the tile touches that image edge (flat side)
-                ) -> np.ndarray:
-    "(h, w) float32 blending weights: sin² ramps on sides with a neighbour, flat on image edges"
-    t, b, l, r = edges
-    return np.outer(_ramp(h, overlap, not t, not b), _ramp(w, overlap, not l, not r))
-
-# %% ../nbs/13_predict.ipynb #021c0a59
-def image_percentiles(img:np.ndarray, # (H, W) image (RGB is converted to gray first)
-                      qs=(1.0, 99.8), # percentiles
-                     ) -> np.ndarray:
-    "The percentiles `np.percentile(to_gray(img).astype(float32), qs)` would give, via a histogram for integer images"
-    img = np.asarray(img)
-    if img.ndim == 3 or not np.issubdtype(img.dtype, np.integer) or img.dtype.itemsize > 2:
-        return np.percentile(to_gray(img).astype(np.float32), qs)
-    off = int(img.min()) if img.dtype.kind == 'i' else 0
-    cnt = np.bincount((img.ravel() - off).astype(np.intp) if off else img.ravel())
-    cum = np.cumsum(cnt); n = cum[-1]
-    out = []
-    for q in np.atleast_1d(qs):
-        pos = q / 100 * (n - 1); k0 = int(np.floor(pos)); f = pos - k0
-        v0 = np.searchsorted(cum, k0, side='right'); v1 = np.searchsorted(cum, min(k0 + 1, n - 1), side='right')
-        out.append(v0 + off + f * (v1 - v0))
-    return np.array(out, np.float64)
-
-def normalisation_of(model) -> dict:
-    "The model's input normalisation (`config['normalisation']`), default `{'pmin': 1.0, 'pmax': 99.8}`"
-    cfg = getattr(model, 'config', None) or {}
-    return {'pmin': 1.0, 'pmax': 99.8, **{k: float(v) for k, v in (cfg.get('normalisation') or {}).items() if k in ('pmin', 'pmax')}}
-
-# %% ../nbs/13_predict.ipynb #eaebe86c
-TTA_MODES = {'none': [(0, False)], 'flips': [(0, False), (0, True), (2, False), (2, True)],
-             'd4': [(k, f) for k in range(4) for f in (False, True)]}  # mode: [(quarter turns, flip left-right)]
-
-def tta_transforms(tta=False, # False / 'none', True / 'd4' (8 rotations+flips), or 'flips' (4)
-                  ) -> list:
-    "The (quarter turns, flip) pairs of a TTA mode"
-    mode = {False: 'none', None: 'none', True: 'd4'}.get(tta, tta) if not isinstance(tta, str) else tta
-    if mode not in TTA_MODES: raise ValueError(f"tta={tta!r}; expected one of {[False, True] + list(TTA_MODES)}")
-    return TTA_MODES[mode]
-
-def _fwd(x, k, f):
-    "Apply (quarter turns `k`, flip `f`) to the last two axes of tensor `x`"
-    import torch
-    if f: x = x.flip(-1)
-    return torch.rot90(x, k, (-2, -1)) if k else x
-
-def _inv(x, k, f):
-    import torch
-    if k: x = torch.rot90(x, -k, (-2, -1))
-    return x.flip(-1) if f else x
-
-# %% ../nbs/13_predict.ipynb #eb1654e1
-def resolve_device(device='auto'):
-    "A `torch.device` from 'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a device"
-    import torch
-    if isinstance(device, torch.device): return device
-    if device in (None, 'auto'):
-        if torch.cuda.is_available(): return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    d = str(device)
-    if not (d in ('cpu', 'cuda', 'mps') or (d.startswith('cuda:') and d[5:].isdigit())):
-        raise ValueError(f"device={device!r}; expected one of ['auto', 'cpu', 'cuda', 'cuda:N', 'mps']")
-    if d.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(d)
-
-def _tile_probs(model, x, tta, amp:bool):
-    "Probability maps (B, 3+K+1, h, w) of a batch of normalised tiles `x`, averaged over the TTA transforms"
-    import torch
-    acc = None
-    for k, f in tta:
-        with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
-            out = model(_fwd(x, k, f))
-        miss = [h for h in HEADS if h not in out]
-        if miss: raise ValueError(f"the model has no {miss} head(s); prediction needs {list(HEADS)} (it has {list(out)})")
-        maps = [torch.sigmoid(out[h].float()) for h in HEADS]
-        if 'type' in out: maps.append(torch.softmax(out['type'].float(), 1))
-        p = _inv(torch.cat(maps, 1), k, f)
-        acc = p if acc is None else acc + p
-    return (acc / len(tta)).cpu().numpy()
-
-# %% ../nbs/13_predict.ipynb #1fa922f8
-class StitchedMaps:
-    "Full-size probability maps, float32 or compact uint8 (fg/boundary/dist, type arg-max and its probability)"
-    def __init__(self, shape, # (H, W)
-                 n_type:int, # K+1 type channels (0: the model has no type head)
-                 compact:bool=False, # store uint8 maps (5 bytes/pixel) instead of float32
-                ):
-        self.shape, self.n_type, self.compact = tuple(shape), n_type, compact
-        dt = np.uint8 if compact else np.float32
-        self.maps = {h: np.zeros(shape, dt) for h in HEADS}
-        if n_type:
-            if compact: self.type_idx, self.type_prob = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
-            else: self.type = np.zeros((n_type,) + tuple(shape), np.float32)
-
-    def write(self, y0:int, p:np.ndarray):
-        "Store finished rows `y0..` from a (3+K+1, rows, W) float array"
-        ys = slice(y0, y0 + p.shape[1])
-        for i, h in enumerate(HEADS):
-            self.maps[h][ys] = np.rint(np.clip(p[i], 0, 1) * 255) if self.compact else p[i]
-        if self.n_type:
-            t = p[3:]
-            if self.compact:
-                self.type_idx[ys] = t.argmax(0); self.type_prob[ys] = np.rint(np.clip(t.max(0), 0, 1) * 255)
-            else: self.type[:, ys] = t
-
-    def probs(self, rows=slice(None), cols=slice(None), with_type:bool=True) -> dict:
-        "The maps of a region as the contract's dict of float32 arrays"
-        out = {h: (m[rows, cols].astype(np.float32) / 255 if self.compact else m[rows, cols]) for h, m in self.maps.items()}
-        if with_type and self.n_type:
-            if self.compact:
-                idx, q = self.type_idx[rows, cols], self.type_prob[rows, cols].astype(np.float32) / 255
-                t = np.broadcast_to(((1 - q) / max(self.n_type - 1, 1))[None], (self.n_type,) + q.shape).copy()
-                np.put_along_axis(t, idx[None].astype(np.intp), q[None], 0)
-                out['type'] = t
-            else: out['type'] = self.type[:, rows, cols]
-        return out
-
-    @property
-    def nbytes(self) -> int:
-        return sum(m.nbytes for m in self.maps.values()) + sum(getattr(self, a).nbytes for a in ('type_idx', 'type_prob', 'type') if hasattr(self, a))
-
-# %% ../nbs/13_predict.ipynb #1760dea1
-def _n_type(model) -> int:
-    cfg = getattr(model, 'config', None) or {}
-    heads = cfg.get('heads', ['type'])
-    return int(cfg.get('num_classes', 0)) + 1 if 'type' in heads and cfg.get('num_classes') else 0
-
-MIN_SIDE = 8  # px: an image with a shorter side is refused as too small to hold a cell
-
-def predict_probs(model, # a `MultiHeadUNet` (or any module returning the contract's dict of logits with a `config`)
-                  image:np.ndarray, # (H, W) or (H, W, 3|4) raw image of any dtype and size
-                  tile:int=512, # tile size (px); memory is bounded by tile × image width (an axis up to 1.5 × tile is taken whole)
-                  overlap:int=64, # overlap of neighbouring tiles (px), blended smoothly
-                  tta=False, # test-time augmentation: False, True/'d4' (8 rotations+flips) or 'flips' (4)
-                  batch_size:int=4, # tiles per forward pass
-                  device='auto', # 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'
-                  compact:bool|str='auto', # uint8 maps (5 bytes/px); 'auto': when the image has more than 2048² pixels
-                  progress:bool=True, # tqdm bar over tiles
-                 ) -> StitchedMaps:
-    "Tiled, smoothly blended probability maps of a whole image of any size, as a `StitchedMaps`"
-    import torch
-    from tqdm.auto import tqdm
-    image = np.asarray(image)
-    if image.ndim == 3: image = to_gray(image)
-    if image.ndim != 2: raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {image.shape}")
-    if min(image.shape) < MIN_SIDE: raise ValueError(f"the image is {image.shape[0]}x{image.shape[1]} px, too small to segment (each side needs at least {MIN_SIDE} px)")
-    image = fill_nonfinite(image)   # NaN/Inf pixels: left out of the percentiles, filled (warns with their count)
-    if tile < 16 or overlap < 0: raise ValueError(f"need tile >= 16 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    H, W = image.shape; th, tw = tile_len(H, tile), tile_len(W, tile)
-    nrm = normalisation_of(model); lo, hi = image_percentiles(image, (nrm['pmin'], nrm['pmax'])); scale = 1 / max(hi - lo, 1e-6)
-    dev = resolve_device(device); tr = tta_transforms(tta); amp = dev.type == 'cuda'
-    was_training = model.training; model.to(dev).eval()
-    cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
-    K1 = _n_type(model)
-    if compact == 'auto': compact = H * W > 2048 * 2048
-    out = StitchedMaps((H, W), K1, bool(compact))
-    ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
-    acc = np.zeros((3 + K1, th, W), np.float32); wsum = np.zeros((th, W), np.float32)
-    bar = tqdm(total=len(ys) * len(xs), desc='tiles', disable=not progress, leave=False)
-    try:
-        with torch.inference_mode():
-            for i, y in enumerate(ys):
-                for b in range(0, len(xs), batch_size):
-                    bx = xs[b:b + batch_size]
-                    crops = np.stack([image[y:y + th, x:x + tw] for x in bx]).astype(np.float32)
-                    crops = (crops - np.float32(lo)) * np.float32(scale)
-                    xt = torch.from_numpy(crops)[:, None].expand(-1, cin, -1, -1).to(dev)
-                    p = _tile_probs(model, xt, tr, amp)
-                    if p.shape[1] != 3 + K1: raise ValueError(f"model returned {p.shape[1] - 3} type maps, its config says {K1}")
-                    for j, x in enumerate(bx):
-                        wgt = blend_window(th, tw, overlap, (y == 0, y + th >= H, x == 0, x + tw >= W))
-                        acc[:, :, x:x + tw] += p[j] * wgt; wsum[:, x:x + tw] += wgt
-                    bar.update(len(bx))
-                ny = ys[i + 1] if i + 1 < len(ys) else y + th  # rows above `ny` are final
-                n = ny - y
-                out.write(y, acc[:, :n] / np.maximum(wsum[:n], 1e-12))
-                acc[:, :th - n] = acc[:, n:]; acc[:, th - n:] = 0   # slide the accumulator down
-                wsum[:th - n] = wsum[n:]; wsum[th - n:] = 0
-    finally:
-        bar.close(); model.train(was_training)
-    return out
-
-# %% ../nbs/13_predict.ipynb #d7a13cc6
-class _DictMaps:
-    "Adapter giving a dict of probability maps the `StitchedMaps.probs` interface"
-    def __init__(self, probs:Mapping):
-        self.d = probs; self.shape = np.shape(probs['fg']); t = probs.get('type')
-        self.n_type = 0 if t is None else len(t)
-    def probs(self, rows=slice(None), cols=slice(None), with_type=True):
-        out = {h: np.asarray(self.d[h], np.float32)[rows, cols] for h in HEADS}
-        if with_type and self.n_type: out['type'] = np.asarray(self.d['type'], np.float32)[:, rows, cols]
-        return out
-
-def _as_maps(maps): return maps if hasattr(maps, 'probs') and hasattr(maps, 'shape') else _DictMaps(maps)
-
-# %% ../nbs/13_predict.ipynb #2ca4f309
-def name_cell_types(cells:pd.DataFrame, # a `cell_table` (integer `cell_type`, -1 = none)
-                    class_names=None, # cell-type names, indexed by type
-                   ) -> pd.DataFrame:
-    "`cells` with `cell_type` as names and the integer kept as `cell_type_id`"
-    cells = cells.copy(); ids = cells['cell_type'].to_numpy().astype(int)
-    names = list(class_names or [])
-    cells['cell_type'] = [names[i] if 0 <= i < len(names) else ('' if i < 0 else f'class{i}') for i in ids]
-    cells['cell_type_id'] = ids
-    return cells[['label', 'cell_type', 'type_probability', 'score'] + [c for c in CELL_COLUMNS if c not in ('label', 'cell_type', 'type_probability', 'score')] + ['cell_type_id']]
-
-# %% ../nbs/13_predict.ipynb #8acd11f0
-def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probability maps
-                        params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
-                        block:int=1024, # core block size (px)
-                        halo:int=128, # context around each block (px); make it wider than the largest cell
-                        progress:bool=True,
-                       ):
-    "Instances of arbitrarily large maps by watershed on overlapping blocks: `(labels uint32 (H,W), cells DataFrame)`"
-    from tqdm.auto import tqdm
-    maps, p = _as_maps(maps), PostprocessParams.from_dict(params)
-    H, W = maps.shape
-    if block < 16 or halo < 0: raise ValueError(f"need block >= 16 and halo >= 0, got block={block}, halo={halo}")
-    labels = np.zeros((H, W), np.uint32)
-    margin = int(math.ceil(4 * p.smooth)) + 1  # Gaussian smoothing feels the context edge this far in
-    cores = [(y, x) for y in range(0, H, block) for x in range(0, W, block)]
-    tables, nxt, n_big = [], 1, 0
-    for y0, x0 in tqdm(cores, desc='post-processing', disable=not progress or len(cores) < 2, leave=False):
-        y1, x1 = min(y0 + block, H), min(x0 + block, W)
-        ey0, ex0, ey1, ex1 = max(y0 - halo, 0), max(x0 - halo, 0), min(y1 + halo, H), min(x1 + halo, W)
-        pr = maps.probs(slice(ey0, ey1), slice(ex0, ex1), with_type=False)
-        lab, cells = instances_from_probs(pr, p)
-        if not len(cells): continue
-        cy, cx = cells.centroid_y.to_numpy() + ey0, cells.centroid_x.to_numpy() + ex0
-        own = (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
-        h, w = lab.shape
-        touch = (((cells.bbox_y0 < margin) & (ey0 > 0)) | ((cells.bbox_y1 > h - margin) & (ey1 < H)) |
-                 ((cells.bbox_x0 < margin) & (ex0 > 0)) | ((cells.bbox_x1 > w - margin) & (ex1 < W))).to_numpy()
-        n_big += int((own & touch).sum())
-        keep = cells.label.to_numpy()[own]
-        if not len(keep): continue
-        loc = np.zeros(int(lab.max()) + 1, np.int32); loc[keep] = np.arange(1, len(keep) + 1)
-        new = loc[lab]; g = labels[ey0:ey1, ex0:ex1]
-        put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
-        new[~put] = 0
-        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)))
-        small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
-        if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
-        ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)
-        g[new > 0] = ids[new[new > 0]]
-        ct = ct.assign(label=ids[ct.label.to_numpy()].astype(np.int64), centroid_y=ct.centroid_y + ey0, centroid_x=ct.centroid_x + ex0,
-                       bbox_y0=ct.bbox_y0 + ey0, bbox_y1=ct.bbox_y1 + ey0, bbox_x0=ct.bbox_x0 + ex0, bbox_x1=ct.bbox_x1 + ex0)
-        tables.append(ct); nxt += len(ct)
-    if n_big: warnings.warn(f"{n_big} cell(s) reach the edge of their block's {halo}px halo and may be cut; pass a larger `halo`")
-    cells = pd.concat(tables, ignore_index=True) if tables else cell_table(np.zeros((1, 1), np.int32), maps.probs(slice(0, 1), slice(0, 1)))
-    return labels, cells.reset_index(drop=True)
+__all__ = ['predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images', 'load_predictor', 'predict_files',
+           'torch_module', 'predict_cli']
 
 # %% ../nbs/13_predict.ipynb #160f381b
 def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype and size
-            tile:int=512, # tile size (px)
-            overlap:int=64, # tile overlap (px)
-            tta=False, # False, True/'d4' (8 rotations+flips) or 'flips'
-            batch_size:int=4, # tiles per forward pass
+            tile:int=INFER_DEFAULTS['tile'], # tile size (px)
+            overlap:int=INFER_DEFAULTS['overlap'], # tile overlap (px)
+            tta=INFER_DEFAULTS['tta'], # 'none', 'flips' (4) or 'd4' (8 rotations+flips); False / True: 'none' / 'd4'
+            batch_size:int=INFER_DEFAULTS['batch_size'], # tiles per forward pass
             device='auto', # 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'
             params:PostprocessParams|Mapping|None=None, # thresholds; default the model's tuned `config['postprocess']`
             block:int=1024, # post-processing block (px)
             halo:int=128, # post-processing context (px), wider than the largest cell
             compact='auto', # keep uint8 maps (5 bytes/px); 'auto': above 2048² pixels
             progress:bool=True,
+            precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
-    cfg = getattr(model, 'config', None) or {}
-    maps = predict_probs(model, image, tile, overlap, tta, batch_size, device, compact, progress)
-    labels, cells = instances_blockwise(maps, params if params is not None else cfg.get('postprocess'), block, halo, progress)
-    del maps
-    if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
-    return labels, name_cell_types(cells, cfg.get('class_names'))
+    return segment(model, image, params, block, halo, progress, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
+                   device=device, precision=precision, compact=compact)
+
+def predict_probs(model, image, tile=INFER_DEFAULTS['tile'], overlap=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'],
+                  batch_size=INFER_DEFAULTS['batch_size'], device='auto', compact='auto', progress=True, **kwargs) -> StitchedMaps:
+    "`cellseg_nb.infer.infer_maps` under its former name and argument order"
+    return infer_maps(model, image, tile, overlap, tta, batch_size, device, compact=compact, progress=progress, **kwargs)
 
 # %% ../nbs/13_predict.ipynb #a3ee8211
 def find_inputs(inputs, # file, folder or glob pattern, or a list of them
@@ -375,172 +94,31 @@ def load_predictor(path, # a training run folder (with `best/`) or a `save_model
                    device='auto', # where to put the model
                   ):
     "Load the model to predict with from a run folder (`best/`, else `last/`) or a model folder"
-    from cellseg_nb.models.unet import load_model
-    p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"{p}: model not found -- pass a training run folder (with best/) or a saved model folder")
-    for sub in ('best', 'last'):
-        if (p/sub/'config.json').exists(): p = p/sub; break
-    return load_model(p, map_location=resolve_device(device))
+    from cellseg_nb.models.unet import load_model, resolve_model_dir
+    return load_model(resolve_model_dir(path), map_location=resolve_device(device))
 
-# %% ../nbs/13_predict.ipynb #e3a9d0c5
-TYPE_COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45',
-                '#fabed4', '#469990', '#dcbeff', '#9a6324']  # cell-type outline colours, in class order
-NO_TYPE_COLOUR = '#ffe119'  # outline colour of cells without a type
+# %% ../nbs/13_predict.ipynb #710ca88d
+def __getattr__(name):
+    "Names that moved to `cellseg_nb.infer`, `cellseg_nb.writers` or `cellseg_nb.viewer`, still importable from here"
+    import importlib
+    for m in ('infer', 'writers', 'viewer'):
+        mod = importlib.import_module(f'cellseg_nb.{m}')
+        if name in getattr(mod, '__all__', ()): return getattr(mod, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def _rgb(h): return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
-
-def overlay_image(image:np.ndarray, # raw image, any dtype (RGB is converted to gray)
-                  labels:np.ndarray, # (H, W) instance labels
-                  cells:pd.DataFrame|None=None, # cell table with `label` and `cell_type` (names)
-                  class_names=None, # names in colour order; default: the types in `cells`
-                  max_side:int=4096, # draw at most this many pixels per side (larger images are subsampled)
-                  legend:bool=True,
-                 ) -> np.ndarray:
-    "An RGB uint8 image: the gray image with cell outlines coloured by cell type, and a legend"
-    from skimage.segmentation import find_boundaries
-    s = max(1, math.ceil(max(labels.shape) / max_side))
-    lab = np.asarray(labels)[::s, ::s]
-    im = np.asarray(image); im = to_gray(im[::s, ::s] if im.ndim == 2 else im[::s, ::s, :])
-    lo, hi = image_percentiles(im, (1.0, 99.8))
-    g = (np.clip((im.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
-    rgb = np.repeat(g[..., None], 3, -1)
-    names = list(class_names) if class_names is not None else (sorted(set(cells.cell_type) - {''}) if cells is not None and len(cells) else [])
-    lut = np.zeros((int(lab.max(initial=0)) + 1, 3), np.uint8); lut[:] = _rgb(NO_TYPE_COLOUR)
-    if cells is not None and len(cells):
-        col = {n: _rgb(TYPE_COLOURS[i % len(TYPE_COLOURS)]) for i, n in enumerate(names)}
-        lb = cells.label.to_numpy().astype(int); ok = lb < len(lut)
-        lut[lb[ok]] = [col.get(t, _rgb(NO_TYPE_COLOUR)) for t in cells.cell_type.to_numpy()[ok]]
-    bd = find_boundaries(lab, mode='inner') & (lab > 0)
-    rgb[bd] = lut[lab[bd]]
-    if legend and names: rgb = _draw_legend(rgb, names)
-    return rgb
-
-def _draw_legend(rgb, names):
-    from PIL import Image, ImageDraw, ImageFont
-    pil = Image.fromarray(rgb); d = ImageDraw.Draw(pil)
-    size = max(10, min(rgb.shape[:2]) // 40)
-    try: font = ImageFont.load_default(size=size)
-    except TypeError: font = ImageFont.load_default()
-    w = int(size * 0.7 * max(map(len, names)) + size * 2.5)
-    d.rectangle([2, 2, 2 + w, 4 + (size + 4) * len(names)], fill=(0, 0, 0))
-    for i, n in enumerate(names):
-        y = 4 + i * (size + 4); c = _rgb(TYPE_COLOURS[i % len(TYPE_COLOURS)])
-        d.rectangle([6, y + 2, 6 + size, y + size], outline=c, width=max(1, size // 6)); d.text((10 + size * 1.4, y), n, fill=c, font=font)
-    return np.asarray(pil)
-
-# %% ../nbs/13_predict.ipynb #b855f5f6
-def write_fiji_rois(path, # the `.zip` to write
-                    labels:np.ndarray, # (H, W) instance labels
-                    cells:pd.DataFrame, # the cell table (`label`, `cell_type`, bbox)
-                   ) -> Path:
-    "Write the outline of every cell as an ImageJ/Fiji ROI zip (needs `roifile`)"
-    try: import roifile
-    except ImportError: raise ImportError("Fiji ROI export needs the `roifile` package: pip install roifile "
-                                          "(or pip install 'cellseg-nb[fiji]')") from None
-    from skimage.measure import find_contours
-    rois = []
-    for r in cells.itertuples():
-        y0, x0, y1, x1 = int(r.bbox_y0), int(r.bbox_x0), int(r.bbox_y1), int(r.bbox_x1)
-        m = np.pad(labels[y0:y1, x0:x1] == r.label, 1)
-        cs = find_contours(m.astype(np.float32), 0.5)
-        if not cs: continue
-        c = max(cs, key=len)
-        roi = roifile.ImagejRoi.frompoints(np.stack([c[:, 1] + x0 - 1, c[:, 0] + y0 - 1], 1))
-        roi.name = f"{int(r.label)}_{r.cell_type}" if r.cell_type else str(int(r.label)); rois.append(roi)
-    path = Path(path); tmp = path.with_name(f'.{path.stem}.tmp.zip')
-    if tmp.exists(): tmp.unlink()
-    if rois: roifile.roiwrite(tmp, rois)
-    else:
-        import zipfile; zipfile.ZipFile(tmp, 'w').close()
-    os.replace(tmp, path)
-    return path
-
-# %% ../nbs/13_predict.ipynb #509feb9b
-def write_outputs(out_dir, # output folder
-                  name:str, # image name (file stem)
-                  image:np.ndarray, # the raw image
-                  labels:np.ndarray, # instance labels
-                  cells:pd.DataFrame, # cell table (`predict`'s)
-                  class_names=None, # cell-type names (legend order)
-                  overlay:bool=True, # write `<name>_overlay.png`
-                  fiji:bool=False, # write `<name>_rois.zip` for Fiji
-                 ) -> dict:
-    "Write `<name>_labels.tif`, `<name>_cells.csv`, `<name>_overlay.png` (and `<name>_rois.zip`) atomically"
-    import tifffile
-    from PIL import Image
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); paths = {}
-    dt = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    paths['labels'] = out/f'{name}_labels.tif'
-    with atomic_write(paths['labels']) as f: tifffile.imwrite(f, np.asarray(labels, dt), compression='zlib')
-    paths['cells'] = out/f'{name}_cells.csv'
-    with atomic_write(paths['cells'], 'w') as f: cells.to_csv(f, index=False, float_format='%.4g')
-    if overlay:
-        paths['overlay'] = out/f'{name}_overlay.png'
-        with atomic_write(paths['overlay']) as f: Image.fromarray(overlay_image(image, labels, cells, class_names)).save(f, format='png')
-    if fiji: paths['rois'] = write_fiji_rois(out/f'{name}_rois.zip', labels, cells)
-    return paths
-
-# %% ../nbs/13_predict.ipynb #5112f22b
-def jsonl_to_array(src:Path, # JSON-lines file (may be missing: an empty array)
-                   dest:Path, # JSON file to write, atomically
-                  ):
-    "Stream a JSON-lines file into one JSON array, one line in memory at a time (what `json.dump` of the list would write)"
-    with atomic_write(dest, 'w') as fh:
-        fh.write('[')
-        if Path(src).exists():
-            with open(src) as f:
-                for k, line in enumerate(f): fh.write((', ' if k else '') + line.rstrip('\n'))
-        fh.write(']')
-
-# %% ../nbs/13_predict.ipynb #4ee202fb
+# %% ../nbs/13_predict.ipynb #b6d479a9
 def _image_ids(coco) -> dict:
     "{file name: image id} of a COCO json"
     from cellseg_nb.metrics import as_coco_dict
     d = as_coco_dict(json.loads(Path(coco).read_text()) if not isinstance(coco, Mapping) else coco)
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
-def _read_cells(path): return pd.read_csv(path, keep_default_na=False, na_values=[''])
-
-def _read_existing(out, name):
-    import tifffile
-    lp, cp = out/f'{name}_labels.tif', out/f'{name}_cells.csv'
-    if not (lp.exists() and cp.exists()): return None
-    return tifffile.imread(lp), _read_cells(cp)
-
-def _write_missing(out, name, image, labels, cells, class_names, overlay, fiji):
-    "Write the overlay / ROI zip of a reused image where they are missing (a run killed between its files)"
-    from PIL import Image
-    if overlay and not (out/f'{name}_overlay.png').exists():
-        with atomic_write(out/f'{name}_overlay.png') as fh: Image.fromarray(overlay_image(image, labels, cells, class_names)).save(fh, format='png')
-    if fiji and not (out/f'{name}_rois.zip').exists(): write_fiji_rois(out/f'{name}_rois.zip', labels, cells)
-
-LOCK_NAME = '.cellseg-predict.lock'  # held (flock) by the run writing into an output folder
-
-def _lock_out(out:Path):
-    "An exclusive lock on output folder `out` (the kernel drops it when the process ends, kill -9 included)"
-    try: import fcntl
-    except ImportError: return None   # no flock (Windows): runs are not guarded
-    fh = open(out/LOCK_NAME, 'a+')
-    try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0); who = fh.read().strip() or 'another process'; fh.close()
-        raise RuntimeError(f"{out}: another `cellseg predict` ({who}) is writing into this folder -- wait for it to finish, "
-                           "or pass a different --out (two runs into one folder would mix their predictions.json)") from None
-    except OSError: fh.close(); return None   # a file system without locks: runs are not guarded
-    fh.seek(0); fh.truncate(); fh.write(f"pid {os.getpid()}"); fh.flush()
-    return fh
-
-def _clean_tmp(out:Path):
-    "Remove temporary files a killed run left (`atomic_write`'s `.<name>.*.tmp`, ROI zips' `.<stem>.tmp.zip`)"
-    pats = ['.*_labels.tif.*.tmp', '.*_cells.csv.*.tmp', '.*_overlay.png.*.tmp', '.*_rois.tmp.zip', '.predictions.json.*.tmp', '.images.json.*.tmp']
-    for t in [t for p in pats for t in out.glob(p)]: t.unlink(missing_ok=True)
-
-def _disk_full(e) -> bool: return isinstance(e, OSError) and e.errno == errno.ENOSPC
-
+# %% ../nbs/13_predict.ipynb #4ee202fb
 def predict_files(model, # a model, or a run / model folder
                   inputs, # files, folders or globs
                   out_dir, # output folder
-                  tile:int=512, overlap:int=64, tta=False, batch_size:int=4, device='auto', # as in `predict`
+                  tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'],
+                  batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', # as in `predict`
                   params=None, block:int=1024, halo:int=128, # as in `predict`
                   coco=None, # COCO json whose image ids (matched by file name) the results use
                   fiji:bool=False, # also write Fiji ROI zips
@@ -548,6 +126,7 @@ def predict_files(model, # a model, or a run / model folder
                   results_json:bool=True, # write `predictions.json`
                   skip_existing:bool=False, # reuse the outputs of images already done (resume a run); missing overlays / ROI zips are written
                   progress:bool=True,
+                  precision:str=INFER_DEFAULTS['precision'], # as in `predict`
                  ) -> dict:
     "Predict every image of `inputs` into `out_dir`: `{'done': [names], 'failed': {input: error}, 'n_cells': int}`"
     from tqdm.auto import tqdm
@@ -558,11 +137,11 @@ def predict_files(model, # a model, or a run / model folder
         except ImportError: raise ImportError("--fiji-rois needs the `roifile` package: pip install roifile (or pip install 'cellseg-nb[fiji]')") from None
     if tile < 16 or overlap < 0 or tile <= overlap:   # validate arguments up front
         raise ValueError(f"need --tile >= 16, --overlap >= 0 and --tile larger than --overlap, got --tile {tile} --overlap {overlap}")
-    tta_transforms(tta); resolve_device(device)
+    tta_transforms(tta); resolve_precision(precision, resolve_device(device))
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    lock = _lock_out(out)
+    lock = lock_out_dir(out)
     try:
-        _clean_tmp(out)
+        clean_tmp(out)
         files, problems = find_inputs(inputs)
         failed = {p.split(':')[0]: p for p in problems}
         ids = _image_ids(coco) if coco is not None else {}
@@ -573,15 +152,15 @@ def predict_files(model, # a model, or a run / model folder
         for f in tqdm(files, desc='images', disable=not progress):
             try:
                 for name, image in iter_images(f, stems[f]):
-                    prev = _read_existing(out, name) if skip_existing else None
+                    prev = read_outputs(out, name) if skip_existing else None
                     with warnings.catch_warnings(record=True) as ws:
                         warnings.simplefilter('always'); image = fill_nonfinite(image, f)
                     for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
                     if prev is None:
-                        labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress)
-                        cells = _read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
+                        labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress, precision=precision)
+                        cells = read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
                     else:
-                        labels, cells = prev; _write_missing(out, name, image, labels, cells, names, overlay, fiji)
+                        labels, cells = prev; write_missing(out, name, image, labels, cells, names, overlay, fiji)
                     iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
                     images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                     if results_json:
@@ -590,7 +169,7 @@ def predict_files(model, # a model, or a run / model folder
                     done.append(name); n_cells += len(cells)
             except (KeyboardInterrupt, MemoryError): raise
             except Exception as e:
-                if _disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
+                if is_disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
                                                      "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
                 msg = str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
                 failed[str(f)] = msg
@@ -598,6 +177,7 @@ def predict_files(model, # a model, or a run / model folder
         if results_json:
             jsonl_to_array(partial, out/'predictions.json')
             with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
+            with atomic_write(out/RUN_INFO, 'w') as fh: json.dump(dict(class_names=names), fh, indent=1)   # read by `cellseg evaluate --predictions`
             if partial.exists(): partial.unlink()
     finally:
         if lock is not None: lock.close()
@@ -607,20 +187,15 @@ def torch_module():
     import torch
     return torch.nn.Module
 
-
 # %% ../nbs/13_predict.ipynb #be6b200a
 def predict_cli(argv:list|None=None) -> int:
     "`cellseg predict MODEL INPUT... --out DIR`: segment and classify cells in images of any size"
     ap = argparse.ArgumentParser(prog='cellseg predict', description=predict_cli.__doc__.split(': ', 1)[1],
-                                 epilog='Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json (COCO results), images.json')
+                                 epilog='Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json (COCO results), images.json, run.json (cell-type names)')
     ap.add_argument('model', help='training run folder (its best/ model and tuned thresholds) or saved model folder')
     ap.add_argument('inputs', nargs='+', help='image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns')
     ap.add_argument('--out', required=True, help='output folder')
-    ap.add_argument('--tile', type=int, default=512, help='tile size in px (default 512; an image side up to 1.5x this is taken whole)')
-    ap.add_argument('--overlap', type=int, default=64, help='tile overlap in px (default 64)')
-    ap.add_argument('--tta', nargs='?', const='d4', default='none', choices=list(TTA_MODES),
-                    help='test-time augmentation: d4 (8 rotations+flips, the default when given) or flips (4)')
-    ap.add_argument('--batch-size', type=int, default=4, help='tiles per forward pass (default 4)')
+    add_infer_args(ap)   # --tile, --overlap, --tta, --batch-size, --precision: the engine's defaults, as `cellseg evaluate`
     ap.add_argument('--device', default='auto', help="auto (default), cpu, cuda, cuda:N or mps")
     ap.add_argument('--block', type=int, default=1024, help='post-processing block size in px (default 1024)')
     ap.add_argument('--halo', type=int, default=128, help='post-processing context in px, wider than the largest cell (default 128)')
@@ -633,7 +208,7 @@ def predict_cli(argv:list|None=None) -> int:
     a = ap.parse_args(argv)
     try:
         r = predict_files(a.model, a.inputs, a.out, a.tile, a.overlap, a.tta, a.batch_size, a.device, None, a.block, a.halo,
-                          a.coco, a.fiji_rois, not a.no_overlay, not a.no_json, a.skip_existing, not a.quiet)
+                          a.coco, a.fiji_rois, not a.no_overlay, not a.no_json, a.skip_existing, not a.quiet, a.precision)
     except (ValueError, OSError, ImportError, RuntimeError) as e:
         print(f"cellseg predict: error: {e}", file=sys.stderr); return 2
     print(f"cellseg predict: {len(r['done'])} image(s), {r['n_cells']} cells -> {r['out_dir']}")
@@ -642,119 +217,3 @@ def predict_cli(argv:list|None=None) -> int:
         for k, v in r['failed'].items(): print(f"  {v}", file=sys.stderr)
         return 1
     return 0
-
-# %% ../nbs/13_predict.ipynb #b81601f0
-VIEW_MAPS = ('image', 'fg', 'boundary', 'dist', 'type')  # what the viewer can show under the outlines
-SLIDERS = {'fg_threshold': (0.05, 0.95, 0.05), 'seed_threshold': (0.05, 0.95, 0.05),
-           'boundary_threshold': (0.05, 0.95, 0.05), 'min_size': (0, 500, 5)}  # post-processing parameter: (min, max, step)
-
-class CellViewer:
-    "ipywidgets viewer: images, outlines coloured by cell type, head maps, and live post-processing thresholds"
-    def __init__(self, images, # image files / folders / globs, or a list of arrays
-                 model=None, # a model or a run/model folder: maps are predicted and thresholds can be moved
-                 results=None, # without a model: a list of label images, or a `cellseg predict` output folder
-                 params=None, # starting thresholds (default: the model's tuned ones)
-                 tile:int=512, overlap:int=64, device='auto', # prediction settings
-                 figsize=(6, 5),
-                ):
-        import ipywidgets as W
-        if isinstance(images, (str, Path)) or (isinstance(images, list) and images and isinstance(images[0], (str, Path))):
-            files, problems = find_inputs(images)
-            if not files: raise ValueError(f"no images found: {problems}")
-            self.names, self._src = [], []
-            for f in files:
-                for i in range(n_pages(f)): self.names.append(f"{f.stem}_p{i:03d}" if n_pages(f) > 1 else f.stem); self._src.append((f, i))
-        else:
-            arrs = [images] if isinstance(images, np.ndarray) else list(images)
-            self.names, self._src = [f'image {i}' for i in range(len(arrs))], arrs
-        if model is not None and not isinstance(model, torch_module()): model = load_predictor(model, device)
-        if model is None and results is None: raise ValueError("pass a `model` (to predict) or `results` (label images or a `cellseg predict` folder)")
-        self.model, self.results, self.kw, self.figsize = model, results, dict(tile=tile, overlap=overlap, device=device, progress=False), figsize
-        cfg = getattr(model, 'config', None) or {}
-        self.class_names = cfg.get('class_names')
-        self.params = PostprocessParams.from_dict(params if params is not None else cfg.get('postprocess'))
-        self._cache = {}
-        self.index = W.IntSlider(0, 0, max(len(self.names) - 1, 0), description='image')
-        self.prev, self.next = W.Button(description='◀', layout=W.Layout(width='40px')), W.Button(description='▶', layout=W.Layout(width='40px'))
-        self.outlines, self.by_type = W.Checkbox(True, description='outlines'), W.Checkbox(True, description='cell-type colours')
-        self.show = W.Dropdown(options=list(VIEW_MAPS) if model is not None else ['image'], value='image', description='show')
-        self.sliders = {}
-        if model is not None:
-            for k, (a, b, s) in SLIDERS.items():
-                cls = W.IntSlider if k == 'min_size' else W.FloatSlider
-                self.sliders[k] = cls(value=getattr(self.params, k), min=a, max=b, step=s, description=k.replace('_threshold', ''), continuous_update=False)
-        self.info, self.out = W.HTML(), W.Output()
-        self.prev.on_click(lambda _: setattr(self.index, 'value', max(self.index.value - 1, 0)))
-        self.next.on_click(lambda _: setattr(self.index, 'value', min(self.index.value + 1, self.index.max)))
-        for w in [self.index, self.outlines, self.by_type, self.show, *self.sliders.values()]: w.observe(lambda _: self.update(), 'value')
-        self.widget = W.VBox([W.HBox([self.prev, self.index, self.next, self.show]), W.HBox([self.outlines, self.by_type]),
-                              W.HBox(list(self.sliders.values())[:2]), W.HBox(list(self.sliders.values())[2:]), self.info, self.out])
-        self.update()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
-# %% ../nbs/13_predict.ipynb #0d93b2b6
-from fastcore.basics import patch
-
-@patch
-def image(self:CellViewer, i:int):
-    "Raw image `i`"
-    s = self._src[i]
-    return read_image(s[0], page=s[1]) if isinstance(s, tuple) else np.asarray(s)
-
-@patch
-def maps(self:CellViewer, i:int) -> dict:
-    "Probability maps of image `i` (predicted once, then cached)"
-    if i not in self._cache: self._cache[i] = predict_probs(self.model, self.image(i), compact=False, **self.kw).probs()
-    return self._cache[i]
-
-@patch
-def current(self:CellViewer):
-    "`(image, labels, cells)` of the shown image with the slider thresholds"
-    i = self.index.value; img = self.image(i)
-    if self.model is not None:
-        p = PostprocessParams.from_dict({**self.params.__dict__, **{k: w.value for k, w in self.sliders.items()}})
-        lab, cells = instances_from_probs(self.maps(i), p)
-        return img, lab, name_cell_types(cells, self.class_names)
-    r = self.results
-    if isinstance(r, (str, Path)):
-        prev = _read_existing(Path(r), self.names[i])
-        if prev is None: raise FileNotFoundError(f"{r}: no {self.names[i]}_labels.tif / _cells.csv -- run `cellseg predict` into this folder first")
-        return img, prev[0], prev[1]
-    lab = r[i][0] if isinstance(r[i], tuple) else r[i]
-    return img, np.asarray(lab), (r[i][1] if isinstance(r[i], tuple) else None)
-
-@patch
-def render(self:CellViewer):
-    "Draw the shown image into a new matplotlib figure and return it"
-    import matplotlib.pyplot as plt
-    img, lab, cells = self.current(); self.labels, self.cells = lab, cells
-    fig, ax = plt.subplots(figsize=self.figsize)
-    what = self.show.value
-    if what == 'image':
-        cl = cells if self.by_type.value else None
-        rgb = overlay_image(img, lab if self.outlines.value else np.zeros_like(lab), cl, self.class_names)
-        ax.imshow(rgb)
-    else:
-        m = self.maps(self.index.value)[what]
-        if what == 'type': ax.imshow(m.argmax(0), cmap='tab10', vmin=0, vmax=9, interpolation='nearest')  # 0 = background
-        else: ax.imshow(m, cmap='magma', vmin=0, vmax=1)
-        if self.outlines.value:
-            from skimage.segmentation import find_boundaries
-            b = find_boundaries(lab, mode='inner'); ax.imshow(np.ma.masked_where(~b, b), cmap='gray', alpha=0.8)
-    ax.set_title(f"{self.names[self.index.value]} ({what}): {int(lab.max(initial=0)) if cells is None else len(cells)} cells", fontsize=9); ax.axis('off')
-    fig.tight_layout()
-    return fig
-
-@patch
-def update(self:CellViewer):
-    "Redraw into the widget's output"
-    import matplotlib.pyplot as plt
-    self.out.clear_output(wait=True)
-    from IPython.display import display
-    with self.out:
-        fig = self.render(); display(fig); plt.close(fig)
-    n = len(self.cells) if self.cells is not None else int(self.labels.max(initial=0))
-    self.info.value = f"<b>{n}</b> cells" + (f"; types: {dict(self.cells.cell_type.value_counts())}" if self.cells is not None and len(self.cells) and 'cell_type' in self.cells else '')

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, atomic_write, set_seed, in_test, shared_data
+from .core import read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, atomic_write, set_seed, in_test, shared_data, DEFAULT_NORMALISATION
 from .augment import get_transforms
 from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
                                     load_decoder_weights, pretrained_folder, load_pretrained)
@@ -71,7 +71,7 @@ class UnlabelledImages(Dataset):
                  mask_ratio:float=0.0, # fraction of patches hidden (inpainting); 0: none
                  patch_size:int=32, # side of a hidden patch
                  in_channels:int=1, # image channels the model takes (the grey image repeated)
-                 normalize:dict|None=None, # `normalize_image` arguments, default pmin=1, pmax=99.8
+                 normalize:dict|None=None, # `normalize_image` arguments, default `DEFAULT_NORMALISATION`
                  cache_images:int=512, # normalised images kept in memory
                  exclude=EXCLUDE, # file-name patterns skipped by `find_images`
                 ):
@@ -80,7 +80,7 @@ class UnlabelledImages(Dataset):
         self.files = find_images(images, exclude)
         self.transform = get_transforms(preset, crop_size=crop_size)
         self.views, self.mask_ratio, self.patch_size, self.in_channels = views, mask_ratio, patch_size, in_channels
-        self.normalize, self.cache_images, self._cache = dict(normalize or {'pmin': 1.0, 'pmax': 99.8}), cache_images, {}
+        self.normalize, self.cache_images, self._cache = dict(normalize or DEFAULT_NORMALISATION), cache_images, {}
     def __len__(self): return len(self.files)
     def __repr__(self): return f"UnlabelledImages({len(self)} images, views={self.views}, mask_ratio={self.mask_ratio})"
     def name(self, i): return self.files[i].stem

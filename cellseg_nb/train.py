@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import atomic_write, set_seed, normalize_image
+from .core import atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
 from .data.datasets import CocoSource, MaskFolderSource, livecell_source, split_source, CellDataset, collate
 from .data.targets import median_diameter
@@ -20,7 +20,8 @@ from .augment import PRESETS, get_transforms, transforms_to_dict
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances
-from .postprocess import infer_probs, instances_from_probs, tune_thresholds
+from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID
+from .infer import infer_maps, instances_blockwise
 from .learner import (  # the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, LoopConfig, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
@@ -148,11 +149,12 @@ def make_val_fn(val_source, # validation `Source`
     # (one documented parameter a line: the cell runs past 15 lines)
     n = len(val_source) if max_images is None else min(max_images, len(val_source))
     items = [val_source.read(i) for i in range(n)]
-    xs = [normalize_image(img, **(normalisation or {})) for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
+    xs = [img for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
     def val_fn(model, return_probs=False):
-        probs = [infer_probs(model, x) for x in tqdm(xs, desc='validating', leave=False, disable=not progress)]
-        if return_probs: return probs, gts
-        ms = [match_instances(g, instances_from_probs(p, params)[0]) for p, g in zip(probs, gts)]
+        maps = (infer_maps(model, x, device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
+                for x in tqdm(xs, desc='validating', leave=False, disable=not progress))
+        if return_probs: return [m.probs() for m in maps], gts
+        ms = [match_instances(g, instances_blockwise(m, params, progress=False)[0]) for m, g in zip(maps, gts)]
         pooled = object_scores(gts, ms)['summary']['pooled']
         return {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
     val_fn.n_images = n
@@ -199,11 +201,14 @@ def _write_run_info(run:Path, cfg:TrainConfig, model, tf, tr_src, val_src, val_f
     with atomic_write(run/'config.json', 'w') as f: json.dump(info, f, indent=1, default=str)
 
 # %% ../nbs/12_train.ipynb #f655cc50
-def _tune_best(run:Path, cfg:TrainConfig, summary:dict, tune_fn):
-    "Tune the post-processing thresholds of `run/best` on `tune_fn`'s images; store them in `best/`, `last/` and `summary`"
-    best = load_model(run/'best'); probs, gts = tune_fn(best, return_probs=True)
+def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
+    "Tune the post-processing thresholds of `run/best` on `val_fn`'s images (none: `tr_src`'s); store them in `best/`, `last/` and `summary`"
+    best = load_model(run/'best'); n = min(cfg.max_val_images or MAX_TUNE_TRAIN, MAX_TUNE_TRAIN)
+    tune_fn = val_fn or make_val_fn(tr_src, best.config.get('normalisation') or {}, max_images=n)
+    probs, gts = tune_fn(best, return_probs=True)
     metric = {'f1': 'f1@0.5', 'msa': 'msa'}[cfg.val_metric]
-    params, table = tune_thresholds(probs, gts, metric=metric, progress=cfg.progress)
+    grid = None if val_fn else TRAIN_IMAGE_GRID  # training images tune only the foreground level (see `TRAIN_IMAGE_GRID`)
+    params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
     pp = asdict(params); save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')
@@ -226,9 +231,7 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     prev = json.loads((run/'summary.json').read_text()) if cfg.resume and (run/'summary.json').exists() else {}
     summary = fit(model, MultiTaskLoss(**cfg.loss), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step)
     if prev.get('tuned') and prev.get('steps') == summary['steps']: summary.update(tuned=prev['tuned'], tuned_score=prev['tuned_score'])
-    if cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'):
-        norm, n = model.config.get('normalisation') or {}, min(cfg.max_val_images or MAX_TUNE_TRAIN, MAX_TUNE_TRAIN)
-        _tune_best(run, cfg, summary, val_fn or make_val_fn(tr_src, norm, max_images=n))
+    if cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'): _tune_best(run, cfg, summary, val_fn, tr_src)
     return summary
 
 # %% ../nbs/12_train.ipynb #10865314

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DataLoader, get_worker_info
-from ..core import (read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, ImageReadError,
+from ..core import (read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS, ImageReadError, DEFAULT_NORMALISATION,
                     set_seed, in_test, shared_data)
 from .targets import make_targets, instance_edges, IGNORE_INDEX
 from .coco import CocoLabels
@@ -389,7 +389,7 @@ class CellDataset(Dataset):
                  transform=None, # albumentations pipeline called as `transform(image=, mask=)` (e.g. `get_transforms`)
                  crop_size=None, # output (h, w) or int; None keeps each image's size
                  in_channels:int=1, # channels of `image` (the grey image repeated)
-                 normalize:dict|None=dict(pmin=1, pmax=99.8), # `normalize_image` arguments
+                 normalize:dict|None=DEFAULT_NORMALISATION, # `normalize_image` arguments
                  crop:str='random', # one of `CROP_MODES`: 'random' (training) or 'center' (validation)
                  boundary_width:int=1, # see `make_targets`
                 ):

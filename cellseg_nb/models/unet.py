@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
-from ..core import atomic_write, CELL_LINES
+from ..core import atomic_write, CELL_LINES, DEFAULT_NORMALISATION
 
 # %% auto #0
 __all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'create_encoder', 'ConvBNAct', 'DecoderBlock', 'n_decoder_blocks',
            'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model', 'count_parameters',
-           'parameter_table', 'save_model', 'load_model', 'LoadResult', 'load_encoder_weights', 'load_decoder_weights',
-           'pretrained_folder', 'load_pretrained', 'init_from']
+           'parameter_table', 'save_model', 'load_model', 'resolve_model_dir', 'LoadResult', 'load_encoder_weights',
+           'load_decoder_weights', 'pretrained_folder', 'load_pretrained', 'init_from']
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
 HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls')  # the contract's head names, in output order
@@ -146,7 +146,7 @@ class MultiHeadUNet(nn.Module):
                  head_channels:int=0, # hidden `ConvBNAct` width in each dense head (0: none)
                  cls_dropout:float=0.2, # dropout before the image-level classifier
                  pad_mode:str='reflect', # padding up to the encoder stride, one of `PAD_MODES`
-                 normalisation:dict|None=None, # input normalisation, default `{'pmin': 1.0, 'pmax': 99.8}`
+                 normalisation:dict|None=None, # input normalisation, default `DEFAULT_NORMALISATION`
                  postprocess:dict|None=None, # post-processing thresholds, filled in by the post-processing stage
                  name:str|None=None, # configuration name, recorded in `config`
                  channels_last:bool=False, # run in channels-last memory format
@@ -169,7 +169,7 @@ class MultiHeadUNet(nn.Module):
         self.config = dict(name=name, encoder=encoder_name, in_channels=in_channels, heads=heads, num_classes=num_classes,
                            class_names=class_names, decoder_channels=list(decoder_channels), final_convs=final_convs,
                            head_kernel=head_kernel, head_channels=head_channels, cls_dropout=cls_dropout, pad_mode=pad_mode,
-                           normalisation=dict(normalisation or {'pmin': 1.0, 'pmax': 99.8}), postprocess=dict(postprocess or {}),
+                           normalisation=dict(normalisation or DEFAULT_NORMALISATION), postprocess=dict(postprocess or {}),
                            scale=float(scale))
         if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
         self.scale = float(scale)
@@ -213,7 +213,7 @@ class MultiHeadUNet(nn.Module):
 # %% ../../nbs/07_models.unet.ipynb #f45b90d1
 _BASE = dict(in_channels=1, heads=list(HEAD_NAMES), num_classes=len(CELL_LINES), class_names=list(CELL_LINES),
              final_convs=1, head_kernel=1, head_channels=0, cls_dropout=0.2, pad_mode='reflect',
-             normalisation={'pmin': 1.0, 'pmax': 99.8}, postprocess={})
+             normalisation=dict(DEFAULT_NORMALISATION), postprocess={})
 MODEL_CONFIGS = {  # name: config (a JSON-able dict, the keyword arguments of `MultiHeadUNet` with `encoder` for `encoder_name`)
     'unet_test':     dict(_BASE, name='unet_test', encoder='test_efficientnet', decoder_channels=[32, 24, 16, 16, 8]),
     'unet_effv2_b0': dict(_BASE, name='unet_effv2_b0', encoder='tf_efficientnetv2_b0', decoder_channels=[128, 64, 48, 32, 16]),
@@ -316,6 +316,20 @@ def load_model(path, # a `save_model` folder (or a file in it)
     except RuntimeError as e: raise RuntimeError(f"{w_path}: weights do not fit the model of {cfg_path} ({e})") from None
     return model.to(map_location).eval()
 
+# %% ../../nbs/07_models.unet.ipynb #0a515bb0
+def resolve_model_dir(path, # a `save_model` folder, a run folder holding one, or a file in a model folder
+                      subdirs=('best', 'last'), # model folders looked for inside a run folder, in order
+                      what:str='a training run folder (with best/ or last/) or a saved model folder', # what to pass, for the error
+                     ) -> Path:
+    "The model folder (config.json + model.safetensors) `path` names: its first `subdirs` entry holding one, else `path` itself"
+    p = Path(path)
+    if p.name in ('model.safetensors', 'config.json') and p.is_file(): p = p.parent
+    if not p.exists(): raise FileNotFoundError(f"{p}: model not found -- pass {what}")
+    for d in [p/s for s in subdirs] + [p]:
+        if (d/'config.json').exists() and (d/'model.safetensors').exists(): return d
+    looked = ', '.join(f'{s}/' for s in subdirs)
+    raise FileNotFoundError(f"{p}: no model in it (config.json and model.safetensors, looked in {looked + ' and ' if looked else ''}the folder itself) -- pass {what}")
+
 # %% ../../nbs/07_models.unet.ipynb #668ea651
 class LoadResult(NamedTuple):
     loaded: list  # keys loaded
@@ -375,11 +389,7 @@ def load_decoder_weights(model:MultiHeadUNet, # model to load into
 # %% ../../nbs/07_models.unet.ipynb #cfd43f50
 def pretrained_folder(path) -> Path:
     "The model folder of a pretraining run `path` (`RUN/encoder`), or `path` itself if it is a model folder"
-    p = Path(path)
-    for d in (p/'encoder', p):
-        if (d/'config.json').exists() and (d/'model.safetensors').exists(): return d
-    raise FileNotFoundError(f"{p}: neither a pretraining run (with encoder/) nor a saved model folder -- "
-                            "run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
+    return resolve_model_dir(path, ('encoder',), "a pretraining run (with encoder/) or a saved model folder: run `cellseg pretrain --images DIR --out RUN` first, then pass RUN")
 
 def load_pretrained(model, # a `MultiHeadUNet` to initialise
                     path, # a pretraining run folder or a model folder
@@ -399,10 +409,7 @@ def init_from(model, # model to initialise
              ) -> dict:
     "Load encoder (and, where the source has them, decoder) weights into `model`; returns what was loaded"
     p = Path(path)
-    cands = [p/'encoder', p/'best', p/'last', p]
-    src = next((c for c in cands if (c/'model.safetensors').exists() or c.is_file()), None)
-    if src is None: raise FileNotFoundError(f"{path}: no weights found (looked for {', '.join(str(c) for c in cands[:3])}, or a model folder) "
-                                            "-- pass a pretraining run folder (`cellseg pretrain --out RUN`) or a saved model folder")
+    src = p if p.is_file() else resolve_model_dir(p, ('encoder', 'best', 'last'), "a pretraining run folder (`cellseg pretrain --out RUN`), a training run folder or a saved model folder")
     if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
         return dict(source=str(src), **load_pretrained(model, src))
     enc = load_encoder_weights(model, src)
