@@ -20,7 +20,7 @@ __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_
            'stored_cells', 'segment', 'add_infer_args']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
-INFER_DEFAULTS = dict(tile=512, overlap=64, tta='none', batch_size=4, precision='auto')  # the settings every caller uses unless told otherwise
+INFER_DEFAULTS = dict(tile=512, overlap=64, tta='flips', batch_size=4, precision='auto')  # the settings every caller uses unless told otherwise
 
 # %% ../nbs/09b_infer.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis

@@ -1,0 +1,125 @@
+"""Post-processing variants on the same trained models (paired): which seeds, which thresholds, tuned on what.
+
+Training noise between two runs is larger than most post-processing effects, so this script re-uses the models that
+`bench/realdata.py` trained (`bench/out/realdata/work/*/run/best`) and post-processes each one's maps of its held-out
+images every way at once. Thresholds that are tuned are tuned on the fold's training images (up to `MAX_TUNE_TRAIN`),
+as `cellseg train` does when it has no validation images. Variants:
+- `before`: seeds = regions of dist above a level (`seed_h=0`, level 0.5, smoothing 1 px), level/foreground/boundary
+  thresholds tuned on the training images (the product before h-maxima seeds);
+- `after`: the product now: h-maxima seeds with the defaults, only the foreground level tuned on the training images
+  (`TRAIN_IMAGE_GRID`);
+- `after-tune-all`: the defaults, then the whole `DEFAULT_GRID` (seed_h, smoothing, ...) tuned on the training images;
+- `h=0.03`, `h=0.1`: other fixed peak heights; `after+flips`: `after` on maps averaged over 4 flips (the product's default
+  test-time augmentation since these figures: `PRODUCT`).
+Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled over a protocol's test images.
+
+    python bench/realdata_postprocess.py --method 'ours[r1]' --budget dev --seed 0
+    python bench/realdata_postprocess.py --method ours --budget 15min --seed 0   # adds to the same results file
+    python bench/realdata_postprocess.py --method 'ours[r1]' --as-ours   # also: `PRODUCT` becomes the `ours` row of realdata.py
+
+`--as-ours` records the `PRODUCT` variant of each model as the `ours` run of `bench/realdata.py` (same fold, budget and
+seed; `trained_as` names the run whose trained model it post-processed), so the main table shows the product as it
+is now without training again when only the post-processing changed.
+"""
+from __future__ import annotations
+import argparse, json, sys, time
+from dataclasses import asdict
+from pathlib import Path
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realdata as R
+
+RESULTS = R.ROOT/'bench/results/realdata_postprocess.json'
+PRODUCT = 'after+flips'  # what `cellseg train` + `cellseg predict` do now
+
+def variants():
+    "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
+    from cellseg_nb.postprocess import PostprocessParams as P, DEFAULT_GRID, TRAIN_IMAGE_GRID
+    old_grid = {'seed_threshold': (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), 'fg_threshold': (0.3, 0.4, 0.5, 0.6, 0.7),
+                'boundary_threshold': (0.3, 0.5, 0.7, 0.9)}
+    return {'before': (P(seed_h=0.0, seed_threshold=0.5, smooth=1.0), old_grid, False),
+            'after': (P(), TRAIN_IMAGE_GRID, False), 'after-tune-all': (P(), DEFAULT_GRID, False),
+            'h=0.03': (P(seed_h=0.03), TRAIN_IMAGE_GRID, False), 'h=0.1': (P(seed_h=0.1), TRAIN_IMAGE_GRID, False),
+            'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips')}
+
+def fold_preds(protocol, fold, method, budget, seed):
+    "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model"
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.infer import infer_maps
+    from cellseg_nb.postprocess import instances_from_probs, tune_thresholds
+    from cellseg_nb.train import MAX_TUNE_TRAIN
+    model = load_model(R.OUT/'work'/f'{protocol}_{fold}_{method}_{budget}_{seed}'/'run'/'best')
+    tr, _, te = R.folds(protocol)[fold]
+    tri, tei = R.items_of(protocol, tr)[:MAX_TUNE_TRAIN], R.items_of(protocol, te)
+    maps = {}
+    def probs(items, tta):
+        if (id(items), tta) not in maps: maps[id(items), tta] = [infer_maps(model, img, tta=tta, progress=False).probs() for _, img, _ in items]
+        return maps[id(items), tta]
+    out = {}
+    for name, (base, grid, tta) in variants().items():
+        pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
+        preds = []
+        for p in probs(tei, tta):
+            lab, cells = instances_from_probs(p, pp)
+            preds.append((lab, cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(0).to_numpy()))
+        out[name] = (preds, asdict(pp))
+    return out
+
+def as_ours(protocol, fold, method, budget, seed, preds, pp):
+    "Record `preds` (the `PRODUCT` variant) as realdata.py's `ours` run of this fold, budget and seed"
+    src = R.done_runs()[(protocol, fold, method, budget, seed)]
+    items = R.items_of(protocol, R.folds(protocol)[fold][2])
+    np.savez_compressed(R.OUT/'preds'/f'{protocol}_{fold}_ours_{budget}_{seed}.npz', **{f'labels_{i}': l for i, (l, _) in enumerate(preds)},
+                        **{f'scores_{i}': s for i, (_, s) in enumerate(preds)})
+    r = dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
+             **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason')}, wall_s=src['wall_s'],
+             test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp)
+    with open(R.RUNS, 'a') as f: f.write(json.dumps(r) + '\n')
+
+def cached_fold(protocol, fold, method, budget, seed):
+    "`fold_preds`, computed once and kept in bench/out/realdata/pp/ (so runs resume and pool across calls)"
+    f = R.OUT/'pp'/f'{protocol}_{fold}_{method}_{budget}_{seed}.npz'
+    if not f.exists():
+        out = fold_preds(protocol, fold, method, budget, seed); f.parent.mkdir(parents=True, exist_ok=True)
+        arrs = {f'{v}|{k}_{i}': x for v, (preds, _) in out.items() for i, (l, sc) in enumerate(preds) for k, x in (('labels', l), ('scores', sc))}
+        np.savez_compressed(f, params=json.dumps({v: pp for v, (_, pp) in out.items()}), **arrs)
+    d = np.load(f); params = json.loads(str(d['params']))
+    n = len(R.folds(protocol)[fold][2])
+    return {v: ([(d[f'{v}|labels_{i}'], d[f'{v}|scores_{i}']) for i in range(n)], pp) for v, pp in params.items()}
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--method', default='ours', help="the trained runs' method name in bench/out/realdata (e.g. 'ours[r1]')")
+    ap.add_argument('--budget', default='dev', help="the trained runs' budget: dev, 15min or 15min-2lanes")
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo'])
+    ap.add_argument('--as-ours', action='store_true', help="record `PRODUCT` as realdata.py's `ours` run of each fold")
+    a = ap.parse_args(argv)
+    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else dict(per_fold=[], pooled=[])
+    res['protocol'] = __doc__.split('\n\n')[1]
+    keep = lambda r: not (r['method'] == a.method and r['budget'] == a.budget and r['seed'] == a.seed and r['protocol'] in a.protocols)
+    res['per_fold'] = [r for r in res['per_fold'] if keep(r)]; res['pooled'] = [r for r in res['pooled'] if keep(r)]
+    for p in a.protocols:
+        fl = [f for f in R.folds(p) if (R.OUT/'work'/f'{p}_{f}_{a.method}_{a.budget}_{a.seed}'/'run'/'best').exists()]
+        pooled = {}
+        for f in fl:
+            t0 = time.perf_counter(); items = R.items_of(p, R.folds(p)[f][2])
+            for name, (preds, pp) in cached_fold(p, f, a.method, a.budget, a.seed).items():
+                prev = R.done_runs().get((p, f, 'ours', a.budget, a.seed), {})
+                if name == PRODUCT and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, PRODUCT):
+                    as_ours(p, f, a.method, a.budget, a.seed, preds, pp)
+                s = R.score(items, preds); pooled.setdefault(name, ([], []))
+                pooled[name][0].extend(items); pooled[name][1].extend(preds)
+                res['per_fold'].append(dict(protocol=p, fold=f, method=a.method, budget=a.budget, seed=a.seed, variant=name, params=pp, **s))
+                print(f"{p}:{f:<8} {name:>15}: F1 {s['f1']:.3f} mSA {s['msa']:.3f} AP {s['ap']:.3f} (P {s['precision']:.2f} R {s['recall']:.2f})", flush=True)
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for name, (items, preds) in pooled.items():
+            s = R.score(items, preds)
+            res['pooled'].append(dict(protocol=p, folds=fl, complete=len(fl) == len(R.folds(p)), method=a.method, budget=a.budget,
+                                      seed=a.seed, variant=name, **s))
+            print(f"{p} pooled over {len(fl)} folds {name:>15}: F1 {s['f1']:.3f} mSA {s['msa']:.3f} AP {s['ap']:.3f}", flush=True)
+    res['when'] = time.strftime('%Y-%m-%d %H:%M')
+    RESULTS.write_text(json.dumps(res, indent=1))
+
+if __name__ == '__main__': main()
