@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as R
 
-RESULTS = R.ROOT/'bench/results/realdata_postprocess.json'
+RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
 PRODUCT = 'after+flips'  # what `cellseg train` + `cellseg predict` do now
 
 def variants():

@@ -45,3 +45,13 @@ def test_smoke_run_and_report(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((out/'realdata.json').read_text())
     assert {x['method'] for x in rep['per_fold']} == {'classical', 'smp', 'ours'}
+    # post-processing variants on the model just trained; the product's variant becomes the `ours` run
+    cmd = [sys.executable, str(ROOT/'bench/realdata_postprocess.py'), '--method', 'ours', '--protocols', 'lc5-loio', '--as-ours']
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import realdata_postprocess as rpp
+    pp = json.loads((out/'realdata_postprocess.json').read_text())
+    assert {x['variant'] for x in pp['per_fold']} == set(rpp.variants()) and all(x['fold'] == 'Huh7_A10' for x in pp['per_fold'])
+    last = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()][-1]
+    assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.PRODUCT)
+    assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.PRODUCT)
