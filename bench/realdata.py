@@ -101,6 +101,10 @@ def fold_data(protocol, fold, work:Path):
         return str(work/f)
     return dict(data_folder=link(tr, 'train'), val_data_folder=link(va, 'val'))
 
+def label_scores(labels, cells, fill=0.0):
+    "Score of each label 1..max from a cell table (`fill` for labels the table lacks)"
+    return cells.set_index('label')['score'].reindex(range(1, int(labels.max()) + 1)).fillna(fill).to_numpy()
+
 def run_ours(protocol, fold, budget, seed, work, overrides):
     from cellseg_nb.train import train
     from cellseg_nb.models.unet import load_model
@@ -112,7 +116,7 @@ def run_ours(protocol, fold, budget, seed, work, overrides):
     preds = []
     for name, img, _ in items_of(protocol, folds(protocol)[fold][2]):
         lab, cells = predict(model, img, progress=False)
-        preds.append((lab, cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(0).to_numpy()))
+        preds.append((lab, label_scores(lab, cells)))
     return preds, dict(steps=s['steps'], train_s=s['minutes'] * 60, s_per_step=s['minutes'] * 60 / max(s['steps'], 1),
                        stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'))
 
@@ -151,7 +155,7 @@ def run_classical(protocol, fold, budget, seed, work, overrides):
     preds = []
     for _, img, _ in items_of(protocol, folds(protocol)[fold][2]):
         out = classical_baseline(img); lab, cells = out if isinstance(out, tuple) else (out, None)
-        sc = cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(1).to_numpy() if cells is not None else None
+        sc = label_scores(lab, cells, fill=1.0) if cells is not None else None
         preds.append((np.asarray(lab), sc))
     return preds, dict(steps=0, train_s=0.0, s_per_step=None)
 
@@ -193,6 +197,14 @@ def done_runs() -> dict:
     rs = [json.loads(l) for l in RUNS.read_text().splitlines() if l.strip()]
     return {key(r): r for r in rs}
 
+def record_run(r, preds):
+    "Keep a finished run: its predictions in preds/ and its row appended to runs.jsonl"
+    (OUT/'preds').mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(OUT/'preds'/f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}.npz",
+                        **{f'labels_{i}': p for i, (p, _) in enumerate(preds)},
+                        **{f'scores_{i}': (s if s is not None else np.ones(int(p.max()))) for i, (p, s) in enumerate(preds)})
+    with open(RUNS, 'a') as f: f.write(json.dumps(r) + '\n')
+
 def run_one(protocol, fold, method, budget, seed, overrides, name):
     "Train + predict + score one (protocol, fold, method, budget, seed) in this process; append it to runs.jsonl"
     mname = method if not name else f'{method}[{name}]'
@@ -202,14 +214,10 @@ def run_one(protocol, fold, method, budget, seed, overrides, name):
     t0 = time.perf_counter()
     preds, info = RUNNERS[method](protocol, fold, budget, seed, work, overrides)
     items = items_of(protocol, folds(protocol)[fold][2])
-    (OUT/'preds').mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(OUT/'preds'/f'{protocol}_{fold}_{mname}_{budget}_{seed}.npz',
-                        **{f'labels_{i}': p for i, (p, _) in enumerate(preds)},
-                        **{f'scores_{i}': (s if s is not None else np.ones(int(p.max()))) for i, (p, s) in enumerate(preds)})
     r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
              **score(items, preds), **{k: v for k, v in info.items() if k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit')},
              wall_s=time.perf_counter() - t0, test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
-    with open(RUNS, 'a') as f: f.write(json.dumps(r) + '\n')
+    record_run(r, preds)
     print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
           f"({r['steps']} steps, {r['wall_s']:.0f}s)", flush=True)
     return r

@@ -62,7 +62,7 @@ def fold_preds(protocol, fold, method, budget, seed):
         preds = []
         for p in probs(tei, tta):
             lab, cells = instances_from_probs(p, pp)
-            preds.append((lab, cells.set_index('label')['score'].reindex(range(1, int(lab.max()) + 1)).fillna(0).to_numpy()))
+            preds.append((lab, R.label_scores(lab, cells)))
         out[name] = (preds, asdict(pp))
     return out
 
@@ -70,12 +70,10 @@ def as_ours(protocol, fold, method, budget, seed, preds, pp):
     "Record `preds` (the `PRODUCT` variant) as realdata.py's `ours` run of this fold, budget and seed"
     src = R.done_runs()[(protocol, fold, method, budget, seed)]
     items = R.items_of(protocol, R.folds(protocol)[fold][2])
-    np.savez_compressed(R.OUT/'preds'/f'{protocol}_{fold}_ours_{budget}_{seed}.npz', **{f'labels_{i}': l for i, (l, _) in enumerate(preds)},
-                        **{f'scores_{i}': s for i, (_, s) in enumerate(preds)})
-    r = dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
-             **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason')}, wall_s=src['wall_s'],
-             test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp)
-    with open(R.RUNS, 'a') as f: f.write(json.dumps(r) + '\n')
+    R.record_run(dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
+                      **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason')}, wall_s=src['wall_s'],
+                      test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp),
+                 preds)
 
 def cached_fold(protocol, fold, method, budget, seed):
     "`fold_preds`, computed once and kept in bench/out/realdata/pp/ (so runs resume and pool across calls)"
