@@ -96,7 +96,8 @@ def _field_args(f, doc:str|None, shown=dataclasses.MISSING, **kw) -> dict:
     else: a.update(type=tp, nargs='+' if many else None)
     help = (kw.pop('help', None) or doc or '').replace('%', '%%')
     if kw.get('choices') and kw.get('metavar'): help += f" (one of: {', '.join(map(str, kw['choices']))})"  # a metavar hides them in usage
-    if not kw.get('required'): help += f" (default: {_show(_default(f) if shown is dataclasses.MISSING else shown)})".replace('%', '%%')
+    d = _default(f) if shown is dataclasses.MISSING else shown
+    if not kw.get('required') and d is not None: help += f" (default: {_show(d)})".replace('%', '%%')  # None: the comment says what happens
     return {**a, 'help': help.strip(), **kw}
 
 # %% ../nbs/00b_clitools.ipynb #7d2f07ec
@@ -140,9 +141,11 @@ def dataclass_parser(*classes, # dataclasses (or functions) whose fields become 
                      flags:dict|None=None, # {field: option string(s)} instead of `--field-name`; no dash: positional
                      exclude=(), # fields left off the command line
                      extra:dict|None=None, # {field: more `add_argument` keywords, or `shown`: the default the help names}
+                     parser:argparse.ArgumentParser|None=None, # add the flags to this parser (e.g. a sub-command's) instead of a new one
                     ) -> argparse.ArgumentParser:
     "An `ArgumentParser` with a flag per field of `classes`: its type, its inline comment as help, its default shown"
-    p, seen, flags, extra = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog), set(exclude), flags or {}, extra or {}
+    p = parser or argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    seen, flags, extra = set(exclude), flags or {}, extra or {}
     for cls in (c if inspect.isclass(c) else signature_class(c) for c in classes):
         docs, req = field_docs(cls), {k: dict(required=True) for k in getattr(cls, '__required__', ())}
         for c, fs in _own_first(cls):

@@ -10,7 +10,7 @@ import os, sys, json, time, argparse, contextlib, shlex
 from pathlib import Path
 import numpy as np
 from .core import in_test, atomic_write, set_seed
-from .clitools import run_cli
+from .clitools import dataclass_parser, run_cli
 from .data.synth import make_synthetic_livecell
 from .data.datasets import CocoSource
 from .metrics import object_scores
@@ -20,7 +20,7 @@ from .train import TrainConfig, train
 
 # %% auto #0
 __all__ = ['DEMO_PRESETS', 'DEMO_TARGET_F1', 'demo_preset', 'cpu_cores', 'torch_threads', 'plot_overlays', 'metrics_table',
-           'format_metrics', 'run_demo', 'predict_hint', 'demo_summary', 'demo_cli']
+           'format_metrics', 'run_demo', 'predict_hint', 'demo_summary', 'demo_parser', 'demo_cli']
 
 # %% ../nbs/15_demo.ipynb #825a0e76
 DEMO_PRESETS = {  # hardware: demo settings; `steps` is the training budget, `minutes` a safety cap on the whole demo
@@ -100,10 +100,10 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
              n_images:int|None=None, # synthetic images (70% train, 10% validation, 20% held-out test)
              preset:str|None=None, # one of `DEMO_PRESETS` (default: by hardware)
              seed:int=0, # seed of the synthetic data and of training
-             progress:bool=True,
+             progress:bool=True, # progress bars and step messages
              show:bool|None=None, # display the figures (default: in notebooks)
              steps:int|None=None, # optimiser steps of training; default from the preset
-             threads:int|None=None, # torch threads of the training process; default: the CPU cores we may use
+             threads:int|None=None, # torch threads of training; default: the CPU cores we may use (on a machine busy with other jobs 1 is often faster)
             ) -> dict:
     "Generate synthetic data, train, evaluate on held-out images and write figures; returns paths and metrics"
     import matplotlib.pyplot as plt
@@ -185,20 +185,17 @@ def demo_summary(r:dict, # `run_demo`'s result
         f"  {predict_hint(f['model'], f.get('test_images', f.get('data', 'IMAGES')), Path(r.get('out', '.'))/'predictions')}"])
 
 # %% ../nbs/15_demo.ipynb #bdca8a89
+def demo_parser() -> argparse.ArgumentParser:
+    "`cellseg demo`'s options: `run_demo`'s parameters, with their defaults and comments"
+    return dataclass_parser(run_demo, prog='cellseg demo', exclude=('show',), extra=dict(preset=dict(choices=list(DEMO_PRESETS)), progress=dict(off=('--quiet',))),
+                            description='Generate synthetic LIVECell data, train a small model, evaluate it on held-out images '
+                                        'and write overlays, a metrics table and a training curve.')
+
 def demo_cli(argv:list|None=None) -> int:
     "`cellseg demo`: synthetic data -> training -> evaluation -> figures, then say where everything is"
-    ap = argparse.ArgumentParser(prog='cellseg demo', description='Generate synthetic LIVECell data, train a small model, '
-                                 'evaluate it on held-out images and write overlays, a metrics table and a training curve.')
-    ap.add_argument('--out', default='cellseg-demo', help='output folder (default ./cellseg-demo)')
-    ap.add_argument('--steps', type=int, help='training steps (default 1600 on CPU, 3000 with a GPU)')
-    ap.add_argument('--minutes', type=float, help='safety cap on the whole demo in minutes (default 30 on CPU, 45 with a GPU)')
-    ap.add_argument('--n-images', type=int, help='number of synthetic images (default 60 on CPU, 160 with a GPU)')
-    ap.add_argument('--preset', choices=list(DEMO_PRESETS), help='settings (default: by hardware)')
-    ap.add_argument('--threads', type=int, help='torch threads for training (default: the CPU cores available; '
-                    'on a machine busy with other jobs --threads 1 is often faster)')
-    ap.add_argument('--seed', type=int, default=0)
-    a = ap.parse_args(argv)
+    kw = vars(demo_parser().parse_args(argv))
     def main():
-        r = run_demo(a.out, a.minutes, a.n_images, a.preset, a.seed, show=False, steps=a.steps, threads=a.threads)
+        r = run_demo(**kw, show=False)
         print('\n' + format_metrics(r['metrics']) + '\n\n' + demo_summary(r))
-    return run_cli('cellseg demo', main, resume=f"cellseg demo --out {shlex.quote(a.out)} (the same command: data reused, training resumed)")
+    again = ' '.join(['cellseg demo', *(['--out', shlex.quote(str(kw['out']))] if 'out' in kw else [])])
+    return run_cli('cellseg demo', main, resume=f"{again} (the same command: data reused, training resumed)")

@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/evaluate.html.md"""
 
 # %% ../nbs/11_evaluate.ipynb #3c3db2c5
 from __future__ import annotations
-import argparse, heapq, json, sys, warnings
+import argparse, dataclasses, heapq, json, sys, warnings
 from pathlib import Path
 from collections.abc import Mapping
 import numpy as np
@@ -15,7 +15,8 @@ from scipy import ndimage as ndi
 from .core import (read_image, normalize_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS,
                              atomic_write, shared_data, in_test)
 from .postprocess import PostprocessParams, remove_small, fill_small_holes
-from .infer import segment, resolve_device, add_infer_args, INFER_DEFAULTS
+from .clitools import dataclass_parser, run_cli
+from .infer import segment, resolve_device, InferConfig, INFER_CLI, INFER_DEFAULTS
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
                                 as_coco_dict, IOU_THRESHOLDS)
 from tqdm.auto import tqdm
@@ -24,8 +25,8 @@ from .data.datasets import livecell_paths
 
 # %% auto #0
 __all__ = ['load_annotations', 'find_images', 'ground_truth', 'gt_labels', 'classical_baseline', 'plot_scores_vs_iou',
-           'plot_confusion', 'plot_overlay', 'load_model_from', 'evaluate', 'format_table', 'evaluate_cli',
-           'erode_labels']
+           'plot_confusion', 'plot_overlay', 'load_model_from', 'evaluate', 'format_table', 'EvalTarget',
+           'evaluate_parser', 'evaluate_cli', 'erode_labels']
 
 # %% ../nbs/11_evaluate.ipynb #414b71c8
 def load_annotations(source, # COCO json path, or a loaded COCO dict
@@ -209,7 +210,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
              limit:int|None=None, # score only the first `limit` images
              figures:bool=True, # draw and save the figures
              n_worst:int=3, # images shown in the worst-images figure
-             progress:bool=True,
+             progress:bool=True, # progress bars
              **infer, # a model's other inference settings (`cellseg_nb.infer.infer_maps`): tile, overlap, batch_size, precision
             ) -> dict:
     "Score a model or predictions on a COCO-annotated set: object scores, COCO AP, cell types, per cell line; returns the report"
@@ -301,36 +302,41 @@ def _write(report, results, worst, out, figures, sc):
             plt.close(fig)
 
 # %% ../nbs/11_evaluate.ipynb #3dac11d5
+@dataclasses.dataclass
+class EvalTarget:
+    "What to score (one of the first four) and against which true cells (--annotations or --livecell)"
+    what:str|None=None # model folder, training run folder (its best/ is used), or a predictions json
+    model:str|None=None # saved model folder, or a training run folder (its best/ is used)
+    predictions:str|None=None # COCO results json written earlier (e.g. predictions.json)
+    baseline:bool=False # score the classical threshold + watershed baseline
+    annotations:str|None=None # COCO json with the true cells, e.g. livecell_coco_test.json
+    livecell:str|None=None # LIVECell folder: the annotations and images of --split from it, instead of --annotations
+    split:str='test' # LIVECell split with --livecell
+    images:str|None=None # folder with the images (default: searched near the annotations)
+    out:str='evaluation' # output folder for evaluation.json, predictions.json and figures
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    "`cellseg evaluate`'s options: `EvalTarget`, `InferConfig` and `evaluate`'s own (limit, figures, ...)"
+    return dataclass_parser(EvalTarget, InferConfig, evaluate, prog='cellseg evaluate', extra={**INFER_CLI, 'what': dict(nargs='?'), 'progress': dict(off=('--quiet',))},
+                            description='Score a model or saved predictions against COCO annotations (LIVECell protocol).',
+                            flags=dict(what='what', model=('--model', '-m'), predictions=('--predictions', '-p'),
+                                       annotations=('--annotations', '-a'), out=('--out', '-o')),
+                            exclude=('model_or_predictions', 'source', 'images_root', 'out_dir', 'params', 'class_names'))
+
+# %% ../nbs/11_evaluate.ipynb #8501bb07
 def evaluate_cli(argv:list|None=None) -> int:
     "`cellseg evaluate`: score a model, saved predictions or the classical baseline against COCO annotations"
-    ap = argparse.ArgumentParser(prog='cellseg evaluate', description='Score a model or saved predictions against COCO annotations (LIVECell protocol).')
-    ap.add_argument('what', nargs='?', help='model folder, training run folder (its best/ is used), or a predictions json')
-    ap.add_argument('--annotations', '-a', help='COCO json with the true cells, e.g. livecell_coco_test.json')
-    ap.add_argument('--livecell', help='LIVECell folder: the annotations and images of --split from it, instead of --annotations')
-    ap.add_argument('--split', default='test', help="LIVECell split with --livecell (default 'test')")
-    ap.add_argument('--images', help='folder with the images (default: searched near the annotations)')
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument('--model', '-m', help='saved model folder, or a training run folder (its best/ is used)')
-    g.add_argument('--predictions', '-p', help='COCO results json written earlier (e.g. predictions.json)')
-    g.add_argument('--baseline', action='store_true', help='score the classical threshold + watershed baseline')
-    ap.add_argument('--out', '-o', default='evaluation', help='output folder for evaluation.json, predictions.json and figures')
-    ap.add_argument('--device', default='auto', help="auto (default, as cellseg predict), cpu, cuda, cuda:N or mps")
-    add_infer_args(ap)   # --tile, --overlap, --tta, --batch-size, --precision: the defaults of `cellseg predict`
-    ap.add_argument('--limit', type=int, default=None, help='score only the first N images')
-    ap.add_argument('--no-figures', action='store_true', help='do not draw figures')
-    a = ap.parse_args(argv)
-    if sum(bool(x) for x in (a.what, a.model, a.predictions, a.baseline)) != 1:
+    ap = evaluate_parser(); given = vars(ap.parse_args(argv))
+    t = EvalTarget(**{k: given.pop(k) for k in list(given) if k in EvalTarget.__dataclass_fields__})
+    if sum(bool(x) for x in (t.what, t.model, t.predictions, t.baseline)) != 1:
         ap.error('say what to score: a model / run folder or a predictions json, --model, --predictions or --baseline (one of them)')
-    if bool(a.annotations) == bool(a.livecell): ap.error('give the true cells: --annotations FILE or --livecell FOLDER [--split test]')
-    what = classical_baseline if a.baseline else (a.model or a.predictions or a.what)
-    try:
-        ann, images = (a.annotations, a.images) if a.annotations else livecell_paths(a.livecell, a.split)
-        rep = evaluate(what, ann, images_root=a.images or images, out_dir=a.out, device=a.device, tta=a.tta,
-                       limit=a.limit, figures=not a.no_figures, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
-                       precision=a.precision)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f'cellseg evaluate: {e}', file=sys.stderr); return 1
-    print(rep['table']); print(f"\nwritten {Path(a.out)/'evaluation.json'}"); return 0
+    if bool(t.annotations) == bool(t.livecell): ap.error('give the true cells: --annotations FILE or --livecell FOLDER [--split test]')
+    def main():
+        ann, images = (t.annotations, t.images) if t.annotations else livecell_paths(t.livecell, t.split)
+        what = classical_baseline if t.baseline else (t.model or t.predictions or t.what)
+        rep = evaluate(what, ann, images_root=t.images or images, out_dir=t.out, **given)
+        print(rep['table']); print(f"\nwritten {Path(t.out)/'evaluation.json'}")
+    return run_cli('cellseg evaluate', main, errors={FileNotFoundError: 1, ValueError: 1, ImportError: 1})
 
 # %% ../nbs/11_evaluate.ipynb #6b7a5927
 def erode_labels(labels:np.ndarray, # (H, W) instance labels

@@ -6,21 +6,32 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/infer.html.md"""
 
 # %% ../nbs/09b_infer.ipynb #2b3f3164
 from __future__ import annotations
-import math, contextlib, warnings
+import math, contextlib, warnings, dataclasses
 from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
+from .clitools import dataclass_parser
 from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
 
 # %% auto #0
-__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'tile_starts', 'tile_len',
-           'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device',
-           'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs', 'name_cell_types', 'instances_blockwise',
-           'stored_cells', 'segment', 'add_infer_args']
+__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'INFER_CLI', 'InferConfig',
+           'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms',
+           'resolve_device', 'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs', 'name_cell_types',
+           'instances_blockwise', 'stored_cells', 'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
-INFER_DEFAULTS = dict(tile=512, overlap=64, tta='flips', batch_size=4, precision='auto')  # the settings every caller uses unless told otherwise
+@dataclasses.dataclass
+class InferConfig:
+    "How the engine turns an image into maps: the defaults of validation, `cellseg evaluate` and `cellseg predict`"
+    tile:int=512 # tile size in px (an image side up to 1.5x this is taken whole)
+    overlap:int=64 # overlap of neighbouring tiles in px, blended smoothly
+    tta:str='flips' # test-time augmentation: none, flips (4 passes) or d4 (8 rotations and flips; a bare --tta)
+    batch_size:int=4 # tiles per forward pass
+    precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
+    device:str='auto' # auto, cpu, cuda, cuda:N or mps
+
+INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k != 'device'}  # the settings every caller uses unless told otherwise
 
 # %% ../nbs/09b_infer.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -362,14 +373,4 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
     return labels, stored_cells(name_cell_types(cells, cfg.get('class_names')))
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3
-def add_infer_args(ap):
-    "Add --tile, --overlap, --tta, --batch-size and --precision (defaults `INFER_DEFAULTS`) to argparse parser `ap`"
-    d = INFER_DEFAULTS
-    ap.add_argument('--tile', type=int, default=d['tile'], help=f"tile size in px (default {d['tile']}; an image side up to 1.5x this is taken whole)")
-    ap.add_argument('--overlap', type=int, default=d['overlap'], help=f"tile overlap in px (default {d['overlap']})")
-    ap.add_argument('--tta', nargs='?', const='d4', default=d['tta'], choices=list(TTA_MODES),
-                    help="test-time augmentation: d4 (8 rotations+flips, the default when given) or flips (4)")
-    ap.add_argument('--batch-size', type=int, default=d['batch_size'], help=f"tiles per forward pass (default {d['batch_size']})")
-    ap.add_argument('--precision', default=d['precision'], choices=list(PRECISIONS),
-                    help="auto (default: fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16")
-    return ap
+INFER_CLI = dict(tta=dict(nargs='?', const='d4', choices=list(TTA_MODES)), precision=dict(choices=list(PRECISIONS)))  # `extra` of `dataclass_parser`

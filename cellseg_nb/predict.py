@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 from .core import read_image, fill_nonfinite, atomic_write, IMAGE_EXTS, ImageReadError
 from .postprocess import PostprocessParams
-from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, add_infer_args,
+from .clitools import dataclass_parser, run_cli
+from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
 # %% auto #0
-__all__ = ['predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images', 'load_predictor', 'predict_files',
-           'torch_module', 'predict_cli']
+__all__ = ['PREDICT_OUTPUTS', 'predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
+           'load_predictor', 'predict_files', 'torch_module', 'predict_parser', 'predict_cli']
 
 # %% ../nbs/13_predict.ipynb #160f381b
 def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
@@ -114,19 +115,20 @@ def _image_ids(coco) -> dict:
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
 # %% ../nbs/13_predict.ipynb #4ee202fb
-def predict_files(model, # a model, or a run / model folder
-                  inputs, # files, folders or globs
-                  out_dir, # output folder
-                  tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'],
-                  batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', # as in `predict`
-                  params=None, block:int=1024, halo:int=128, # as in `predict`
-                  coco=None, # COCO json whose image ids (matched by file name) the results use
-                  fiji:bool=False, # also write Fiji ROI zips
+def predict_files(model, # training run folder (its best/ model and tuned thresholds), saved model folder, or a model
+                  inputs:list, # image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns
+                  out_dir:str, # output folder
+                  tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'], # as `InferConfig`
+                  batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', precision:str=INFER_DEFAULTS['precision'], # as `InferConfig`
+                  params=None, # post-processing (default: the model's tuned thresholds)
+                  block:int=1024, # post-processing block size in px
+                  halo:int=128, # post-processing context in px, wider than the largest cell
+                  coco:str|None=None, # ground-truth COCO json: use its image ids (matched by file name) in predictions.json
+                  fiji:bool=False, # also write <stem>_rois.zip for Fiji (needs: pip install roifile)
                   overlay:bool=True, # write overlay PNGs
-                  results_json:bool=True, # write `predictions.json`
-                  skip_existing:bool=False, # reuse the outputs of images already done (resume a run); missing overlays / ROI zips are written
-                  progress:bool=True,
-                  precision:str=INFER_DEFAULTS['precision'], # as in `predict`
+                  results_json:bool=True, # write predictions.json (COCO results, for cellseg evaluate)
+                  skip_existing:bool=False, # resume: reuse the outputs of images already predicted (missing overlays / ROI zips are written)
+                  progress:bool=True, # progress bars
                  ) -> dict:
     "Predict every image of `inputs` into `out_dir`: `{'done': [names], 'failed': {input: error}, 'n_cells': int}`"
     from tqdm.auto import tqdm
@@ -157,7 +159,8 @@ def predict_files(model, # a model, or a run / model folder
                         warnings.simplefilter('always'); image = fill_nonfinite(image, f)
                     for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
                     if prev is None:
-                        labels, cells = predict(model, image, tile, overlap, tta, batch_size, device, params, block, halo, progress=progress, precision=precision)
+                        labels, cells = predict(model, image, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, params=params,
+                                                block=block, halo=halo, progress=progress, precision=precision)
                         cells = read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
                     else:
                         labels, cells = prev; write_missing(out, name, image, labels, cells, names, overlay, fiji)
@@ -188,32 +191,24 @@ def torch_module():
     return torch.nn.Module
 
 # %% ../nbs/13_predict.ipynb #be6b200a
+def predict_parser() -> argparse.ArgumentParser:
+    "`cellseg predict`'s options: `InferConfig`'s and `predict_files`'s parameters, with their defaults and comments"
+    return dataclass_parser(InferConfig, predict_files, prog='cellseg predict', exclude=('params',),
+                            description='Segment and classify cells in images of any size.', epilog=PREDICT_OUTPUTS,
+                            flags=dict(model='model', inputs='inputs', out_dir='--out', fiji='--fiji-rois', results_json='--json'),
+                            extra={**INFER_CLI, 'inputs': dict(nargs='+'), 'progress': dict(off=('--quiet',))})
+
+PREDICT_OUTPUTS = ('Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json '
+                   '(COCO results), images.json, run.json (cell-type names)')
+
 def predict_cli(argv:list|None=None) -> int:
     "`cellseg predict MODEL INPUT... --out DIR`: segment and classify cells in images of any size"
-    ap = argparse.ArgumentParser(prog='cellseg predict', description=predict_cli.__doc__.split(': ', 1)[1],
-                                 epilog='Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json (COCO results), images.json, run.json (cell-type names)')
-    ap.add_argument('model', help='training run folder (its best/ model and tuned thresholds) or saved model folder')
-    ap.add_argument('inputs', nargs='+', help='image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns')
-    ap.add_argument('--out', required=True, help='output folder')
-    add_infer_args(ap)   # --tile, --overlap, --tta, --batch-size, --precision: the engine's defaults, as `cellseg evaluate`
-    ap.add_argument('--device', default='auto', help="auto (default), cpu, cuda, cuda:N or mps")
-    ap.add_argument('--block', type=int, default=1024, help='post-processing block size in px (default 1024)')
-    ap.add_argument('--halo', type=int, default=128, help='post-processing context in px, wider than the largest cell (default 128)')
-    ap.add_argument('--coco', default=None, help='ground-truth COCO json: use its image ids in predictions.json (for cellseg evaluate)')
-    ap.add_argument('--fiji-rois', action='store_true', help='also write <stem>_rois.zip for Fiji (needs: pip install roifile)')
-    ap.add_argument('--no-overlay', action='store_true', help='do not write overlay PNGs')
-    ap.add_argument('--no-json', action='store_true', help='do not write predictions.json')
-    ap.add_argument('--skip-existing', action='store_true', help='resume: reuse the outputs of images already predicted (missing overlays / ROI zips are written)')
-    ap.add_argument('--quiet', action='store_true', help='no progress bars')
-    a = ap.parse_args(argv)
-    try:
-        r = predict_files(a.model, a.inputs, a.out, a.tile, a.overlap, a.tta, a.batch_size, a.device, None, a.block, a.halo,
-                          a.coco, a.fiji_rois, not a.no_overlay, not a.no_json, a.skip_existing, not a.quiet, a.precision)
-    except (ValueError, OSError, ImportError, RuntimeError) as e:
-        print(f"cellseg predict: error: {e}", file=sys.stderr); return 2
-    print(f"cellseg predict: {len(r['done'])} image(s), {r['n_cells']} cells -> {r['out_dir']}")
-    if r['failed']:
-        print(f"cellseg predict: {len(r['failed'])} input(s) failed:", file=sys.stderr)
-        for k, v in r['failed'].items(): print(f"  {v}", file=sys.stderr)
+    kw = vars(predict_parser().parse_args(argv))
+    def main():
+        r = predict_files(**kw)
+        print(f"cellseg predict: {len(r['done'])} image(s), {r['n_cells']} cells -> {r['out_dir']}")
+        if not r['failed']: return 0
+        print(f"cellseg predict: {len(r['failed'])} input(s) failed:\n" + '\n'.join(f"  {v}" for v in r['failed'].values()), file=sys.stderr)
         return 1
-    return 0
+    return run_cli('cellseg predict', main, errors={ImportError: 2, RuntimeError: 2, OSError: 2},
+                   resume='the same command with --skip-existing (finished images are kept)')

@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/data.datasets.html.md"""
 
 # %% ../../nbs/06_data.datasets.ipynb #071c1664
 from __future__ import annotations
-import math, random, warnings
+import os, math, random, fnmatch, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ from ..augment import get_transforms
 
 # %% auto #0
 __all__ = ['USIIGACI_MASK', 'GENERIC_CATEGORIES', 'MIXED_PREFIX', 'LIVECELL_SPLITS', 'CROP_MODES', 'Source', 'ArraySource',
-           'SubsetSource', 'MaskFolderSource', 'CocoSource', 'livecell_paths', 'livecell_source', 'SynthSource',
-           'synthetic_source', 'crop_or_pad', 'CellDataset', 'worker_init_fn', 'collate', 'split_source',
+           'SubsetSource', 'files_under', 'MaskFolderSource', 'CocoSource', 'livecell_paths', 'livecell_source',
+           'SynthSource', 'synthetic_source', 'crop_or_pad', 'CellDataset', 'worker_init_fn', 'collate', 'split_source',
            'get_dataloaders', 'show_batch']
 
 # %% ../../nbs/06_data.datasets.ipynb #67e6641c
@@ -93,6 +93,19 @@ class SubsetSource(Source):
     def paths(self, i): return self.source.paths(self.idxs[i])
     def read(self, i): return self.source.read(self.idxs[i])
 
+# %% ../../nbs/06_data.datasets.ipynb #c90588f8
+def files_under(root:Path, # folder to search
+                pattern:str='**/*', # glob; a leading `**/` matches at any depth, through linked folders too
+               ) -> list:
+    "Sorted files under `root` matching `pattern`, following symlinked folders"
+    if not pattern.startswith('**/'): return sorted(p for p in Path(root).glob(pattern) if p.is_file())
+    tail, out, seen = pattern[3:], [], set()
+    for d, dirs, fs in os.walk(root, followlinks=True):
+        if (real := os.path.realpath(d)) in seen: dirs[:] = []; continue
+        seen.add(real); rel = Path(d).relative_to(root)
+        out += [Path(d)/f for f in fs if fnmatch.fnmatch(f, tail) or fnmatch.fnmatch((rel/f).as_posix(), tail)]
+    return sorted(out)
+
 # %% ../../nbs/06_data.datasets.ipynb #c728d408
 USIIGACI_MASK = 'instances_ids.png'
 
@@ -121,7 +134,7 @@ class MaskFolderSource(Source):
         self.class_names, self.type_of = tuple(class_names or ()), type_of
         self.masks_dir = Path(masks_dir) if masks_dir is not None else None
         if self.masks_dir is not None and not self.masks_dir.is_dir(): raise FileNotFoundError(f"{self.masks_dir}: masks folder not found")
-        files = sorted(p for p in self.root.glob(image_glob) if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files = [p for p in files_under(self.root, image_glob) if p.suffix.lower() in IMAGE_EXTS]
         if mask_name is None and self.masks_dir is None and not any(_find_mask(p, p.parent, mask_suffix) for p in files[:200]) \
            and any(p.name == USIIGACI_MASK for p in files): mask_name = USIIGACI_MASK
         self.items, unpaired = self._pair(files, mask_suffix, mask_name), []

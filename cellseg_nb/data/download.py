@@ -11,7 +11,7 @@ import http.client, urllib.request, urllib.error, urllib.parse
 from pathlib import Path
 from tqdm.auto import tqdm
 from ..core import CELL_LINES, atomic_write
-from ..clitools import run_cli
+from ..clitools import dataclass_parser, run_cli
 
 # %% auto #0
 __all__ = ['LIVECELL_URL', 'SPLITS', 'SIZE_SPLITS', 'KNOWN_SHA256', 'livecell_files', 'DownloadError', 'IntegrityError',
@@ -313,12 +313,14 @@ def download_livecell(dest, # dataset folder (created); mirrors the bucket's lay
                       splits=SPLITS, # LIVECell-wide annotation splits to fetch
                       base_url:str=LIVECELL_URL, # bucket URL, a mirror, or a local folder holding the same layout
                       images:bool=True, # fetch and unzip `images.zip`
-                      cell_lines=None, # single cell-type annotations for these cell lines (or 'all')
-                      size_splits=None, # dataset-size split annotations, percents (2, 4, 5, 25, 50) or 'all'
+                      cell_lines:list|None=None, # single cell-type annotations for these cell lines (of `CELL_LINES`) or 'all'
+                      size_splits:list|None=None, # dataset-size split annotations, percents of train (2 4 5 25 50) or 'all'
                       gdrive_id:str|None=None, # fetch `images.zip` from this Google Drive id/link instead
                       delete_zip:bool=False, # remove `images.zip` once extracted (saves 1.3 GB)
                       checksums:dict|None=None, # extra `{relative path: sha256}` on top of `KNOWN_SHA256`
-                      progress:bool=True, retries:int=3, timeout:float=60,
+                      progress:bool=True, # progress bars
+                      retries:int=3, # extra attempts after a network failure
+                      timeout:float=60, # seconds without data before an attempt fails
                      ) -> dict:
     "Download (resumably, verified) and unzip LIVECell into `dest`; return `{key: Path}` (`root`, `images`, `val`, ...)"
     root, base = Path(dest).expanduser(), _as_url(base_url)
@@ -347,30 +349,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='dataset', required=True, metavar='DATASET')
     lc = sub.add_parser('livecell', help='LIVECell images.zip and COCO annotations',
                         description='Download LIVECell into DEST (mirrors the bucket layout); re-run the same command to resume.')
-    lc.add_argument('--dest', required=True, help='dataset folder, e.g. data/LIVECell')
-    lc.add_argument('--splits', nargs='*', default=list(SPLITS), help='LIVECell-wide annotation splits (default: train val test)')
-    lc.add_argument('--base-url', default=LIVECELL_URL, help='bucket URL, a mirror, or a local folder (default: official S3)')
-    lc.add_argument('--cell-lines', nargs='*', default=None, help=f"single cell-type annotations: {' '.join(CELL_LINES)} or all")
-    lc.add_argument('--size-splits', nargs='*', default=None, help='dataset-size split annotations (percent of train): 2 4 5 25 50 or all')
-    lc.add_argument('--no-images', action='store_true', help='skip images.zip')
-    lc.add_argument('--gdrive-id', default=None, help='Google Drive file id or share link of a copy of images.zip')
-    lc.add_argument('--delete-zip', action='store_true', help='delete images.zip after extracting it')
-    lc.add_argument('--sha256', nargs='*', default=[], metavar='PATH=HEX', help='expected sha256 of files, e.g. images.zip=ab12...')
-    lc.add_argument('--retries', type=int, default=3, help='extra attempts after a network failure (default 3)')
-    lc.add_argument('--quiet', action='store_true', help='no progress bars')
-    return p
+    return dataclass_parser(download_livecell, parser=lc, flags=dict(checksums='--sha256'),
+                            extra=dict(splits=dict(nargs='*'), cell_lines=dict(nargs='*', help=f"single cell-type annotations: {' '.join(CELL_LINES)} or all"), size_splits=dict(nargs='*'),
+                                       checksums=dict(type=str, nargs='*', metavar='PATH=HEX', help='expected sha256 of files, e.g. images.zip=ab12...'),
+                                       progress=dict(off=('--quiet',)))) and p
 
 # %% ../../nbs/01_data.download.ipynb #da040608
 def download_cli(argv:list|None=None) -> int:
     "`cellseg download livecell --dest DIR ...`: download LIVECell; returns the exit status"
-    try: a = _parser().parse_args(argv)
+    try: kw = vars(_parser().parse_args(argv)); kw.pop('dataset')
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2
     def main():
-        bad = [s for s in a.sha256 if '=' not in s or len(s.split('=', 1)[1]) != 64]
+        sums = kw.pop('checksums', [])
+        bad = [s for s in sums if '=' not in s or len(s.split('=', 1)[1]) != 64]
         if bad: raise ValueError(f"--sha256 {' '.join(bad)}: expected PATH=HEX with a 64-digit sha256, e.g. images.zip=<64 hex digits>")
-        res = download_livecell(a.dest, a.splits, a.base_url, images=not a.no_images, cell_lines=a.cell_lines,
-                                size_splits=a.size_splits, gdrive_id=a.gdrive_id, delete_zip=a.delete_zip,
-                                checksums=dict(s.split('=', 1) for s in a.sha256), progress=not a.quiet, retries=a.retries)
+        res = download_livecell(**kw, checksums=dict(s.split('=', 1) for s in sums))
         w = max(map(len, res))
         print('LIVECell is ready:\n' + '\n'.join(f'  {k:<{w}}  {v}' for k, v in res.items()))
     return run_cli('cellseg download', main, errors={DownloadError: 1}, resume='the same command (finished files are kept)')

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from ..core import atomic_write, cell_line_from_name, read_image
-from ..clitools import run_cli
+from ..clitools import dataclass_parser, run_cli
 
 # %% auto #0
 __all__ = ['SYNTH_TYPES', 'MIXED', 'SPLITS', 'IMAGE_DIRS', 'cell_shapes', 'place_cells', 'draw_cells', 'clean_labels',
            'debris_specks', 'render_phase', 'colony_mask', 'synth_image', 'labels_to_polygons', 'show_synth',
-           'synth_name', 'parse_splits', 'split_counts', 'make_synthetic_livecell', 'synth_cli']
+           'synth_name', 'parse_splits', 'split_counts', 'make_synthetic_livecell', 'synth_parser', 'synth_cli']
 
 # %% ../../nbs/03_data.synth.ipynb #13454e30
 SYNTH_TYPES = ('round', 'spindle', 'spread')  # cell morphologies = the synthetic cell types, in class order
@@ -377,10 +377,10 @@ def _coco_json(images, anns, categories, as_dict):
 def make_synthetic_livecell(out, # output folder (created)
                             n_images:int=24, # number of images over all splits
                             seed:int=0, # random seed: same seed, same bytes
-                            size:tuple=(520, 704), # (H, W) of every image
+                            size:tuple[int, int]=(520, 704), # (H, W) of every image (on the command line: W H)
                             types=SYNTH_TYPES, # cell types (file-name prefixes)
                             mixed_fraction:float=0.0, # fraction of `mixed_...` images with several types (then categories are the types)
-                            density:tuple=(0.1, 0.8), # (lo, hi) range of each image's cell coverage
+                            density:tuple[float, float]=(0.1, 0.8), # (lo, hi) range of each image's cell coverage
                             splits='train=0.6,val=0.2,test=0.2', # split fractions, str or dict
                             annotations_as_dict:bool=True, # LIVECell's form: `annotations` keyed by `str(id)`
                             annotations_dir:str='annotations/LIVECell', # json folder inside `out`, as the downloader's ('' = top level)
@@ -443,27 +443,19 @@ def _result(out, info):
             'n_images': info['n_images'], 'n_cells': info['n_cells']}
 
 # %% ../../nbs/03_data.synth.ipynb #162d601e
+def synth_parser() -> argparse.ArgumentParser:
+    "`cellseg synth`'s options: `make_synthetic_livecell`'s parameters, with their defaults and comments"
+    return dataclass_parser(make_synthetic_livecell, prog='cellseg synth', flags=dict(out='--out'),
+                            description='Write a synthetic dataset in LIVECell layout and COCO format.',
+                            extra=dict(size=dict(nargs=2, metavar=('W', 'H'), shown='704 520'), density=dict(nargs=2, metavar=('LO', 'HI')),
+                                       annotations_as_dict=dict(off=('--annotations-as-list',)), progress=dict(off=('--quiet',))))
+
 def synth_cli(argv:list|None=None) -> int:
     "`cellseg synth`: write a synthetic LIVECell-format dataset"
-    p = argparse.ArgumentParser(prog='cellseg synth', description='Write a synthetic dataset in LIVECell layout and COCO format.')
-    p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--n-images', type=int, default=24, help='number of images over all splits (default 24)')
-    p.add_argument('--seed', type=int, default=0, help='random seed; same seed, same bytes (default 0)')
-    p.add_argument('--size', type=int, nargs=2, default=[704, 520], metavar=('W', 'H'), help='image width and height (default 704 520)')
-    p.add_argument('--mixed-fraction', type=float, default=0.0, help='fraction of mixed-type images; > 0 gives one COCO category per type')
-    p.add_argument('--splits', default='train=0.6,val=0.2,test=0.2', help='split fractions (default train=0.6,val=0.2,test=0.2)')
-    p.add_argument('--density', type=float, nargs=2, default=[0.1, 0.8], metavar=('LO', 'HI'), help='range of cell coverage (default 0.1 0.8)')
-    p.add_argument('--types', nargs='+', default=list(SYNTH_TYPES), help=f'cell types (default: {" ".join(SYNTH_TYPES)})')
-    p.add_argument('--annotations-dir', default='annotations/LIVECell', help="json folder inside --out (default annotations/LIVECell, as `cellseg download`; '' = top level)")
-    p.add_argument('--annotations-as-list', action='store_true', help="write `annotations` as a list (plain COCO) instead of LIVECell's id-keyed object")
-    p.add_argument('--overwrite', action='store_true', help='regenerate even if --out already holds this dataset')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
-    a = p.parse_args(argv)
+    kw = vars(synth_parser().parse_args(argv))
+    if 'size' in kw: kw['size'] = tuple(kw['size'][::-1])   # W H on the command line, (H, W) in Python
     def main():
-        res = make_synthetic_livecell(a.out, n_images=a.n_images, seed=a.seed, size=(a.size[1], a.size[0]), types=a.types,
-                                      mixed_fraction=a.mixed_fraction, density=tuple(a.density), splits=a.splits,
-                                      annotations_as_dict=not a.annotations_as_list, annotations_dir=a.annotations_dir,
-                                      overwrite=a.overwrite, progress=not a.quiet)
+        res = make_synthetic_livecell(**kw)
         print(f"wrote {sum(res['n_images'].values())} images, {sum(res['n_cells'].values())} cells to {res['root']} "
               f"({', '.join(f'{s}: {n}' for s, n in res['n_images'].items())}); classes: {', '.join(res['class_names'])}")
     return run_cli('cellseg synth', main)
