@@ -65,7 +65,7 @@ def generate(dest: Path, target_mb: float, seed: int = 0):
 OURS = r'''
 import json, resource, sys, time, warnings
 warnings.simplefilter('ignore')
-from cellseg_nb.data.coco import CocoLabels
+from cellseg_nb.data.labelcache import CocoLabels
 ann, cache = sys.argv[1], sys.argv[2]
 t, c = time.perf_counter(), time.process_time(); cl = CocoLabels(ann, cache_dir=cache, progress=False)
 t_conv, cpu_conv = time.perf_counter() - t, time.process_time() - c

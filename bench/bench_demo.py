@@ -30,7 +30,7 @@ def bare_step_seconds(preset:dict, steps:int=8, threads:int|None=None) -> float:
     "Median seconds of a forward + backward + AdamW step of the preset's model on a random batch (the peer)"
     import numpy as np, torch
     from cellseg_nb.models.unet import create_model
-    from cellseg_nb.learner import resolve_mixed_precision
+    from cellseg_nb.loop import resolve_mixed_precision
     from cellseg_nb.demo import torch_threads
     with torch_threads(threads):
         m = create_model(preset['model'], num_classes=3); opt = torch.optim.AdamW(m.parameters(), 1e-3)

@@ -6,7 +6,7 @@ Measures, in one run:
 - the peer: `skimage.draw.random_shapes` making a labelled synthetic image of the same size with the
   same number of shapes (scikit-image's stock synthetic-shapes generator; no phase-contrast rendering),
 and reports our speed as a ratio against that peer; plus polygon tracing of one confluent image against
-`cellseg_nb.data.coco.labels_to_coco` (the peer a COCO writer would otherwise call). Speeds are per CPU-second of this (single-threaded)
+`cellseg_nb.data.labelcache.labels_to_coco` (the peer a COCO writer would otherwise call). Speeds are per CPU-second of this (single-threaded)
 process, i.e. on one dedicated core, so that other jobs on a shared machine do not skew them. Results go to stdout and bench/out/bench_synth.json.
 
     python bench/bench_synth.py [--n 10] [--seed 0]
@@ -50,14 +50,14 @@ def main():
     img, lab, _ = synth_image(a.seed, 'spindle', (H, W), 0.85)
     r_ours = rate(lambda i: labels_to_polygons(lab), a.n)
     try:
-        from cellseg_nb.data.coco import labels_to_coco
+        from cellseg_nb.data.labelcache import labels_to_coco
         r_coco = rate(lambda i: labels_to_coco(lab, 1), a.n)
     except ImportError: r_coco = None
     poly = dict(cells=int(lab.max()), labels_to_polygons_per_s=round(r_ours, 2),
                 peer_coco_labels_to_coco_per_s=None if r_coco is None else round(r_coco, 2),
                 ratio=None if r_coco is None else round(r_ours/r_coco, 2))
     print(f"polygons of a confluent image ({lab.max()} cells): labels_to_polygons {r_ours:.1f}/s"
-          + ('' if r_coco is None else f"; peer cellseg_nb.data.coco.labels_to_coco {r_coco:.1f}/s -> {r_ours/r_coco:.1f}x"))
+          + ('' if r_coco is None else f"; peer cellseg_nb.data.labelcache.labels_to_coco {r_coco:.1f}/s -> {r_ours/r_coco:.1f}x"))
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     out = Path(__file__).parent/'out'; out.mkdir(exist_ok=True)
     res = dict(size=[W, H], n=a.n, load_avg_1min=load, cpu_count=os.cpu_count(), python=platform.python_version(), rows=rows, polygons=poly)

@@ -61,7 +61,8 @@ def bench_labels(name, lab, repeats, out):
 
 def bench_dataset(repeats, out):
     from cellseg_nb.data.synth import make_synthetic_livecell
-    from cellseg_nb.data.datasets import livecell_source, CellDataset
+    from cellseg_nb.data.sources import livecell_source
+    from cellseg_nb.data.datasets import CellDataset
     from cellseg_nb.augment import get_transforms
     from cellseg_nb.core import read_image, normalize_image
     with tempfile.TemporaryDirectory() as d:
@@ -86,7 +87,7 @@ def main(argv=None):
     bench_labels('voronoi_512', voronoi_labels((512, 512), 700, seed=0), a.repeats, out)
     lc = shared_data('livecell-sample')
     if lc is not None:
-        from cellseg_nb.data.datasets import livecell_source
+        from cellseg_nb.data.sources import livecell_source
         with warnings.catch_warnings(), tempfile.TemporaryDirectory() as d:
             warnings.simplefilter('ignore')
             src = livecell_source(lc, 'val', cache_dir=d, progress=False)

@@ -16,8 +16,10 @@ import numpy as np
 
 def run(model, data, out, workers, mp, steps, crop, bs, augment='default'):
     from cellseg_nb.train import TrainConfig
-    from cellseg_nb.learner import fit, make_accelerator
-    from cellseg_nb.data.datasets import CocoSource, CellDataset, collate
+    from cellseg_nb.learner import fit
+    from cellseg_nb.loop import make_accelerator
+    from cellseg_nb.data.sources import CocoSource
+    from cellseg_nb.data.datasets import CellDataset, collate
     from cellseg_nb.augment import get_transforms
     from cellseg_nb.models.unet import create_model
     from cellseg_nb.losses import MultiTaskLoss

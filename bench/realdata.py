@@ -47,7 +47,7 @@ def shared():
 # --- data ---------------------------------------------------------------------------------------------------------
 def lc5_items():
     "[(name, raw image, labels)] of the 5 annotated LIVECell images"
-    from cellseg_nb.data.datasets import CocoSource
+    from cellseg_nb.data.sources import CocoSource
     d = shared()/'livecell-sample'
     src = CocoSource(d/'livecell_coco_val.json', d/'images', cache_dir=OUT/'cache', progress=False)
     return [(src.name(i), *src.read(i)) for i in range(len(src))]

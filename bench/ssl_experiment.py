@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from cellseg_nb.core import shared_data, set_seed
-from cellseg_nb.data.datasets import CocoSource, SubsetSource, CellDataset, collate
+from cellseg_nb.data.sources import CocoSource, SubsetSource
+from cellseg_nb.data.datasets import CellDataset, collate
 from cellseg_nb.augment import get_transforms
 from cellseg_nb.models.unet import create_model
 from cellseg_nb.losses import MultiTaskLoss
-from cellseg_nb.learner import fit, read_log
+from cellseg_nb.learner import fit
+from cellseg_nb.loop import read_log
 from cellseg_nb.train import TrainConfig, make_val_fn
 from cellseg_nb.models.unet import load_pretrained
 from cellseg_nb.pretrain import pretrain, encode_crops, cluster_score

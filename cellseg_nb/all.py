@@ -11,9 +11,11 @@ __all__ = []
 from .core import *
 from .data.download import *
 from .data.coco import *
+from .data.labelcache import *
 from .data.synth import *
 from .data.targets import *
 from .augment import *
+from .data.sources import *
 from .data.datasets import *
 from .models.unet import *
 from .losses import *
@@ -21,6 +23,7 @@ from .metrics import *
 from .postprocess import *
 from .infer import *
 from .evaluate import *
+from .loop import *
 from .learner import *
 from .train import *
 from .writers import *

@@ -12,10 +12,10 @@ import numpy as np
 from .core import in_test, atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
 from .data.synth import make_synthetic_livecell
-from .data.datasets import CocoSource
+from .data.sources import CocoSource
 from .metrics import object_scores
 from .evaluate import evaluate, plot_overlay, _predictor
-from .learner import read_log, plot_history, _in_notebook
+from .loop import read_log, plot_history, _in_notebook
 from .train import TrainConfig, train
 
 # %% auto #0

@@ -20,8 +20,9 @@ from .infer import segment, resolve_device, InferConfig, INFER_CLI, INFER_DEFAUL
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
                                 as_coco_dict, IOU_THRESHOLDS)
 from tqdm.auto import tqdm
-from .data.coco import load_coco, CocoLabels, LabelCacheError, resolve_overlaps
-from .data.datasets import livecell_paths
+from .data.coco import load_coco, resolve_overlaps
+from .data.labelcache import CocoLabels, LabelCacheError
+from .data.sources import livecell_paths
 
 # %% auto #0
 __all__ = ['load_annotations', 'find_images', 'ground_truth', 'gt_labels', 'classical_baseline', 'plot_scores_vs_iou',

@@ -19,7 +19,8 @@ from .augment import get_transforms
 from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
                                     load_decoder_weights, pretrained_folder, load_pretrained)
 from .clitools import dataclass_parser, run_cli
-from .learner import PRECISIONS, SCHEDULES, LoopConfig, fit, save_dir_atomic, device_defaults
+from .loop import PRECISIONS, SCHEDULES, save_dir_atomic, device_defaults
+from .learner import LoopConfig, fit
 
 # %% auto #0
 __all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'PRETRAIN_FLAGS', 'find_images', 'patch_mask', 'UnlabelledImages',

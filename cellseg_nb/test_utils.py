@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from .learner import SeededDataset
+from .loop import SeededDataset
 
 # %% auto #0
 __all__ = ['TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'LocalServer']

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 from .core import atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
-from .data.datasets import CocoSource, MaskFolderSource, livecell_source, split_source, CellDataset, collate
+from .data.sources import CocoSource, MaskFolderSource, livecell_source
+from .data.datasets import split_source, CellDataset, collate
 from .data.targets import median_diameter
 from .augment import PRESETS, get_transforms, transforms_to_dict
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
@@ -22,10 +23,11 @@ from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances
 from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID
 from .infer import infer_maps, instances_blockwise
-from .learner import (  # the loop; imported here too so `from cellseg_nb.train import fit` keeps working
-    PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, LoopConfig, resolve_mixed_precision, make_accelerator, device_defaults,
+from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
+    PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
-    RunLogger, NonFiniteLossError, save_dir_atomic, Trainer, fit, _device_type, _rank, _in_notebook)
+    RunLogger, save_dir_atomic, _device_type, _rank, _in_notebook)
+from .learner import LoopConfig, NonFiniteLossError, Trainer, fit
 
 # %% auto #0
 __all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS', 'TrainConfig', 'build_sources',

@@ -200,7 +200,7 @@ def test_crafted_checkpoint_does_not_run_code(synth, tmp_path):
     args = ['--out', run, '--images', images, '--annotations', ann, '--val-fraction', '0', '--config', 'unet_test',
             '--max-steps', '2', '--crop', '32', '--batch-size', '2', '--workers', '0', '--augment', 'none']
     rc, out, err = _train(args); assert rc == 0, err
-    from cellseg_nb.learner import latest_checkpoint
+    from cellseg_nb.loop import latest_checkpoint
     p, ck = latest_checkpoint(run)   # our own checkpoints load with weights_only=True
     assert ck['step'] == 2
     torch.save({**ck, 'step': 3, 'extra': _Payload(marker)}, run/'checkpoints'/'step-0000003.pt')
@@ -296,7 +296,7 @@ def test_disk_full_while_training_then_resume(synth, tmp_path, small_tmpfs):
     rc, out, err = _train(['--out', run, *args])
     assert rc == 1 and 'disk full' in err and f'cellseg train --out {run} --resume' in err, (rc, err[-800:])
     assert not [p for p in run.rglob('*') if p.name.endswith('.tmp')], 'half-written files left'
-    from cellseg_nb.learner import latest_checkpoint
+    from cellseg_nb.loop import latest_checkpoint
     p, ck = latest_checkpoint(run); assert ck is not None and not ck['state']['finished']
     subprocess.run(['mount', '-o', 'remount,size=40m', str(small_tmpfs)], check=True)
     rc, out, err = _train(['--out', run, '--resume', *args])   # the command the message gives

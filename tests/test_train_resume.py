@@ -30,7 +30,7 @@ def _run(args, **kw):
                             text=True, **kw)
 
 def _final(run):
-    from cellseg_nb.learner import latest_checkpoint
+    from cellseg_nb.loop import latest_checkpoint
     p, ck = latest_checkpoint(run)
     assert ck is not None and ck['state']['finished'], f'{run}: not finished'
     return ck
