@@ -21,7 +21,7 @@ from .writers import (write_outputs, write_missing, read_outputs, read_cells, js
 
 # %% auto #0
 __all__ = ['PREDICT_OUTPUTS', 'predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
-           'load_predictor', 'predict_files', 'torch_module', 'predict_parser', 'predict_cli']
+           'load_predictor', 'torch_module', 'predict_files', 'predict_parser', 'predict_cli']
 
 # %% ../nbs/13_predict.ipynb #160f381b
 def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
@@ -114,6 +114,46 @@ def _image_ids(coco) -> dict:
     d = as_coco_dict(json.loads(Path(coco).read_text()) if not isinstance(coco, Mapping) else coco)
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
+# %% ../nbs/13_predict.ipynb #5cc2f742
+def torch_module():
+    import torch
+    return torch.nn.Module
+
+def _check_predict(model, device, fiji, tile, overlap, tta, precision):
+    "The model, loaded; every option checked before the first image, so a bad one fails at once"
+    if not isinstance(model, torch_module()): model = load_predictor(model, device)
+    if fiji:
+        try: import roifile  # fail before the run, not after the first image
+        except ImportError: raise ImportError("--fiji-rois needs the `roifile` package: pip install roifile (or pip install 'cellseg-nb[fiji]')") from None
+    if tile < 16 or overlap < 0 or tile <= overlap:
+        raise ValueError(f"need --tile >= 16, --overlap >= 0 and --tile larger than --overlap, got --tile {tile} --overlap {overlap}")
+    tta_transforms(tta); resolve_precision(precision, resolve_device(device))
+    return model
+
+# %% ../nbs/13_predict.ipynb #e7253acf
+def _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw):
+    "`(labels, cells)` of one image: predicted and written, or read back from an earlier run (`skip_existing`)"
+    prev = read_outputs(out, name) if skip_existing else None
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always'); image = fill_nonfinite(image, f)
+    for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
+    if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); return prev
+    labels, cells = predict(model, image, **kw)
+    return labels, read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
+
+def _failure(f, e, out) -> str:
+    "The one-line message of an input that failed; a full disk stops the whole run instead"
+    if is_disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
+                                          "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
+    return str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
+
+def _finish_run(out, partial, images, names):
+    "Write predictions.json (from the partial lines), images.json and run.json, each atomically"
+    jsonl_to_array(partial, out/'predictions.json')
+    with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
+    with atomic_write(out/RUN_INFO, 'w') as fh: json.dump(dict(class_names=names), fh, indent=1)   # read by `cellseg evaluate --predictions`
+    if partial.exists(): partial.unlink()
+
 # %% ../nbs/13_predict.ipynb #4ee202fb
 def predict_files(model, # training run folder (its best/ model and tuned thresholds), saved model folder, or a model
                   inputs:list, # image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns
@@ -133,37 +173,22 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     "Predict every image of `inputs` into `out_dir`: `{'done': [names], 'failed': {input: error}, 'n_cells': int}`"
     from tqdm.auto import tqdm
     from cellseg_nb.metrics import labels_to_results
-    if not isinstance(model, torch_module()): model = load_predictor(model, device)
-    if fiji:
-        try: import roifile  # fail before the run, not after the first image
-        except ImportError: raise ImportError("--fiji-rois needs the `roifile` package: pip install roifile (or pip install 'cellseg-nb[fiji]')") from None
-    if tile < 16 or overlap < 0 or tile <= overlap:   # validate arguments up front
-        raise ValueError(f"need --tile >= 16, --overlap >= 0 and --tile larger than --overlap, got --tile {tile} --overlap {overlap}")
-    tta_transforms(tta); resolve_precision(precision, resolve_device(device))
+    model = _check_predict(model, device, fiji, tile, overlap, tta, precision)
+    kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, params=params, block=block, halo=halo,
+              progress=progress, precision=precision)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     lock = lock_out_dir(out)
     try:
         clean_tmp(out)
         files, problems = find_inputs(inputs)
-        failed = {p.split(':')[0]: p for p in problems}
-        ids = _image_ids(coco) if coco is not None else {}
+        failed, ids = {p.split(':')[0]: p for p in problems}, _image_ids(coco) if coco is not None else {}
         names = (getattr(model, 'config', None) or {}).get('class_names')
         partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
-        done, images, n_cells = [], [], 0
-        stems = output_stems(files)
+        done, images, n_cells, stems = [], [], 0, output_stems(files)
         for f in tqdm(files, desc='images', disable=not progress):
             try:
                 for name, image in iter_images(f, stems[f]):
-                    prev = read_outputs(out, name) if skip_existing else None
-                    with warnings.catch_warnings(record=True) as ws:
-                        warnings.simplefilter('always'); image = fill_nonfinite(image, f)
-                    for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
-                    if prev is None:
-                        labels, cells = predict(model, image, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, params=params,
-                                                block=block, halo=halo, progress=progress, precision=precision)
-                        cells = read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
-                    else:
-                        labels, cells = prev; write_missing(out, name, image, labels, cells, names, overlay, fiji)
+                    labels, cells = _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw)
                     iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
                     images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                     if results_json:
@@ -172,23 +197,11 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                     done.append(name); n_cells += len(cells)
             except (KeyboardInterrupt, MemoryError): raise
             except Exception as e:
-                if is_disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
-                                                     "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
-                msg = str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
-                failed[str(f)] = msg
-                print(f"cellseg predict: skipped {msg}", file=sys.stderr)
-        if results_json:
-            jsonl_to_array(partial, out/'predictions.json')
-            with atomic_write(out/'images.json', 'w') as fh: json.dump(images, fh, indent=1)
-            with atomic_write(out/RUN_INFO, 'w') as fh: json.dump(dict(class_names=names), fh, indent=1)   # read by `cellseg evaluate --predictions`
-            if partial.exists(): partial.unlink()
+                failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+        if results_json: _finish_run(out, partial, images, names)
     finally:
         if lock is not None: lock.close()
     return dict(done=done, failed=failed, n_cells=n_cells, out_dir=str(out))
-
-def torch_module():
-    import torch
-    return torch.nn.Module
 
 # %% ../nbs/13_predict.ipynb #be6b200a
 def predict_parser() -> argparse.ArgumentParser:
