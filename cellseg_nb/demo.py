@@ -94,6 +94,28 @@ def _train_config(p:dict, d:dict, run:Path, seed:int, steps:int, cap:float, prog
                        num_workers=p['workers'], seed=seed, samples_per_epoch=p['batch_size']*p['val_every'],
                        mixed_precision=p['mixed_precision'], max_val_images=8, progress=progress, resume=resume)
 
+# %% ../nbs/15_demo.ipynb #ce34e39a
+def _demo_figures(out:Path, run:Path, d:dict, show:bool) -> dict:
+    "Overlays of 6 held-out images (truth and prediction) and the training curve, saved as PNGs in `out`"
+    import matplotlib.pyplot as plt
+    src = CocoSource(d['annotations']['test'], d['images']['test'], progress=False)
+    predict = _predictor(run/'best', None, None, False)[0]
+    items = [(*src.read(i), src.name(i)) for i in range(min(6, len(src)))]
+    figs = {'overlays.png': plot_overlays([x[0] for x in items], [x[1] for x in items], [predict(None, x[0])[0] for x in items], [x[2] for x in items])}
+    fig, ax = plt.subplots(figsize=(5, 3)); plot_history(read_log(run), ax); ax.set_title('training curve', fontsize=9); fig.tight_layout()
+    figs['training_curve.png'] = fig
+    for name, f in figs.items():
+        with atomic_write(out/name) as fh: f.savefig(fh, format='png', dpi=100)
+        if show: plt.show()
+        plt.close(f)
+    return {k: str(out/k) for k in figs}
+
+def _demo_files(out:Path, run:Path, d:dict) -> dict:
+    "Where the demo wrote everything (the summary's 'Look at' list)"
+    return {'overlays': str(out/'overlays.png'), 'training_curve': str(out/'training_curve.png'), 'metrics': str(out/'metrics.md'),
+            'metrics_json': str(out/'metrics.json'), 'evaluation': str(out/'evaluation'), 'model': str(run/'best'),
+            'log': str(run/'log.jsonl'), 'data': str(out/'data'), 'test_images': str(d['images']['test'])}
+
 # %% ../nbs/15_demo.ipynb #5b69e8df
 def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures)
              minutes:float|None=None, # safety cap on the whole demo (training stops there); default from the preset
@@ -106,7 +128,6 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
              threads:int|None=None, # torch threads of training; default: the CPU cores we may use (on a machine busy with other jobs 1 is often faster)
             ) -> dict:
     "Generate synthetic data, train, evaluate on held-out images and write figures; returns paths and metrics"
-    import matplotlib.pyplot as plt
     p = demo_preset(preset); minutes = float(minutes or p['minutes']); n = int(n_images or p['n_images'])
     steps = int(steps or p['steps'])
     if minutes <= 0: raise ValueError(f"minutes={minutes}; expected a positive time cap")
@@ -127,25 +148,9 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
                           progress=progress)
         metrics = metrics_table(report)
         say(f"[4/4] figures and tables -> {out}")
-        src = CocoSource(d['annotations']['test'], d['images']['test'], progress=False)
-        predict = _predictor(run/'best', None, None, False)[0]
-        imgs, gts, preds, names = [], [], [], []
-        for i in range(min(6, len(src))):
-            img, lab = src.read(i); imgs.append(img); gts.append(lab); preds.append(predict(None, img)[0]); names.append(src.name(i))
-    show = _in_notebook() if show is None else show
-    figs = {'overlays.png': plot_overlays(imgs, gts, preds, names)}
-    fig, ax = plt.subplots(figsize=(5, 3)); plot_history(read_log(run), ax); ax.set_title('training curve', fontsize=9); fig.tight_layout()
-    figs['training_curve.png'] = fig
-    for name, f in figs.items():
-        with atomic_write(out/name) as fh: f.savefig(fh, format='png', dpi=100)
-        if show: plt.show()
-        plt.close(f)
+        _demo_figures(out, run, d, _in_notebook() if show is None else show)
     res = dict(metrics=metrics, train=summary, steps=summary['steps'], train_minutes=summary['minutes'],
-               minutes=(time.time() - t0)/60, preset=p['preset'], threads=nt, seed=seed, out=str(out),
-               files={'overlays': str(out/'overlays.png'), 'training_curve': str(out/'training_curve.png'),
-                      'metrics': str(out/'metrics.md'), 'metrics_json': str(out/'metrics.json'), 'evaluation': str(out/'evaluation'),
-                      'model': str(run/'best'), 'log': str(run/'log.jsonl'), 'data': str(out/'data'),
-                      'test_images': str(d['images']['test'])})
+               minutes=(time.time() - t0)/60, preset=p['preset'], threads=nt, seed=seed, out=str(out), files=_demo_files(out, run, d))
     with atomic_write(out/'metrics.md', 'w') as fh: fh.write(format_metrics(metrics) + '\n')
     with atomic_write(out/'metrics.json', 'w') as fh: json.dump(metrics, fh, indent=1)
     with atomic_write(out/'demo.json', 'w') as fh: json.dump(res, fh, indent=1, default=str)

@@ -114,7 +114,7 @@ def _image_ids(coco) -> dict:
     d = as_coco_dict(json.loads(Path(coco).read_text()) if not isinstance(coco, Mapping) else coco)
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
-# %% ../nbs/13_predict.ipynb #5cc2f742
+# %% ../nbs/13_predict.ipynb #6aef62e4
 def torch_module():
     import torch
     return torch.nn.Module
@@ -130,7 +130,7 @@ def _check_predict(model, device, fiji, tile, overlap, tta, precision):
     tta_transforms(tta); resolve_precision(precision, resolve_device(device))
     return model
 
-# %% ../nbs/13_predict.ipynb #e7253acf
+# %% ../nbs/13_predict.ipynb #f5121ce4
 def _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw):
     "`(labels, cells)` of one image: predicted and written, or read back from an earlier run (`skip_existing`)"
     prev = read_outputs(out, name) if skip_existing else None
