@@ -52,7 +52,7 @@ def tile_len(n:int, # image length along one axis
     "The tile length used along an axis of length `n`: the whole axis up to 1.5 × `tile`, else `tile`"
     return n if n <= tile + tile // 2 else tile
 
-# %% ../nbs/09b_infer.ipynb #38e7dfbc
+# %% ../nbs/09b_infer.ipynb #36c6b05a
 def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
     w = np.ones(n, np.float32)
     o = min(overlap, n // 2)
@@ -62,6 +62,7 @@ def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
     if hi: w[n - o:] = r[::-1]
     return w
 
+# %% ../nbs/09b_infer.ipynb #1961475b
 def blend_window(h:int, w:int, # tile size
                  overlap:int, # width of the ramps
                  edges=(False, False, False, False), # (top, bottom, left, right): the tile touches that image edge (flat side)
@@ -70,7 +71,7 @@ def blend_window(h:int, w:int, # tile size
     t, b, l, r = edges
     return np.outer(_ramp(h, overlap, not t, not b), _ramp(w, overlap, not l, not r))
 
-# %% ../nbs/09b_infer.ipynb #021c0a59
+# %% ../nbs/09b_infer.ipynb #3ae690d4
 def image_percentiles(img:np.ndarray, # (H, W) image (RGB is converted to gray first)
                       qs=tuple(DEFAULT_NORMALISATION.values()), # percentiles (pmin, pmax)
                      ) -> np.ndarray:
@@ -88,12 +89,13 @@ def image_percentiles(img:np.ndarray, # (H, W) image (RGB is converted to gray f
         out.append(v0 + off + f * (v1 - v0))
     return np.array(out, np.float64)
 
+# %% ../nbs/09b_infer.ipynb #e6339569
 def normalisation_of(model) -> dict:
     "The model's input normalisation (`config['normalisation']`), completed by `DEFAULT_NORMALISATION`"
     cfg = getattr(model, 'config', None) or {}
     return {**DEFAULT_NORMALISATION, **{k: float(v) for k, v in (cfg.get('normalisation') or {}).items() if k in DEFAULT_NORMALISATION}}
 
-# %% ../nbs/09b_infer.ipynb #eaebe86c
+# %% ../nbs/09b_infer.ipynb #7128a589
 TTA_MODES = {'none': [(0, False)], 'flips': [(0, False), (0, True), (2, False), (2, True)],
              'd4': [(k, f) for k in range(4) for f in (False, True)]}  # mode: [(quarter turns, flip left-right)]
 
@@ -104,18 +106,20 @@ def tta_transforms(tta=False, # False / 'none', True / 'd4' (8 rotations+flips),
     if mode not in TTA_MODES: raise ValueError(f"tta={tta!r}; expected one of {[False, True] + list(TTA_MODES)}")
     return TTA_MODES[mode]
 
+# %% ../nbs/09b_infer.ipynb #5760bd06
 def _fwd(x, k, f):
     "Apply (quarter turns `k`, flip `f`) to the last two axes of tensor `x`"
     import torch
     if f: x = x.flip(-1)
     return torch.rot90(x, k, (-2, -1)) if k else x
 
+# %% ../nbs/09b_infer.ipynb #499302fd
 def _inv(x, k, f):
     import torch
     if k: x = torch.rot90(x, -k, (-2, -1))
     return x.flip(-1) if f else x
 
-# %% ../nbs/09b_infer.ipynb #eb1654e1
+# %% ../nbs/09b_infer.ipynb #6f059d4b
 def resolve_device(device='auto'):
     "A `torch.device` from 'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a device"
     import torch
@@ -130,6 +134,7 @@ def resolve_device(device='auto'):
     if d.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(d)
 
+# %% ../nbs/09b_infer.ipynb #1e04cb44
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 
 def resolve_precision(precision:str, # one of `PRECISIONS`
@@ -145,6 +150,7 @@ def resolve_precision(precision:str, # one of `PRECISIONS`
     if precision == 'bf16' and t not in ('cuda', 'cpu'): raise ValueError(f"precision='bf16' needs a CUDA device or the CPU, the model is on {t}; use 'auto' or 'fp32'")
     return torch.float16 if precision == 'fp16' else torch.bfloat16
 
+# %% ../nbs/09b_infer.ipynb #016dfcfb
 def _tile_probs(model, x, tta, dtype):
     "Probability maps (B, 3+K+1, h, w) of a batch of normalised tiles `x`, averaged over the TTA transforms"
     import torch
