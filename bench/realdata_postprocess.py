@@ -10,7 +10,10 @@ as `cellseg train` does when it has no validation images. Variants:
   (`TRAIN_IMAGE_GRID`);
 - `after-tune-all`: the defaults, then the whole `DEFAULT_GRID` (seed_h, smoothing, ...) tuned on the training images;
 - `h=0.03`, `h=0.1`: other fixed peak heights; `after+flips`: `after` on maps averaged over 4 flips (the product's default
-  test-time augmentation since these figures: `PRODUCT`).
+  test-time augmentation);
+- `after+flips+size`: `after+flips`, each image segmented again resized so its cells match the training size, measured on
+  a first pass (`cellseg_nb.infer.segment`'s default, `PRODUCT`). A model trained before models recorded their cell size
+  gets the one training records now (its scale times the training images' median cell diameter).
 Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled over a protocol's test images.
 
     python bench/realdata_postprocess.py --method 'ours[r1]' --budget dev --seed 0
@@ -31,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as R
 
 RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
-PRODUCT = 'after+flips'  # what `cellseg train` + `cellseg predict` do now
+PRODUCT = 'after+flips+size'  # what `cellseg train` + `cellseg predict` do now
 
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
@@ -41,28 +44,31 @@ def variants():
     return {'before': (P(seed_h=0.0, seed_threshold=0.5, smooth=1.0), old_grid, False),
             'after': (P(), TRAIN_IMAGE_GRID, False), 'after-tune-all': (P(), DEFAULT_GRID, False),
             'h=0.03': (P(seed_h=0.03), TRAIN_IMAGE_GRID, False), 'h=0.1': (P(seed_h=0.1), TRAIN_IMAGE_GRID, False),
-            'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips')}
+            'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips'), 'after+flips+size': (P(), TRAIN_IMAGE_GRID, 'flips', 'size')}
 
-def fold_preds(protocol, fold, method, budget, seed):
-    "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model"
+def fold_preds(protocol, fold, method, budget, seed, only=None):
+    "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
     from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import infer_maps
+    from cellseg_nb.infer import infer_maps, segment
     from cellseg_nb.postprocess import instances_from_probs, tune_thresholds
     from cellseg_nb.train import MAX_TUNE_TRAIN
+    from cellseg_nb.data.targets import median_diameter
     model = load_model(R.OUT/'work'/f'{protocol}_{fold}_{method}_{budget}_{seed}'/'run'/'best')
     tr, _, te = R.folds(protocol)[fold]
     tri, tei = R.items_of(protocol, tr)[:MAX_TUNE_TRAIN], R.items_of(protocol, te)
+    if not model.config.get('cell_diameter'):  # trained before models recorded their cell size: the size training records now
+        model.config['cell_diameter'] = round(model.scale * median_diameter([l for *_, l in R.items_of(protocol, tr)[:50]]), 2)
     maps = {}
     def probs(items, tta):
         if (id(items), tta) not in maps: maps[id(items), tta] = [infer_maps(model, img, tta=tta, progress=False).probs() for _, img, _ in items]
         return maps[id(items), tta]
     out = {}
-    for name, (base, grid, tta) in variants().items():
+    for name, (base, grid, tta, *size) in variants().items():
+        if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
-        preds = []
-        for p in probs(tei, tta):
-            lab, cells = instances_from_probs(p, pp)
-            preds.append((lab, R.label_scores(lab, cells)))
+        pairs = ((segment(model, img, pp, tta=tta) for _, img, _ in tei) if size else   # first pass, then at the matched size
+                 (instances_from_probs(p, pp) for p in probs(tei, tta)))
+        preds = [(lab, R.label_scores(lab, cells)) for lab, cells in pairs]
         out[name] = (preds, asdict(pp))
     return out
 
@@ -77,14 +83,15 @@ def as_ours(protocol, fold, method, budget, seed, preds, pp):
 
 def cached_fold(protocol, fold, method, budget, seed):
     "`fold_preds`, computed once and kept in bench/out/realdata/pp/ (so runs resume and pool across calls)"
-    f = R.OUT/'pp'/f'{protocol}_{fold}_{method}_{budget}_{seed}.npz'
-    if not f.exists():
-        out = fold_preds(protocol, fold, method, budget, seed); f.parent.mkdir(parents=True, exist_ok=True)
-        arrs = {f'{v}|{k}_{i}': x for v, (preds, _) in out.items() for i, (l, sc) in enumerate(preds) for k, x in (('labels', l), ('scores', sc))}
-        np.savez_compressed(f, params=json.dumps({v: pp for v, (_, pp) in out.items()}), **arrs)
-    d = np.load(f); params = json.loads(str(d['params']))
-    n = len(R.folds(protocol)[fold][2])
-    return {v: ([(d[f'{v}|labels_{i}'], d[f'{v}|scores_{i}']) for i in range(n)], pp) for v, pp in params.items()}
+    f, n = R.OUT/'pp'/f'{protocol}_{fold}_{method}_{budget}_{seed}.npz', len(R.folds(protocol)[fold][2])
+    have = {}
+    if f.exists():
+        d = np.load(f); have = {v: ([(d[f'{v}|labels_{i}'], d[f'{v}|scores_{i}']) for i in range(n)], pp) for v, pp in json.loads(str(d['params'])).items()}
+    if missing := [v for v in variants() if v not in have]:   # a variant added since: only it is computed
+        have.update(fold_preds(protocol, fold, method, budget, seed, only=missing)); f.parent.mkdir(parents=True, exist_ok=True)
+        arrs = {f'{v}|{k}_{i}': x for v, (preds, _) in have.items() for i, (l, sc) in enumerate(preds) for k, x in (('labels', l), ('scores', sc))}
+        np.savez_compressed(f, params=json.dumps({v: pp for v, (_, pp) in have.items()}), **arrs)
+    return {v: have[v] for v in variants()}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])

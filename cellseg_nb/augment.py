@@ -94,7 +94,7 @@ class MicroscopyCompose(A.Compose):
         if ldt is not None: out['mask'] = np.rint(out['mask']).astype(ldt) if out['mask'].dtype.kind == 'f' else out['mask'].astype(ldt)
         return out
 
-# %% ../nbs/05_augment.ipynb #bf44fe97
+# %% ../nbs/05_augment.ipynb #fb5139f0
 def _carrier(lab:np.ndarray) -> np.ndarray:
     "Labels in the dtype cv2 warps exactly like the image: uint16 (ids < 2**16) or float32 (ids < 2**24)"
     lo, hi = (int(lab.min()), int(lab.max())) if lab.size else (0, 0)
@@ -103,7 +103,7 @@ def _carrier(lab:np.ndarray) -> np.ndarray:
     if hi < 2**24: return lab.astype(np.float32)
     raise ValueError(f"label ids up to {hi} are too large (max 2**24 - 1); relabel the mask with skimage.segmentation.relabel_sequential")
 
-# %% ../nbs/05_augment.ipynb #c33a5cf8
+# %% ../nbs/05_augment.ipynb #45352df2
 def _reseed_in_worker(t:MicroscopyCompose):
     "Reseed `t` once per DataLoader worker process from `(t.seed, worker seed)`"
     tud = sys.modules.get('torch.utils.data')
@@ -114,7 +114,7 @@ def _reseed_in_worker(t:MicroscopyCompose):
         t._worker_key = key
         t.set_random_state(*_rng_from([info.seed] + ([] if t.seed is None else [t.seed])))
 
-# %% ../nbs/05_augment.ipynb #16913da7
+# %% ../nbs/05_augment.ipynb #659a13b5
 def _to_working(img, margin):
     "Map `img` linearly: robust range -> `ROBUST_WIDTH` about 0.5, full range inside `[margin, 1-margin]`; returns (image, centre, offset, scale)"
     x = np.asarray(img).astype(np.float32)

@@ -55,7 +55,7 @@ def to_gray(img:np.ndarray) -> np.ndarray:
     if img.ndim == 3 and img.shape[-1] == 1: return img[..., 0]
     raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {img.shape}")
 
-# %% ../nbs/00_core.ipynb #c883f1f2
+# %% ../nbs/00_core.ipynb #317c25cc
 def fill_nonfinite(img:np.ndarray, # image of any dtype; only float images can hold NaN/Inf
                    name=None, # the image's file, named in the warning and the error
                   ) -> np.ndarray:
@@ -72,7 +72,7 @@ def fill_nonfinite(img:np.ndarray, # image of any dtype; only float images can h
     x = x.copy(); x[bad] = np.median(x[~bad])
     return x
 
-# %% ../nbs/00_core.ipynb #15b61f7b
+# %% ../nbs/00_core.ipynb #22786bba
 def normalize_image(img:np.ndarray, # (H, W) or (H, W, C) image of any dtype
                     pmin:float=DEFAULT_NORMALISATION['pmin'], # percentile mapped to 0
                     pmax:float=DEFAULT_NORMALISATION['pmax'], # percentile mapped to 1

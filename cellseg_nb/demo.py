@@ -94,7 +94,7 @@ def _train_config(p:dict, d:dict, run:Path, seed:int, steps:int, cap:float, prog
                        num_workers=p['workers'], seed=seed, samples_per_epoch=p['batch_size']*p['val_every'],
                        mixed_precision=p['mixed_precision'], max_val_images=8, progress=progress, resume=resume)
 
-# %% ../nbs/15_demo.ipynb #361c311c
+# %% ../nbs/15_demo.ipynb #e488c21f
 def _demo_figures(out:Path, run:Path, d:dict, show:bool) -> dict:
     "Overlays of 6 held-out images (truth and prediction) and the training curve, saved as PNGs in `out`"
     import matplotlib.pyplot as plt
@@ -110,7 +110,7 @@ def _demo_figures(out:Path, run:Path, d:dict, show:bool) -> dict:
         plt.close(f)
     return {k: str(out/k) for k in figs}
 
-# %% ../nbs/15_demo.ipynb #dd93352b
+# %% ../nbs/15_demo.ipynb #548426ed
 def _demo_files(out:Path, run:Path, d:dict) -> dict:
     "Where the demo wrote everything (the summary's 'Look at' list)"
     return {'overlays': str(out/'overlays.png'), 'training_curve': str(out/'training_curve.png'), 'metrics': str(out/'metrics.md'),
@@ -157,7 +157,7 @@ def run_demo(out='cellseg-demo', # output folder (data, run, evaluation, figures
     with atomic_write(out/'demo.json', 'w') as fh: json.dump(res, fh, indent=1, default=str)
     return res
 
-# %% ../nbs/15_demo.ipynb #4882568b
+# %% ../nbs/15_demo.ipynb #6fa290e6
 DEMO_TARGET_F1 = 0.85  # the demo's quality target: F1@0.5 on the held-out synthetic images (CPU preset)
 
 def predict_hint(model, images, out) -> str:
@@ -165,10 +165,10 @@ def predict_hint(model, images, out) -> str:
     import shlex
     return ' '.join(['cellseg', 'predict', shlex.quote(str(model)), shlex.quote(str(images)), '--out', shlex.quote(str(out))])
 
-# %% ../nbs/15_demo.ipynb #d03409ee
+# %% ../nbs/15_demo.ipynb #414fddb5
 def _mmss(minutes:float) -> str: s = round(60*minutes); return f"{s//60} min {s%60:02d} s"
 
-# %% ../nbs/15_demo.ipynb #648de6db
+# %% ../nbs/15_demo.ipynb #37beead2
 def demo_summary(r:dict, # `run_demo`'s result
                 ) -> str:
     "The demo's closing message: headline scores, training steps and time, and where every output is"

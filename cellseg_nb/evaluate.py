@@ -29,14 +29,14 @@ __all__ = ['load_annotations', 'find_images', 'ground_truth', 'gt_labels', 'clas
            'plot_confusion', 'plot_overlay', 'load_model_from', 'evaluate', 'format_table', 'EvalTarget',
            'evaluate_parser', 'evaluate_cli', 'erode_labels']
 
-# %% ../nbs/11_evaluate.ipynb #e2824d30
+# %% ../nbs/11_evaluate.ipynb #7070e770
 def load_annotations(source, # COCO json path, or a loaded COCO dict
                     ) -> dict:
     "A COCO dict (annotations as a list) from a path or dict, with a clear error for a missing or invalid file"
     if isinstance(source, Mapping): return as_coco_dict(source)
     return as_coco_dict(load_coco(source))
 
-# %% ../nbs/11_evaluate.ipynb #b22f4d12
+# %% ../nbs/11_evaluate.ipynb #897f13e0
 import contextlib
 from .data.coco import find_image
 
@@ -57,7 +57,7 @@ def find_images(coco:dict, # COCO dict
                                         f"(e.g. {missing[:3]}) -- pass images_root / --images with the folder holding them")
     return found
 
-# %% ../nbs/11_evaluate.ipynb #75a4e1ce
+# %% ../nbs/11_evaluate.ipynb #3fe89beb
 def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
                  source, # the json's path (then `CocoLabels` rasterises and caches), or a dict
                  images_root=None, # folder of the images
@@ -76,7 +76,7 @@ def ground_truth(coco:dict, # COCO dict (from `load_annotations`)
     paths = find_images(coco, None, images_root)
     return (lambda iid: gt_labels(coco, iid)), paths.__getitem__, set(paths)
 
-# %% ../nbs/11_evaluate.ipynb #f751c5a2
+# %% ../nbs/11_evaluate.ipynb #614ce883
 def gt_labels(coco:dict, image_id:int) -> np.ndarray:
     "Rasterise the annotations of one image into an int32 label image: ids in annotation order, smaller cell on top (as `CocoLabels`)"
     from pycocotools import mask as mu
@@ -109,7 +109,7 @@ def classical_baseline(image:np.ndarray, # (H, W) phase-contrast image, any dtyp
     mk = np.zeros(x.shape, np.int32); mk[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     return remove_small(watershed(energy, mk, mask=mask).astype(np.int32), min_size)
 
-# %% ../nbs/11_evaluate.ipynb #c1100595
+# %% ../nbs/11_evaluate.ipynb #7499047c
 def plot_scores_vs_iou(by_threshold:pd.DataFrame, ax=None, title:str=''):
     "Precision, recall, F1 and SA against the IoU threshold"
     import matplotlib.pyplot as plt
@@ -118,7 +118,7 @@ def plot_scores_vs_iou(by_threshold:pd.DataFrame, ax=None, title:str=''):
     ax.set_xlabel('IoU threshold'); ax.set_ylim(0, 1.02); ax.legend(fontsize=7); ax.set_title(title, fontsize=9)
     return ax
 
-# %% ../nbs/11_evaluate.ipynb #b5246c9d
+# %% ../nbs/11_evaluate.ipynb #0bbd1615
 def plot_confusion(confusion:pd.DataFrame, ax=None, title:str='cell type (matched cells)'):
     "Row-normalised confusion matrix (rows true type, columns predicted) with counts"
     import matplotlib.pyplot as plt
@@ -131,7 +131,7 @@ def plot_confusion(confusion:pd.DataFrame, ax=None, title:str='cell type (matche
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title, fontsize=9)
     return ax
 
-# %% ../nbs/11_evaluate.ipynb #306c117b
+# %% ../nbs/11_evaluate.ipynb #a07a2bf4
 def plot_overlay(image:np.ndarray, gt:np.ndarray, pred:np.ndarray, ax=None, title:str=''):
     "The image with true outlines in green and predicted outlines in magenta"
     import matplotlib.pyplot as plt
@@ -142,7 +142,7 @@ def plot_overlay(image:np.ndarray, gt:np.ndarray, pred:np.ndarray, ax=None, titl
     ax.imshow(rgb); ax.set_title(title, fontsize=8); ax.axis('off')
     return ax
 
-# %% ../nbs/11_evaluate.ipynb #5669c7f3
+# %% ../nbs/11_evaluate.ipynb #e0155a07
 def load_model_from(path, # model folder, or a training run folder holding `best/` (else `last/`)
                     device='cpu', # where to put the model
                    ):
@@ -150,7 +150,7 @@ def load_model_from(path, # model folder, or a training run folder holding `best
     from cellseg_nb.models.unet import load_model, resolve_model_dir
     return load_model(resolve_model_dir(path), map_location=resolve_device(device))
 
-# %% ../nbs/11_evaluate.ipynb #74c6642d
+# %% ../nbs/11_evaluate.ipynb #3184136d
 def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **infer):
     "A function (image_id, raw image) -> (labels, cells or None, types or None) and its description"
     import torch
@@ -186,18 +186,18 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
         return f, getattr(what, '__name__', 'function'), None, None
     raise ValueError(f"cannot evaluate a {type(what).__name__}; expected a model, a model folder, a COCO results json/list, or a function image -> labels")
 
-# %% ../nbs/11_evaluate.ipynb #41b26530
+# %% ../nbs/11_evaluate.ipynb #5f0a0c5c
 def _type_of(name, class_names):
     try: line = cell_line_from_name(name, class_names)
     except ValueError: return -1
     return list(class_names).index(line)
 
-# %% ../nbs/11_evaluate.ipynb #73d86ca2
+# %% ../nbs/11_evaluate.ipynb #5ba3f0bf
 def _group_of(name):
     try: return cell_line_from_name(name)
     except ValueError: return 'all'
 
-# %% ../nbs/11_evaluate.ipynb #91c0dfa6
+# %% ../nbs/11_evaluate.ipynb #5ffa4054
 def _jsonable(x):
     if isinstance(x, pd.DataFrame): return x.reset_index().to_dict('records') if x.index.name or not isinstance(x.index, pd.RangeIndex) else x.to_dict('records')
     if isinstance(x, Mapping): return {str(k): _jsonable(v) for k, v in x.items()}
@@ -281,7 +281,7 @@ def format_table(report:dict) -> str:
     for g, r in rows.items(): lines.append(f'{g:<{w}}' + ' '.join(f"{fmt(f, r.get(k)):>8}" for k, _, f in cols))
     return '\n'.join(lines)
 
-# %% ../nbs/11_evaluate.ipynb #f2703e53
+# %% ../nbs/11_evaluate.ipynb #68b292fa
 def _figures(report, worst, sc):
     import matplotlib.pyplot as plt
     figs = {}
@@ -297,7 +297,7 @@ def _figures(report, worst, sc):
         fig.tight_layout(); figs['worst_images'] = fig
     return figs
 
-# %% ../nbs/11_evaluate.ipynb #6fb27e6a
+# %% ../nbs/11_evaluate.ipynb #7e112862
 def _write(report, results, worst, out, figures, sc):
     "Write evaluation.json (+ predictions.json, figures) atomically into `out`"
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def _write(report, results, worst, out, figures, sc):
             with atomic_write(out/f'{name}.png') as f: fig.savefig(f, format='png', dpi=110)
             plt.close(fig)
 
-# %% ../nbs/11_evaluate.ipynb #88e19c6b
+# %% ../nbs/11_evaluate.ipynb #d66870b9
 @dataclasses.dataclass
 class EvalTarget:
     "What to score (one of the first four) and against which true cells (--annotations or --livecell)"
@@ -324,7 +324,7 @@ class EvalTarget:
     images:str|None=None # folder with the images (default: searched near the annotations)
     out:str='evaluation' # output folder for evaluation.json, predictions.json and figures
 
-# %% ../nbs/11_evaluate.ipynb #ab54bc96
+# %% ../nbs/11_evaluate.ipynb #e3aaed1b
 def evaluate_parser() -> argparse.ArgumentParser:
     "`cellseg evaluate`'s options: `EvalTarget`, `InferConfig` and `evaluate`'s own (limit, figures, ...)"
     return dataclass_parser(EvalTarget, InferConfig, evaluate, prog='cellseg evaluate', extra={**INFER_CLI, 'what': dict(nargs='?'), 'progress': dict(off=('--quiet',))},

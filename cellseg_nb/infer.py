@@ -11,14 +11,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
-from .clitools import dataclass_parser
+from .data.targets import median_diameter
 from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
 
 # %% auto #0
-__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'INFER_CLI', 'InferConfig',
-           'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms',
-           'resolve_device', 'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs', 'name_cell_types',
-           'instances_blockwise', 'stored_cells', 'segment']
+__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
+           'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
+           'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs',
+           'name_cell_types', 'instances_blockwise', 'stored_cells', 'matched_scale', 'model_scale', 'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -30,8 +30,9 @@ class InferConfig:
     batch_size:int=4 # tiles per forward pass
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
+    diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: measured on a first pass; 0: the training scale
 
-INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k != 'device'}  # the settings every caller uses unless told otherwise
+INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter')}  # the settings every caller uses unless told otherwise
 
 # %% ../nbs/09b_infer.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -52,7 +53,7 @@ def tile_len(n:int, # image length along one axis
     "The tile length used along an axis of length `n`: the whole axis up to 1.5 × `tile`, else `tile`"
     return n if n <= tile + tile // 2 else tile
 
-# %% ../nbs/09b_infer.ipynb #36c6b05a
+# %% ../nbs/09b_infer.ipynb #475b988f
 def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
     w = np.ones(n, np.float32)
     o = min(overlap, n // 2)
@@ -62,7 +63,7 @@ def _ramp(n:int, overlap:int, lo:bool, hi:bool) -> np.ndarray:
     if hi: w[n - o:] = r[::-1]
     return w
 
-# %% ../nbs/09b_infer.ipynb #1961475b
+# %% ../nbs/09b_infer.ipynb #bc7ed116
 def blend_window(h:int, w:int, # tile size
                  overlap:int, # width of the ramps
                  edges=(False, False, False, False), # (top, bottom, left, right): the tile touches that image edge (flat side)
@@ -71,7 +72,7 @@ def blend_window(h:int, w:int, # tile size
     t, b, l, r = edges
     return np.outer(_ramp(h, overlap, not t, not b), _ramp(w, overlap, not l, not r))
 
-# %% ../nbs/09b_infer.ipynb #3ae690d4
+# %% ../nbs/09b_infer.ipynb #0b1f6672
 def image_percentiles(img:np.ndarray, # (H, W) image (RGB is converted to gray first)
                       qs=tuple(DEFAULT_NORMALISATION.values()), # percentiles (pmin, pmax)
                      ) -> np.ndarray:
@@ -89,13 +90,13 @@ def image_percentiles(img:np.ndarray, # (H, W) image (RGB is converted to gray f
         out.append(v0 + off + f * (v1 - v0))
     return np.array(out, np.float64)
 
-# %% ../nbs/09b_infer.ipynb #e6339569
+# %% ../nbs/09b_infer.ipynb #911bb33d
 def normalisation_of(model) -> dict:
     "The model's input normalisation (`config['normalisation']`), completed by `DEFAULT_NORMALISATION`"
     cfg = getattr(model, 'config', None) or {}
     return {**DEFAULT_NORMALISATION, **{k: float(v) for k, v in (cfg.get('normalisation') or {}).items() if k in DEFAULT_NORMALISATION}}
 
-# %% ../nbs/09b_infer.ipynb #7128a589
+# %% ../nbs/09b_infer.ipynb #63134553
 TTA_MODES = {'none': [(0, False)], 'flips': [(0, False), (0, True), (2, False), (2, True)],
              'd4': [(k, f) for k in range(4) for f in (False, True)]}  # mode: [(quarter turns, flip left-right)]
 
@@ -106,20 +107,20 @@ def tta_transforms(tta=False, # False / 'none', True / 'd4' (8 rotations+flips),
     if mode not in TTA_MODES: raise ValueError(f"tta={tta!r}; expected one of {[False, True] + list(TTA_MODES)}")
     return TTA_MODES[mode]
 
-# %% ../nbs/09b_infer.ipynb #5760bd06
+# %% ../nbs/09b_infer.ipynb #763f0d78
 def _fwd(x, k, f):
     "Apply (quarter turns `k`, flip `f`) to the last two axes of tensor `x`"
     import torch
     if f: x = x.flip(-1)
     return torch.rot90(x, k, (-2, -1)) if k else x
 
-# %% ../nbs/09b_infer.ipynb #499302fd
+# %% ../nbs/09b_infer.ipynb #02818df9
 def _inv(x, k, f):
     import torch
     if k: x = torch.rot90(x, -k, (-2, -1))
     return x.flip(-1) if f else x
 
-# %% ../nbs/09b_infer.ipynb #6f059d4b
+# %% ../nbs/09b_infer.ipynb #33c25972
 def resolve_device(device='auto'):
     "A `torch.device` from 'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a device"
     import torch
@@ -134,7 +135,7 @@ def resolve_device(device='auto'):
     if d.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(d)
 
-# %% ../nbs/09b_infer.ipynb #1e04cb44
+# %% ../nbs/09b_infer.ipynb #888469e1
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 
 def resolve_precision(precision:str, # one of `PRECISIONS`
@@ -150,7 +151,7 @@ def resolve_precision(precision:str, # one of `PRECISIONS`
     if precision == 'bf16' and t not in ('cuda', 'cpu'): raise ValueError(f"precision='bf16' needs a CUDA device or the CPU, the model is on {t}; use 'auto' or 'fp32'")
     return torch.float16 if precision == 'fp16' else torch.bfloat16
 
-# %% ../nbs/09b_infer.ipynb #016dfcfb
+# %% ../nbs/09b_infer.ipynb #ae050fda
 def _tile_probs(model, x, tta, dtype):
     "Probability maps (B, 3+K+1, h, w) of a batch of normalised tiles `x`, averaged over the TTA transforms"
     import torch
@@ -361,22 +362,55 @@ def stored_cells(cells:pd.DataFrame, # a cell table
         cells[c] = np.array([float(CELL_FLOAT_FORMAT % v) for v in cells[c].to_numpy()], np.float64)
     return cells
 
-# %% ../nbs/09b_infer.ipynb #f802cc52
-def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
-            image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype and size
-            params:PostprocessParams|Mapping|None=None, # thresholds; default the model's tuned `config['postprocess']`
-            block:int=1024, # post-processing block (px)
-            halo:int=128, # post-processing context (px), wider than the largest cell
-            progress:bool=False,
-            **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
-           ):
-    "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
+# %% ../nbs/09b_infer.ipynb #9c22813b
+def _segment(model, image, params, block, halo, progress, **kwargs):
+    "One pass of `segment` at the model's current scale"
     cfg = getattr(model, 'config', None) or {}
     maps = infer_maps(model, image, progress=progress, **kwargs)
     labels, cells = instances_blockwise(maps, params if params is not None else cfg.get('postprocess'), block, halo, progress)
     del maps
     if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
     return labels, stored_cells(name_cell_types(cells, cfg.get('class_names')))
+
+# %% ../nbs/09b_infer.ipynb #126489eb
+MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)
+
+def matched_scale(model, # a `MultiHeadUNet`; without `config['cell_diameter']` there is nothing to match
+                  diameter:float|None=None, # the image's median cell diameter (px); None: measured on `labels`; 0: keep the model's scale
+                  labels:np.ndarray|None=None, # first-pass segmentation of the image at the model's own scale
+                 ) -> float|None:
+    "The resize factor showing the image's cells at the training size (measured: within 2x of the model's scale); None: keep it"
+    target, s0 = (getattr(model, 'config', None) or {}).get('cell_diameter'), getattr(model, 'scale', None)
+    if not target or s0 is None or diameter == 0: return None
+    if diameter is not None: return float(np.clip(target / diameter, 0.1, 10))
+    if labels is None or len(np.unique(labels)) - 1 < MIN_CELLS_TO_MEASURE: return None
+    return float(np.clip(target / median_diameter([labels]), s0 / 2, s0 * 2))
+
+# %% ../nbs/09b_infer.ipynb #af1fa121
+@contextlib.contextmanager
+def model_scale(model, scale:float|None):
+    "Resize inputs by `scale` in `model.forward` inside the block (None: unchanged)"
+    old = getattr(model, 'scale', None)
+    if scale is not None: model.scale = scale
+    try: yield model
+    finally:
+        if scale is not None: model.scale = old
+
+def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
+            image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype and size
+            params:PostprocessParams|Mapping|None=None, # thresholds; default the model's tuned `config['postprocess']`
+            block:int=1024, # post-processing block (px)
+            halo:int=128, # post-processing context (px), wider than the largest cell
+            progress:bool=False,
+            diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: measured on a first pass; 0: the model's own scale
+            **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
+           ):
+    "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
+    one = lambda: _segment(model, image, params, block, halo, progress, **kwargs)
+    first = one() if diameter is None and (getattr(model, 'config', None) or {}).get('cell_diameter') else None
+    s = matched_scale(model, diameter, None if first is None else first[0])
+    if s is None or (first is not None and abs(math.log(s / model.scale)) < 0.05): return first or one()
+    with model_scale(model, s): return one()
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3
 INFER_CLI = dict(tta=dict(nargs='?', const='d4', choices=list(TTA_MODES)), precision=dict(choices=list(PRECISIONS)))  # `extra` of `dataclass_parser`

@@ -32,7 +32,7 @@ def soft_dice_loss(logits:torch.Tensor, # (B, 1, H, W) logits, any float dtype
     inter, denom = (p*t).sum(dims), p.sum(dims) + t.sum(dims)
     return (1 - (2*inter + smooth) / (denom + smooth)).mean()
 
-# %% ../nbs/08_losses.ipynb #3a061369
+# %% ../nbs/08_losses.ipynb #ea7a8f1e
 def bce_loss(logits:torch.Tensor, # (B, 1, H, W) logits
              target:torch.Tensor, # (B, 1, H, W) in [0, 1]
              pos_weight:float|None=None, # weight of positive pixels (e.g. 3 for thin boundaries)
@@ -45,7 +45,7 @@ def bce_loss(logits:torch.Tensor, # (B, 1, H, W) logits
     m = mask.float()
     return (l*m).sum() / m.sum().clamp_min(1.0)
 
-# %% ../nbs/08_losses.ipynb #a6496eba
+# %% ../nbs/08_losses.ipynb #bb76d9b9
 class DiceBCELoss(nn.Module):
     "`dice_weight * soft_dice_loss + bce_weight * bce_loss` for one binary map"
     def __init__(self, dice_weight:float=1.0, bce_weight:float=1.0, pos_weight:float|None=None, smooth:float=1.0):
@@ -56,12 +56,12 @@ class DiceBCELoss(nn.Module):
         if self.dice_weight: l = l + self.dice_weight * soft_dice_loss(logits, target, mask, self.smooth)
         return l
 
-# %% ../nbs/08_losses.ipynb #19cb9b50
+# %% ../nbs/08_losses.ipynb #ab670362
 def _weighted_mean(l, target, valid, weight):
     w = valid.float() if weight is None else weight.float().to(l.device)[torch.where(valid, target, 0)] * valid
     return (l * w).sum() / w.sum().clamp_min(1e-12)  # all ignored: 0 / tiny = 0, never NaN
 
-# %% ../nbs/08_losses.ipynb #4f8749b6
+# %% ../nbs/08_losses.ipynb #bef7f487
 def cross_entropy_loss(logits:torch.Tensor, # (B, C, H, W) or (B, C) logits
                        target:torch.Tensor, # (B, H, W) or (B,) class indices
                        weight:torch.Tensor|None=None, # optional per-class weights (C,)
@@ -73,7 +73,7 @@ def cross_entropy_loss(logits:torch.Tensor, # (B, C, H, W) or (B, C) logits
     l = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction='none', label_smoothing=label_smoothing)
     return _weighted_mean(l, target, target != ignore_index, weight)
 
-# %% ../nbs/08_losses.ipynb #b41d5413
+# %% ../nbs/08_losses.ipynb #bd3300c0
 def focal_loss(logits:torch.Tensor, # (B, C, H, W) or (B, C) logits
                target:torch.Tensor, # (B, H, W) or (B,) class indices
                gamma:float=2.0, # focusing parameter; 0 gives the cross-entropy

@@ -116,7 +116,7 @@ def cell_type_scores(true_types, # true type of each matched cell (ints)
     acc = float((t[ok] == p[ok]).mean()) if ok.any() else float('nan')
     return dict(accuracy=acc, n=int(ok.sum()), confusion=pd.DataFrame(cm, index=names, columns=names))
 
-# %% ../nbs/08b_metrics.ipynb #b9a00ce8
+# %% ../nbs/08b_metrics.ipynb #9d316329
 def _types_of(types, ids) -> np.ndarray:
     "Look up the type of each label in `ids`: `types` is an int for the whole image, a mapping, or an array indexed by label"
     ids = np.asarray(ids, int)
@@ -128,7 +128,7 @@ def _types_of(types, ids) -> np.ndarray:
     ok = ids < len(a); out[ok] = a[ids[ok]]
     return out
 
-# %% ../nbs/08b_metrics.ipynb #8f120544
+# %% ../nbs/08b_metrics.ipynb #c580d4ef
 def _summary(tp, fp, fn, s, thr, px) -> dict:
     "Headline scores from (thresholds,) count arrays and pixel counts"
     sc = scores_from_counts(tp, fp, fn, s); j5 = int(np.argmin(abs(thr - 0.5))); j75 = int(np.argmin(abs(thr - 0.75)))

@@ -62,12 +62,12 @@ class PostprocessParams:
         if unknown: warnings.warn(f"ignoring unknown post-processing parameters {unknown}; valid: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
-# %% ../nbs/09_postprocess.ipynb #7f4a569d
+# %% ../nbs/09_postprocess.ipynb #095bedaf
 def _per_label_max(values:np.ndarray, labels:np.ndarray, n:int) -> np.ndarray:
     "Maximum of `values` over each label 0..n (sort-free, vectorised)"
     return ndi.maximum(values, labels, np.arange(n + 1)) if n else np.zeros(1)
 
-# %% ../nbs/09_postprocess.ipynb #7eac7449
+# %% ../nbs/09_postprocess.ipynb #36bf5e4d
 def probs_from_labels(labels:np.ndarray, # (H, W) instance labels
                       cell_types=None, # {label: type} or array indexed by label; default all type 0
                       n_types:int=1, # K, number of cell types
@@ -92,7 +92,7 @@ def probs_from_labels(labels:np.ndarray, # (H, W) instance labels
     if blur or noise: out['type'] /= np.maximum(out['type'].sum(0, keepdims=True), 1e-6)
     return out
 
-# %% ../nbs/09_postprocess.ipynb #ac9a7d3f
+# %% ../nbs/09_postprocess.ipynb #e558ad04
 def fill_small_holes(mask:np.ndarray, # (H, W) boolean
                      max_size:int, # largest hole area (px) to fill
                     ) -> np.ndarray:
@@ -104,7 +104,7 @@ def fill_small_holes(mask:np.ndarray, # (H, W) boolean
     fill = size <= max_size; fill[0] = False; fill[border] = False
     return mask | fill[hole]
 
-# %% ../nbs/09_postprocess.ipynb #38f8f0bc
+# %% ../nbs/09_postprocess.ipynb #d6b46fd9
 def remove_small(labels:np.ndarray, min_size:int) -> np.ndarray:
     "Set labels with fewer than `min_size` pixels to 0 and renumber the rest 1..n in order"
     area = np.bincount(labels.ravel())
@@ -137,7 +137,7 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
                        'bbox_y0': rp['bbox-0'], 'bbox_x0': rp['bbox-1'], 'bbox_y1': rp['bbox-2'], 'bbox_x1': rp['bbox-3']})
     return df[CELL_COLUMNS]
 
-# %% ../nbs/09_postprocess.ipynb #1364bb07
+# %% ../nbs/09_postprocess.ipynb #019afab6
 def _check_probs(probs:Mapping):
     missing = [h for h in HEADS if h not in probs]
     if missing: raise ValueError(f"probability maps lack {missing}; expected keys {list(HEADS) + ['type']} (see `probs_from_outputs`)")
@@ -146,7 +146,7 @@ def _check_probs(probs:Mapping):
     if probs.get('type') is not None and np.shape(probs['type'])[1:] != shapes['fg']:
         raise ValueError(f"type must be (K+1, H, W) with (H, W) = {shapes['fg']}, got {np.shape(probs['type'])}")
 
-# %% ../nbs/09_postprocess.ipynb #a1486662
+# %% ../nbs/09_postprocess.ipynb #da6aad4e
 def find_seeds(sd:np.ndarray, # (H, W) smoothed dist map
                bd:np.ndarray, # (H, W) boundary probabilities
                mask:np.ndarray, # (H, W) boolean foreground
@@ -159,7 +159,7 @@ def find_seeds(sd:np.ndarray, # (H, W) smoothed dist map
     seeds, n = ndi.label(core)
     return remove_small(seeds, p.min_seed_size) if n else seeds
 
-# %% ../nbs/09_postprocess.ipynb #e0a17a17
+# %% ../nbs/09_postprocess.ipynb #4e49d110
 def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
                          params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
                         ):

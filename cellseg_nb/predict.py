@@ -23,7 +23,7 @@ from .writers import (write_outputs, write_missing, read_outputs, read_cells, js
 __all__ = ['PREDICT_OUTPUTS', 'predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
            'load_predictor', 'torch_module', 'predict_files', 'predict_parser', 'predict_cli']
 
-# %% ../nbs/13_predict.ipynb #138669ef
+# %% ../nbs/13_predict.ipynb #912cf220
 def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype and size
             tile:int=INFER_DEFAULTS['tile'], # tile size (px)
@@ -37,18 +37,19 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             compact='auto', # keep uint8 maps (5 bytes/px); 'auto': above 2048² pixels
             progress:bool=True,
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
+            diameter:float|None=None, # median cell diameter (px); None: measured on a first pass; 0: the training scale (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
-    return segment(model, image, params, block, halo, progress, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
-                   device=device, precision=precision, compact=compact)
+    return segment(model, image, params, block, halo, progress, diameter=diameter, tile=tile, overlap=overlap, tta=tta,
+                   batch_size=batch_size, device=device, precision=precision, compact=compact)
 
-# %% ../nbs/13_predict.ipynb #757a45ec
+# %% ../nbs/13_predict.ipynb #54b2e70b
 def predict_probs(model, image, tile=INFER_DEFAULTS['tile'], overlap=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'],
                   batch_size=INFER_DEFAULTS['batch_size'], device='auto', compact='auto', progress=True, **kwargs) -> StitchedMaps:
     "`cellseg_nb.infer.infer_maps` under its former name and argument order"
     return infer_maps(model, image, tile, overlap, tta, batch_size, device, compact=compact, progress=progress, **kwargs)
 
-# %% ../nbs/13_predict.ipynb #a741de2a
+# %% ../nbs/13_predict.ipynb #a133ecf6
 def find_inputs(inputs, # file, folder or glob pattern, or a list of them
                ) -> tuple:
     "Image files named by `inputs`: `(files, problems)` where problems lists inputs that matched nothing"
@@ -63,7 +64,7 @@ def find_inputs(inputs, # file, folder or glob pattern, or a list of them
         files.update(dict.fromkeys(found))
     return list(files), problems
 
-# %% ../nbs/13_predict.ipynb #72a3e43a
+# %% ../nbs/13_predict.ipynb #4a240c44
 def n_pages(path) -> int:
     "Number of images in a file (pages of a TIFF; 1 for other formats)"
     path = Path(path)
@@ -75,7 +76,7 @@ def n_pages(path) -> int:
     if n == 0: raise ImageReadError(path, "truncated TIFF: no readable page (invalid offset to the first page)")
     return n
 
-# %% ../nbs/13_predict.ipynb #32ec34bd
+# %% ../nbs/13_predict.ipynb #c17b21e2
 def output_stems(files) -> dict:
     "A unique output name per file: its stem, prefixed by parent folders where stems collide (`set1/raw.tif` → `set1_raw`)"
     files = [Path(f) for f in files]; depth = {f: 0 for f in files}
@@ -88,7 +89,7 @@ def output_stems(files) -> dict:
         for f in clash: depth[f] = min(depth[f] + 1, len(f.parent.parts))
     return {f: name(f) for f in files}
 
-# %% ../nbs/13_predict.ipynb #ee59d014
+# %% ../nbs/13_predict.ipynb #3c169ea1
 def iter_images(path, stem:str|None=None):
     "Yield `(name, image)` for each image of a file (each page of a multi-page TIFF), named after `stem` (default: the file's)"
     path = Path(path); n = n_pages(path); stem = stem or path.stem
@@ -118,7 +119,7 @@ def _image_ids(coco) -> dict:
     d = as_coco_dict(json.loads(Path(coco).read_text()) if not isinstance(coco, Mapping) else coco)
     return {Path(im['file_name']).name: im['id'] for im in d['images']}
 
-# %% ../nbs/13_predict.ipynb #291a5d09
+# %% ../nbs/13_predict.ipynb #2c5f14fb
 def torch_module():
     import torch
     return torch.nn.Module
@@ -134,7 +135,7 @@ def _check_predict(model, device, fiji, tile, overlap, tta, precision):
     tta_transforms(tta); resolve_precision(precision, resolve_device(device))
     return model
 
-# %% ../nbs/13_predict.ipynb #ba685680
+# %% ../nbs/13_predict.ipynb #58d2098d
 def _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw):
     "`(labels, cells)` of one image: predicted and written, or read back from an earlier run (`skip_existing`)"
     prev = read_outputs(out, name) if skip_existing else None
@@ -145,14 +146,14 @@ def _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, 
     labels, cells = predict(model, image, **kw)
     return labels, read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
 
-# %% ../nbs/13_predict.ipynb #54dc6523
+# %% ../nbs/13_predict.ipynb #b5693079
 def _failure(f, e, out) -> str:
     "The one-line message of an input that failed; a full disk stops the whole run instead"
     if is_disk_full(e): raise RuntimeError(f"{out}: disk full while writing the outputs of {f} -- free some space, then rerun the same "
                                           "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
     return str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
 
-# %% ../nbs/13_predict.ipynb #9595bcb2
+# %% ../nbs/13_predict.ipynb #871491c0
 def _finish_run(out, partial, images, names):
     "Write predictions.json (from the partial lines), images.json and run.json, each atomically"
     jsonl_to_array(partial, out/'predictions.json')
@@ -166,6 +167,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                   out_dir:str, # output folder
                   tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'], # as `InferConfig`
                   batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', precision:str=INFER_DEFAULTS['precision'], # as `InferConfig`
+                  diameter:float|None=None, # as `InferConfig`
                   params=None, # post-processing (default: the model's tuned thresholds)
                   block:int=1024, # post-processing block size in px
                   halo:int=128, # post-processing context in px, wider than the largest cell
@@ -181,7 +183,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     from cellseg_nb.metrics import labels_to_results
     model = _check_predict(model, device, fiji, tile, overlap, tta, precision)
     kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, params=params, block=block, halo=halo,
-              progress=progress, precision=precision)
+              progress=progress, precision=precision, diameter=diameter)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     lock = lock_out_dir(out)
     try:
@@ -209,7 +211,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
         if lock is not None: lock.close()
     return dict(done=done, failed=failed, n_cells=n_cells, out_dir=str(out))
 
-# %% ../nbs/13_predict.ipynb #83c59adf
+# %% ../nbs/13_predict.ipynb #33756b3a
 def predict_parser() -> argparse.ArgumentParser:
     "`cellseg predict`'s options: `InferConfig`'s and `predict_files`'s parameters, with their defaults and comments"
     return dataclass_parser(InferConfig, predict_files, prog='cellseg predict', exclude=('params',),
@@ -217,7 +219,7 @@ def predict_parser() -> argparse.ArgumentParser:
                             flags=dict(model='model', inputs='inputs', out_dir='--out', fiji='--fiji-rois', results_json='--json'),
                             extra={**INFER_CLI, 'inputs': dict(nargs='+'), 'progress': dict(off=('--quiet',))})
 
-# %% ../nbs/13_predict.ipynb #65312055
+# %% ../nbs/13_predict.ipynb #0f13d9e6
 PREDICT_OUTPUTS = ('Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json '
                    '(COCO results), images.json, run.json (cell-type names)')
 

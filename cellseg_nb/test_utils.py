@@ -17,7 +17,7 @@ from .loop import SeededDataset
 # %% auto #0
 __all__ = ['TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'LocalServer']
 
-# %% ../nbs/97_test_utils.ipynb #4abce680
+# %% ../nbs/97_test_utils.ipynb #a34797f6
 class TinyNet(nn.Module):
     "A toy stand-in model (conv, BatchNorm, dropout, an `fg` head) for tests of the loop"
     def __init__(self, width:int=8):
@@ -26,7 +26,7 @@ class TinyNet(nn.Module):
         self.fg = nn.Conv2d(width, 1, 1)
     def forward(self, x): return {'fg': self.fg(self.body(x))}
 
-# %% ../nbs/97_test_utils.ipynb #3695e7b6
+# %% ../nbs/97_test_utils.ipynb #3b334fe4
 class SquaresDataset(Dataset):
     "Toy samples: a noisy image of one bright square at a random place, and its `fg` mask"
     def __init__(self, n:int=12, size:int=16): self.n, self.size = n, size
@@ -37,13 +37,13 @@ class SquaresDataset(Dataset):
         img = m + 0.3*np.random.randn(*m.shape).astype(np.float32)
         return {'image': torch.from_numpy(img), 'fg': torch.from_numpy(m), 'name': f'sq{i}'}
 
-# %% ../nbs/97_test_utils.ipynb #30d7b171
+# %% ../nbs/97_test_utils.ipynb #9f0557c6
 def bce_fg_loss(out, batch):
     "BCE of the `fg` head: the toy stand-in for `MultiTaskLoss`"
     l = nn.functional.binary_cross_entropy_with_logits(out['fg'], batch['fg'])
     return l, {'bce': l.detach()}
 
-# %% ../nbs/97_test_utils.ipynb #d414ea82
+# %% ../nbs/97_test_utils.ipynb #995b572f
 def squares_val(model, n:int=4):
     "Pixel F1 of `model`'s `fg` head on `n` fixed toy samples: the toy stand-in for a validation score"
     ds = SeededDataset(SquaresDataset(n)); b = torch.utils.data.default_collate([ds[(i, 99 + i)] for i in range(n)])

@@ -22,7 +22,7 @@ from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, in
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances
 from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID
-from .infer import infer_maps, instances_blockwise
+from .infer import infer_maps, segment
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
@@ -153,10 +153,10 @@ def make_val_fn(val_source, # validation `Source`
     items = [val_source.read(i) for i in range(n)]
     xs = [img for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
     def val_fn(model, return_probs=False):
-        maps = (infer_maps(model, x, device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
-                for x in tqdm(xs, desc='validating', leave=False, disable=not progress))
-        if return_probs: return [m.probs() for m in maps], gts
-        ms = [match_instances(g, instances_blockwise(m, params, progress=False)[0]) for m, g in zip(maps, gts)]
+        kw = dict(device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
+        xi = tqdm(xs, desc='validating', leave=False, disable=not progress)
+        if return_probs: return [infer_maps(model, x, **kw).probs() for x in xi], gts   # maps at the training scale, to tune thresholds on
+        ms = [match_instances(g, segment(model, x, params, **kw)[0]) for x, g in zip(xi, gts)]   # the cells `cellseg predict` writes
         pooled = object_scores(gts, ms)['summary']['pooled']
         return {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
     val_fn.n_images = n
@@ -168,19 +168,21 @@ MAX_TUNE_TRAIN = 8  # without validation images, thresholds are tuned on at most
 def cell_scale(source, # training `Source`
                diameter:float|None, # wanted median cell diameter (px); None: 1.0
                max_images:int=50, # measure on at most this many images, spread over the source
-              ) -> float:
-    "The resize factor that brings `source`'s median cell diameter to `diameter` (clipped to 0.25..4)"
-    if not diameter: return 1.0
+              ) -> tuple[float, float]:
+    "`(scale, median)`: the resize factor that brings `source`'s median cell diameter to `diameter` (clipped to 0.25..4), and that median (px)"
     idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
-    return round(float(np.clip(diameter / median_diameter([source.labels(int(i)) for i in idx]), 0.25, 4)), 3)
+    d = median_diameter([source.labels(int(i)) for i in idx])
+    return (round(float(np.clip(diameter / d, 0.25, 4)), 3) if diameter else 1.0), d
 
 # %% ../nbs/12_train.ipynb #fa1db023
 def _build_model(cfg:TrainConfig, tr_src, run:Path):
     "`(model, scale, init)`: the model `cfg` asks for, the resize factor of `tr_src`'s cells, and where its weights came from"
     names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
-    scale = cfg.model_overrides.get('scale') or cell_scale(tr_src, cfg.cell_diameter)
+    scale, d = cell_scale(tr_src, cfg.cell_diameter)
+    scale = cfg.model_overrides.get('scale') or scale
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
-    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale})
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale,
+                                       'cell_diameter': round(scale * d, 2)})  # the cells as the model sees them: inference matches other images to it
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     return model, scale, init
 
@@ -214,7 +216,8 @@ def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
     pp = asdict(params); save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')
-    summary.update(tuned=pp, tuned_score=float(table[metric].max()))
+    score = tune_fn(load_model(run/'best'))[cfg.val_metric]   # as `cellseg evaluate` scores it: tuned thresholds, cell-size matching
+    summary.update(tuned=pp, tuned_score=float(score), tuned_grid_score=float(table[metric].max()))
     with atomic_write(run/'summary.json', 'w') as f: json.dump(summary, f, indent=1)
 
 # %% ../nbs/12_train.ipynb #eeff5781

@@ -17,14 +17,14 @@ from .infer import image_percentiles, CELL_FLOAT_FORMAT
 __all__ = ['TYPE_COLOURS', 'NO_TYPE_COLOUR', 'LOCK_NAME', 'RUN_INFO', 'overlay_image', 'write_fiji_rois', 'write_outputs',
            'jsonl_to_array', 'read_cells', 'read_outputs', 'write_missing', 'lock_out_dir', 'clean_tmp', 'is_disk_full']
 
-# %% ../nbs/12b_writers.ipynb #2eb25f15
+# %% ../nbs/12b_writers.ipynb #a9fbf49e
 TYPE_COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45',
                 '#fabed4', '#469990', '#dcbeff', '#9a6324']  # cell-type outline colours, in class order
 NO_TYPE_COLOUR = '#ffe119'  # outline colour of cells without a type
 
 def _rgb(h): return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
 
-# %% ../nbs/12b_writers.ipynb #78f165d2
+# %% ../nbs/12b_writers.ipynb #56fbfa99
 def overlay_image(image:np.ndarray, # raw image, any dtype (RGB is converted to gray)
                   labels:np.ndarray, # (H, W) instance labels
                   cells:pd.DataFrame|None=None, # cell table with `label` and `cell_type` (names)
@@ -51,7 +51,7 @@ def overlay_image(image:np.ndarray, # raw image, any dtype (RGB is converted to 
     if legend and names: rgb = _draw_legend(rgb, names)
     return rgb
 
-# %% ../nbs/12b_writers.ipynb #2e8c2e10
+# %% ../nbs/12b_writers.ipynb #7263f215
 def _draw_legend(rgb, names):
     from PIL import Image, ImageDraw, ImageFont
     pil = Image.fromarray(rgb); d = ImageDraw.Draw(pil)
@@ -129,12 +129,12 @@ def jsonl_to_array(src:Path, # JSON-lines file (may be missing: an empty array)
                 for k, line in enumerate(f): fh.write((', ' if k else '') + line.rstrip('\n'))
         fh.write(']')
 
-# %% ../nbs/12b_writers.ipynb #ac374b76
+# %% ../nbs/12b_writers.ipynb #e0fbf716
 def read_cells(path):
     "A cell table CSV as written (empty cell-type names stay empty strings)"
     return pd.read_csv(path, keep_default_na=False, na_values=[''])
 
-# %% ../nbs/12b_writers.ipynb #195371d0
+# %% ../nbs/12b_writers.ipynb #5f4ae037
 def read_outputs(out, name):
     "`(labels, cells)` of image `name` in output folder `out`, or None where either file is missing"
     import tifffile
@@ -142,7 +142,7 @@ def read_outputs(out, name):
     if not (lp.exists() and cp.exists()): return None
     return tifffile.imread(lp), read_cells(cp)
 
-# %% ../nbs/12b_writers.ipynb #747f18a2
+# %% ../nbs/12b_writers.ipynb #2d90f3d6
 def write_missing(out, name, image, labels, cells, class_names, overlay, fiji):
     "Write the overlay / ROI zip of a reused image where they are missing (a run killed between its files)"
     from PIL import Image
@@ -150,7 +150,7 @@ def write_missing(out, name, image, labels, cells, class_names, overlay, fiji):
         with atomic_write(out/f'{name}_overlay.png') as fh: Image.fromarray(overlay_image(image, labels, cells, class_names)).save(fh, format='png')
     if fiji and not (out/f'{name}_rois.zip').exists(): write_fiji_rois(out/f'{name}_rois.zip', labels, cells)
 
-# %% ../nbs/12b_writers.ipynb #74db92a2
+# %% ../nbs/12b_writers.ipynb #95fa4c71
 LOCK_NAME = '.cellseg-predict.lock'  # held (flock) by the run writing into an output folder
 RUN_INFO = 'run.json'  # a run's facts beside its predictions.json: the model's cell-type names
 
@@ -168,13 +168,13 @@ def lock_out_dir(out:Path):
     fh.seek(0); fh.truncate(); fh.write(f"pid {os.getpid()}"); fh.flush()
     return fh
 
-# %% ../nbs/12b_writers.ipynb #55c992c5
+# %% ../nbs/12b_writers.ipynb #92b54d9c
 def clean_tmp(out:Path):
     "Remove temporary files a killed run left (`atomic_write`'s `.<name>.*.tmp`, ROI zips' `.<stem>.tmp.zip`)"
     pats = ['.*_labels.tif.*.tmp', '.*_cells.csv.*.tmp', '.*_overlay.png.*.tmp', '.*_rois.tmp.zip', '.predictions.json.*.tmp', '.images.json.*.tmp', f'.{RUN_INFO}.*.tmp']
     for t in [t for p in pats for t in out.glob(p)]: t.unlink(missing_ok=True)
 
-# %% ../nbs/12b_writers.ipynb #46a427d5
+# %% ../nbs/12b_writers.ipynb #1d3b4fdc
 def is_disk_full(e) -> bool:
     "Whether exception `e` is a full disk"
     return isinstance(e, OSError) and e.errno == errno.ENOSPC

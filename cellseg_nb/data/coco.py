@@ -31,13 +31,13 @@ def _as_list(v, key, path):
     if isinstance(v, list): return v
     raise _not_coco(path, f"{key!r} is a {type(v).__name__}, not a list or an object keyed by id")
 
-# %% ../../nbs/02_data.coco.ipynb #ef31defb
+# %% ../../nbs/02_data.coco.ipynb #7200b5c6
 def _check_image(im, path):
     if not isinstance(im, dict) or 'id' not in im or 'file_name' not in im:
         raise _not_coco(path, f"an entry of 'images' lacks 'id' or 'file_name': {str(im)[:120]}")
     return im
 
-# %% ../../nbs/02_data.coco.ipynb #a38f5863
+# %% ../../nbs/02_data.coco.ipynb #c31639f8
 def _check_coco(d, path) -> dict:
     "Validate a parsed COCO dict and return a copy with list-form `images`, `annotations`, `categories`"
     if not isinstance(d, dict): raise _not_coco(path, f"the top level is a {type(d).__name__}, not an object")
@@ -210,7 +210,7 @@ def resolve_overlaps(flat:np.ndarray, # flat pixel indices of all annotations
     lut = np.where(alive, np.cumsum(alive), 0).astype(np.int32)
     return np.r_[np.int32(0), lut[paint]][top].reshape(shape), alive, int(len(flat) - (top.size - won[0]))
 
-# %% ../../nbs/02_data.coco.ipynb #de462308
+# %% ../../nbs/02_data.coco.ipynb #73ce6ac7
 _IMAGE_INDEX: dict = {}   # resolved images root -> (time built, {file name: path})
 
 def _index_images(root:Path) -> dict:
@@ -222,7 +222,7 @@ def _index_images(root:Path) -> dict:
     _IMAGE_INDEX[root] = (time.monotonic(), idx)
     return idx
 
-# %% ../../nbs/02_data.coco.ipynb #eccd3f8d
+# %% ../../nbs/02_data.coco.ipynb #a1f677f4
 def find_image(images_root, # folder holding the images, flat or in sub-folders (any depth)
                file_name:str, # COCO `file_name`, possibly with sub-folders
               ) -> Path:

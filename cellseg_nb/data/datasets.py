@@ -19,7 +19,7 @@ from ..augment import get_transforms
 __all__ = ['CROP_MODES', 'crop_or_pad', 'CellDataset', 'worker_init_fn', 'collate', 'split_source', 'get_dataloaders',
            'show_batch']
 
-# %% ../../nbs/06_data.datasets.ipynb #49f37241
+# %% ../../nbs/06_data.datasets.ipynb #c9d5fc93
 def _crop_hw(crop_size) -> tuple[int, int]|None:
     if crop_size is None: return None
     hw = (crop_size, crop_size) if isinstance(crop_size, (int, np.integer)) else tuple(crop_size)
@@ -27,7 +27,7 @@ def _crop_hw(crop_size) -> tuple[int, int]|None:
         raise ValueError(f"crop_size={crop_size!r}; expected None, a positive int or (height, width)")
     return int(hw[0]), int(hw[1])
 
-# %% ../../nbs/06_data.datasets.ipynb #2ac7ce69
+# %% ../../nbs/06_data.datasets.ipynb #91ae0fae
 def crop_or_pad(image:np.ndarray, # (H, W) float image
                 labels:np.ndarray, # (H, W) instance ids
                 size, # output (h, w) or int
@@ -150,7 +150,7 @@ def _samples(batch_or_dataset, n:int) -> list[dict]:
     if isinstance(b, (list, tuple)): return list(b[:n])
     return [b[j] for j in range(min(n, len(b)))]
 
-# %% ../../nbs/06_data.datasets.ipynb #0d0275b7
+# %% ../../nbs/06_data.datasets.ipynb #7439c75e
 def show_batch(batch_or_dataset, # a batch dict, list of samples, or a `CellDataset`
                n:int=4, # samples to show
                class_names=None, # names of the cell types (default: the dataset's)
@@ -178,7 +178,7 @@ def show_batch(batch_or_dataset, # a batch dict, list of samples, or a `CellData
     fig.tight_layout(rect=(0, 0.06 if h else 0, 1, 1))
     return fig
 
-# %% ../../nbs/06_data.datasets.ipynb #7329704f
+# %% ../../nbs/06_data.datasets.ipynb #dc8fd6e6
 def _draw_sample(ax, s, cols, names) -> set:
     "Draw one sample; the set of type indices drawn (-1: unknown)"
     im = np.asarray(s['image'])[0]; lab = np.asarray(s['labels']); typ = np.asarray(s['type'])

@@ -78,7 +78,7 @@ def _check_json(path:Path, full:bool, json_parse_max:int):
     if not (head[:1] in (b'{', b'[') and tail[-1:] in (b'}', b']')):
         raise IntegrityError(path, "is not a complete json file (bad first or last character)")
 
-# %% ../../nbs/01_data.download.ipynb #88b381c5
+# %% ../../nbs/01_data.download.ipynb #fa3d2389
 def file_sha256(path, chunk_size:int=1<<20) -> str:
     "The sha256 hex digest of `path`, read in chunks"
     h = hashlib.sha256()
@@ -86,17 +86,17 @@ def file_sha256(path, chunk_size:int=1<<20) -> str:
         for b in iter(lambda: f.read(chunk_size), b''): h.update(b)
     return h.hexdigest()
 
-# %% ../../nbs/01_data.download.ipynb #a70c1837
+# %% ../../nbs/01_data.download.ipynb #d6850633
 def sha256_record(path) -> Path: return Path(path).with_name(Path(path).name + '.sha256')
 
-# %% ../../nbs/01_data.download.ipynb #6b69f1a4
+# %% ../../nbs/01_data.download.ipynb #96872d24
 def record_sha256(path) -> str:
     "Write `path`'s sha256 beside it as `<name>.sha256` (`sha256sum -c` reads it) and return it"
     h = file_sha256(path)
     with atomic_write(sha256_record(path), 'w') as f: f.write(f"{h}  {Path(path).name}\n")
     return h
 
-# %% ../../nbs/01_data.download.ipynb #bc971544
+# %% ../../nbs/01_data.download.ipynb #a04a6eab
 def check_recorded_sha256(path) -> Path:
     "Raise `IntegrityError` if `path` no longer has the sha256 recorded at its download; record it where there is none"
     rec = sha256_record(path)
@@ -107,7 +107,7 @@ def check_recorded_sha256(path) -> Path:
                              f"delete {path} and {rec.name} and run the download again")
     return Path(path)
 
-# %% ../../nbs/01_data.download.ipynb #f7a3a0b9
+# %% ../../nbs/01_data.download.ipynb #4fc2fd31
 def verify_file(path, # file to check
                 expected_size:int|None=None, # size in bytes, e.g. from `Content-Length`
                 sha256:str|None=None, # expected sha256 hex digest
@@ -180,7 +180,7 @@ def _open(url, part:Path, timeout:float):
     _meta_path(part).write_text(json.dumps(meta))
     return resp, have
 
-# %% ../../nbs/01_data.download.ipynb #419de5fc
+# %% ../../nbs/01_data.download.ipynb #3db3c443
 def _check_space(part:Path, need:int, url:str):
     "Raise `DownloadError` when the disk holding `part` has less than `need` bytes free"
     free = shutil.disk_usage(part.parent).free
@@ -188,7 +188,7 @@ def _check_space(part:Path, need:int, url:str):
         raise DownloadError(f"not enough disk space in {part.parent}: {url} needs {need/1e9:.2f} GB more, "
                             f"{free/1e9:.2f} GB free -- free some space or choose another --dest")
 
-# %% ../../nbs/01_data.download.ipynb #6701db73
+# %% ../../nbs/01_data.download.ipynb #eb08cb06
 def _fetch_once(url, part:Path, progress:bool, timeout:float, chunk_size:int, desc:str) -> int|None:
     "One request: stream `url` into `part` (appending when resumed); return the total size if known"
     resp, have = _open(url, part, timeout)
@@ -307,14 +307,14 @@ def gdrive_download(file_id_or_url:str, # Google Drive file id or share link (or
     os.replace(part, dest); record_sha256(dest)
     return dest
 
-# %% ../../nbs/01_data.download.ipynb #db8c33e4
+# %% ../../nbs/01_data.download.ipynb #31b18f59
 def _as_url(base:str) -> str:
     "A base URL ending in `/`; a local folder becomes a file:// URL"
     base = str(base)
     if '://' not in base and Path(base).expanduser().is_dir(): base = Path(base).expanduser().resolve().as_uri()
     return base if base.endswith('/') else base + '/'
 
-# %% ../../nbs/01_data.download.ipynb #3b567655
+# %% ../../nbs/01_data.download.ipynb #38890784
 def download_livecell(dest, # dataset folder (created); mirrors the bucket's layout
                       splits=SPLITS, # LIVECell-wide annotation splits to fetch
                       base_url:str=LIVECELL_URL, # bucket URL, a mirror, or a local folder holding the same layout

@@ -18,7 +18,7 @@ from .coco import (iter_coco, rasterise_polygons, resolve_overlaps, find_image, 
 __all__ = ['CACHE_VERSION', 'DUPLICATE_POLICIES', 'cache_root', 'label_cache_dir', 'LabelCacheError', 'CocoLabels',
            'labels_to_coco', 'make_coco']
 
-# %% ../../nbs/02b_data.labelcache.ipynb #853df1eb
+# %% ../../nbs/02b_data.labelcache.ipynb #bc2e12cb
 CACHE_VERSION = 1
 DUPLICATE_POLICIES = ('first', 'merge')
 
@@ -27,7 +27,7 @@ def cache_root() -> Path:
     env = os.environ.get('CELLSEG_CACHE')
     return Path(env)/'labels' if env else Path.home()/'.cache'/'cellseg_nb'/'labels'
 
-# %% ../../nbs/02b_data.labelcache.ipynb #450a6821
+# %% ../../nbs/02b_data.labelcache.ipynb #d98ff7f5
 def label_cache_dir(ann_file, # annotation json
                     cache_dir=None, # root folder for caches (default `cache_root()`)
                     duplicates:str='first', # duplicate-image policy, part of the key
@@ -37,17 +37,17 @@ def label_cache_dir(ann_file, # annotation json
     key = hashlib.blake2b(f'{CACHE_VERSION}|{p}|{st.st_size}|{st.st_mtime_ns}|{duplicates}'.encode(), digest_size=8).hexdigest()
     return Path(cache_dir or cache_root()) / f'{p.stem}-{key}'
 
-# %% ../../nbs/02b_data.labelcache.ipynb #445170ef
+# %% ../../nbs/02b_data.labelcache.ipynb #07a47982
 def _save_npz(path, **arrays):
     "Write arrays to a `.npz` atomically, deflated at level 1 (fast; label images compress ~50×)"
     with atomic_write(path) as f, zipfile.ZipFile(f, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for k, a in arrays.items():
             with z.open(k + '.npy', 'w') as g: np.lib.format.write_array(g, np.asarray(a), allow_pickle=False)
 
-# %% ../../nbs/02b_data.labelcache.ipynb #c512d1c0
+# %% ../../nbs/02b_data.labelcache.ipynb #fd55afee
 def _cache_name(file_name:str) -> str: return file_name.replace('/', '__').replace('\\', '__') + '.npz'
 
-# %% ../../nbs/02b_data.labelcache.ipynb #2f94b55f
+# %% ../../nbs/02b_data.labelcache.ipynb #a3a03d2b
 def _save_labels(path, lab:np.ndarray, cats:np.ndarray, overlap_px:int):
     "Cache one image: its label image as runs of equal ids along rows (start, id), the category of each id, pixels claimed twice"
     flat = lab.ravel()
@@ -55,7 +55,7 @@ def _save_labels(path, lab:np.ndarray, cats:np.ndarray, overlap_px:int):
     _save_npz(path, shape=np.array(lab.shape, np.int64), starts=starts.astype(np.uint32 if flat.size < 2**32 else np.int64),
               ids=flat[starts].astype(np.uint16 if len(cats) <= 65536 else np.uint32), cats=cats, overlap_px=np.int64(overlap_px))
 
-# %% ../../nbs/02b_data.labelcache.ipynb #74f4e4d2
+# %% ../../nbs/02b_data.labelcache.ipynb #c3373e7e
 def _load_labels(path, with_labels:bool=True) -> tuple[np.ndarray|None, np.ndarray, int]:
     "Label image (int32; None unless `with_labels`), categories (int32) and overlap pixel count of one cached image"
     with np.load(path) as z:  # members are read lazily: categories alone never decompress the label image
@@ -100,14 +100,14 @@ class _AnnStore:
                     pstart=np.r_[0, pend[:-1]].astype(np.int64), pend=pend, vstart=np.r_[0, vend[:-1]].astype(np.int64), vend=vend,
                     xy=f(self.xy, np.float32).reshape(-1, 2))
 
-# %% ../../nbs/02b_data.labelcache.ipynb #296d7da0
+# %% ../../nbs/02b_data.labelcache.ipynb #0f708935
 def _decode_rle(seg, h, w, path):
     from pycocotools import mask as mask_utils
     if list(seg.get('size', [])) != [h, w]: raise _not_coco(path, f"RLE size {seg.get('size')} differs from its image's {[h, w]}")
     rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg.get('counts'), list) else seg
     return np.flatnonzero(mask_utils.decode(rle))
 
-# %% ../../nbs/02b_data.labelcache.ipynb #d563e049
+# %% ../../nbs/02b_data.labelcache.ipynb #086f0abb
 def _rasterise_image(A:dict, rle:dict, anns:np.ndarray, shape:tuple, path) -> tuple:
     "Label image, category per id and counts for the annotations `anns` (store indices, in id order) of one image"
     H, W = shape
@@ -127,18 +127,18 @@ def _rasterise_image(A:dict, rle:dict, anns:np.ndarray, shape:tuple, path) -> tu
     cats = np.r_[0, A['cat'][anns][alive]].astype(np.int32)
     return lab, cats, dict(clipped=n_out, empty=int((~drawn).sum()), hidden=int((drawn & ~alive).sum()), overlap_px=twice)
 
-# %% ../../nbs/02b_data.labelcache.ipynb #297a7a65
+# %% ../../nbs/02b_data.labelcache.ipynb #a7248d98
 def _guess_images_root(ann_file:Path) -> Path:
     "LIVECell layout: `images/` beside the json or up to two levels above it; else the json's folder"
     for d in [ann_file.parent, *list(ann_file.parents)[1:3]]:
         if (d/'images').is_dir(): return d/'images'
     return ann_file.parent
 
-# %% ../../nbs/02b_data.labelcache.ipynb #c3162193
+# %% ../../nbs/02b_data.labelcache.ipynb #3b906760
 class LabelCacheError(RuntimeError):
     "A cached label image is missing or unreadable; the message says how to rebuild"
 
-# %% ../../nbs/02b_data.labelcache.ipynb #70bb0334
+# %% ../../nbs/02b_data.labelcache.ipynb #38cc2cc6
 class CocoLabels:
     "A COCO annotation file converted once into per-image instance label images, cached on disk"
     def __init__(self, ann_file, # COCO json (list-form or LIVECell's dict-keyed annotations)
@@ -283,13 +283,13 @@ def _summary(st, rec, tot, dups, empty_imgs, policy) -> list[str]:
     if empty_imgs: s.append(f"{len(empty_imgs)} images have no annotations; their label images are all background: {ex(empty_imgs)}")
     return s
 
-# %% ../../nbs/02b_data.labelcache.ipynb #52c548d5
+# %% ../../nbs/02b_data.labelcache.ipynb #540d07bf
 def _category_of(category_ids, ids):
     if category_ids is None: return {int(i): 1 for i in ids}
     if isinstance(category_ids, dict): return {int(i): int(category_ids[int(i)]) for i in ids}
     c = np.asarray(category_ids); return {int(i): int(c[i]) for i in ids}
 
-# %% ../../nbs/02b_data.labelcache.ipynb #d4f66047
+# %% ../../nbs/02b_data.labelcache.ipynb #e3211a76
 def labels_to_coco(labels:np.ndarray, # (H, W) instance label image, 0 background
                    image_id:int, # COCO image id the annotations belong to
                    category_ids=None, # per-id categories: array indexed by id (like `cell_categories`) or dict; default 1

@@ -42,7 +42,7 @@ class Source:
         return img, lab
     def __repr__(self): return f"{type(self).__name__}({len(self)} images, class_names={list(self.class_names)})"
 
-# %% ../../nbs/05b_data.sources.ipynb #90384c98
+# %% ../../nbs/05b_data.sources.ipynb #bb0fbcd0
 def _as_labels(lab, where) -> np.ndarray:
     "`lab` as int32 instance ids, or ValueError naming `where`"
     lab = np.asarray(lab)
@@ -59,7 +59,7 @@ def _as_labels(lab, where) -> np.ndarray:
         raise ValueError(f"{where}: label ids must be in [0, 2**31) (0 = background); relabel the mask")
     return lab.astype(np.int32, copy=False)
 
-# %% ../../nbs/05b_data.sources.ipynb #e46c8a82
+# %% ../../nbs/05b_data.sources.ipynb #14718028
 class ArraySource(Source):
     "In-memory images and label images (lists of arrays), with optional per-cell and per-image types"
     def __init__(self, images, labels, names=None, cell_types=None, image_types=None, class_names=()):
@@ -75,7 +75,7 @@ class ArraySource(Source):
     def cell_types(self, i):
         return super().cell_types(i) if self.cts is None else np.asarray(self.cts[i], np.int64)
 
-# %% ../../nbs/05b_data.sources.ipynb #1ef95aa9
+# %% ../../nbs/05b_data.sources.ipynb #1229e087
 class SubsetSource(Source):
     "Items `idxs` of `source`"
     def __init__(self, source:Source, idxs):
@@ -295,7 +295,7 @@ def _map_ids(cats:np.ndarray, lut:dict, default:int) -> np.ndarray:
     pos = np.clip(np.searchsorted(keys, cats), 0, len(keys) - 1)
     return np.where(keys[pos] == cats, vals[pos], default)
 
-# %% ../../nbs/05b_data.sources.ipynb #e0dbf676
+# %% ../../nbs/05b_data.sources.ipynb #fc9b7838
 LIVECELL_SPLITS = ('train', 'val', 'test')
 
 def livecell_paths(root, # LIVECell folder (official layout)
@@ -312,7 +312,7 @@ def livecell_paths(root, # LIVECell folder (official layout)
     cands = [d for d in (root/'images'/sub, root/sub, root/'images') if d.is_dir()]
     return jsons[0], cands[0] if cands else root
 
-# %% ../../nbs/05b_data.sources.ipynb #d8093f0d
+# %% ../../nbs/05b_data.sources.ipynb #582796a3
 def livecell_source(root, # LIVECell folder (official layout)
                     split:str='train', # one of `LIVECELL_SPLITS`
                     cell_lines=None, # keep only these cell lines (default: all)
@@ -323,7 +323,7 @@ def livecell_source(root, # LIVECell folder (official layout)
     ann, images = livecell_paths(root, split)
     return CocoSource(ann, images, class_names=class_names, cell_lines=cell_lines, **kwargs)
 
-# %% ../../nbs/05b_data.sources.ipynb #d88d4fc1
+# %% ../../nbs/05b_data.sources.ipynb #a4556e52
 class SynthSource(Source):
     "`n_images` synthetic phase-contrast images made on demand by `cellseg_nb.data.synth.synth_image`"
     def __init__(self, n_images:int=8, seed:int=0, shape=(256, 256), cell_types=None):
@@ -347,7 +347,7 @@ class SynthSource(Source):
         lab, t = self._get(i)[1], np.asarray(self._get(i)[2])
         return _synth_types(t, self.class_names, int(np.max(lab, initial=0)), self.image_type(i))
 
-# %% ../../nbs/05b_data.sources.ipynb #3ae35a49
+# %% ../../nbs/05b_data.sources.ipynb #55444070
 def _synth_types(t, class_names, max_id:int, default:int) -> np.ndarray:
     "Class index per label id 0..max_id from the generator's types (names or indices, with or without id 0)"
     t = np.asarray(t)
@@ -359,7 +359,7 @@ def _synth_types(t, class_names, max_id:int, default:int) -> np.ndarray:
     t = t[:max_id + 1].copy(); t[0] = -1
     return t
 
-# %% ../../nbs/05b_data.sources.ipynb #cadd11df
+# %% ../../nbs/05b_data.sources.ipynb #fb051073
 def synthetic_source(n_images:int=8, seed:int=0, shape=(256, 256), cell_types=None) -> SynthSource:
     "A source of `n_images` synthetic images (types cycle through `cell_types`, default all `SYNTH_TYPES`)"
     return SynthSource(n_images, seed, shape, cell_types)

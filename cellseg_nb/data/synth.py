@@ -100,7 +100,7 @@ def draw_cells(shape:tuple, # (H, W) of the image
         bp[m] = f[m]; labels[y0:y1, x0:x1][m] = i + 1
     return labels, best
 
-# %% ../../nbs/03_data.synth.ipynb #9e5d8677
+# %% ../../nbs/03_data.synth.ipynb #00b7776e
 def _merge_enclosed(L):
     "Give every region (cell or background hole) whose only neighbour is one cell to that cell"
     n = int(L.max())
@@ -116,7 +116,7 @@ def _merge_enclosed(L):
     lut = lut[lut]                                                         # a cell in a cell in a cell
     return lut[Z].astype(np.int32)
 
-# %% ../../nbs/03_data.synth.ipynb #85baa622
+# %% ../../nbs/03_data.synth.ipynb #80a5ccbc
 def clean_labels(labels:np.ndarray, # (H, W) instance labels, possibly fragmented
                  min_area:int=40, # cells with fewer pixels are dropped
                 ) -> tuple:
@@ -253,7 +253,7 @@ def synth_image(rng_or_seed, # `np.random.Generator` or an int seed
     names = tuple(types[k] for k in ct)
     return (img[0], lab, names, img[1]) if return_debris else (img, lab, names)
 
-# %% ../../nbs/03_data.synth.ipynb #02938ac6
+# %% ../../nbs/03_data.synth.ipynb #61c6d71c
 def _outlines_cv2(labels, objs):
     "Outer outline (k, 2) as COCO (x, y) of each label: OpenCV on the 2×-upsampled mask, 0.25 px inside the pixel edges"
     import cv2
@@ -266,7 +266,7 @@ def _outlines_cv2(labels, objs):
                                  cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if cs: yield j, cv2.approxPolyDP(max(cs, key=len), 0.5, True)[:, 0, :]*0.5 + (x0 + 0.25, y0 + 0.25)
 
-# %% ../../nbs/03_data.synth.ipynb #a4040e56
+# %% ../../nbs/03_data.synth.ipynb #4f7de673
 def _outlines_skimage(labels, objs):
     "Outer outline (k, 2) as COCO (x, y) of each label: `find_contours` at 0.5, along the pixel edges"
     from skimage.measure import find_contours
@@ -329,7 +329,7 @@ def synth_name(cell_type:str, # file-name prefix: a type or 'mixed'
     well = f"{'ABCDEFGH'[w % 8]}{(w//8) % 12 + 1}"
     return f"{cell_type}_Phase_{well}_{w//96 + 1}_{t*4//24:02d}d{t*4 % 24:02d}h00m_{k}.tif"
 
-# %% ../../nbs/03_data.synth.ipynb #75fe59ae
+# %% ../../nbs/03_data.synth.ipynb #f2042fe3
 SPLITS = ('train', 'val', 'test')
 IMAGE_DIRS = {'train': 'images/livecell_train_val_images', 'val': 'images/livecell_train_val_images',
               'test': 'images/livecell_test_images'}  # LIVECell's image folders, per split
@@ -345,7 +345,7 @@ def parse_splits(s) -> dict:
     tot = sum(s.values())
     return {k: s[k]/tot for k in SPLITS if s.get(k, 0) > 0}
 
-# %% ../../nbs/03_data.synth.ipynb #5644c100
+# %% ../../nbs/03_data.synth.ipynb #0973398e
 def split_counts(n:int, # number of images
                  splits:dict, # `{split: fraction}`
                 ) -> dict:
@@ -357,7 +357,7 @@ def split_counts(n:int, # number of images
         if c[k] == 0 and n >= len(ks): c[max(c, key=c.get)] -= 1; c[k] = 1
     return c
 
-# %% ../../nbs/03_data.synth.ipynb #08ba3c24
+# %% ../../nbs/03_data.synth.ipynb #97be55ae
 def _plan(n, seed, types, mixed_fraction, splits):
     "Split, type and density-draw plan of `n` images: list of (split, type)"
     rng, plan = np.random.default_rng(seed), []
@@ -369,7 +369,7 @@ def _plan(n, seed, types, mixed_fraction, splits):
         plan += [(s, types[(i - start) % len(types)]) for i in range(start, start + c)]
     return [(s, MIXED if i in mixed else t) for i, (s, t) in enumerate(plan)]
 
-# %% ../../nbs/03_data.synth.ipynb #148a57d3
+# %% ../../nbs/03_data.synth.ipynb #4d22da06
 def _coco_json(images, anns, categories, as_dict):
     return {'info': {'description': 'cellseg-nb synthetic LIVECell', 'version': '1.0', 'year': '2024',
                      'contributor': 'cellseg-nb', 'url': '', 'date_created': ''},
@@ -377,7 +377,7 @@ def _coco_json(images, anns, categories, as_dict):
             'categories': categories, 'images': images,
             'annotations': {str(a['id']): a for a in anns} if as_dict else anns}
 
-# %% ../../nbs/03_data.synth.ipynb #e3dc02a8
+# %% ../../nbs/03_data.synth.ipynb #6e22f51a
 def make_synthetic_livecell(out, # output folder (created)
                             n_images:int=24, # number of images over all splits
                             seed:int=0, # random seed: same seed, same bytes
@@ -438,7 +438,7 @@ def make_synthetic_livecell(out, # output folder (created)
     with atomic_write(man, 'w') as fh: json.dump(info, fh, indent=1)
     return _result(out, info)
 
-# %% ../../nbs/03_data.synth.ipynb #b1d89797
+# %% ../../nbs/03_data.synth.ipynb #372d8914
 def _result(out, info):
     "The summary `make_synthetic_livecell` returns"
     sp = list(info['n_images'])
@@ -447,7 +447,7 @@ def _result(out, info):
             'class_names': tuple(info['class_names']), 'categories': info['categories'],
             'n_images': info['n_images'], 'n_cells': info['n_cells']}
 
-# %% ../../nbs/03_data.synth.ipynb #30549d40
+# %% ../../nbs/03_data.synth.ipynb #fdb9d37a
 def synth_parser() -> argparse.ArgumentParser:
     "`cellseg synth`'s options: `make_synthetic_livecell`'s parameters, with their defaults and comments"
     return dataclass_parser(make_synthetic_livecell, prog='cellseg synth', flags=dict(out='--out'),
@@ -455,7 +455,7 @@ def synth_parser() -> argparse.ArgumentParser:
                             extra=dict(size=dict(nargs=2, metavar=('W', 'H'), shown='704 520'), density=dict(nargs=2, metavar=('LO', 'HI')),
                                        annotations_as_dict=dict(off=('--annotations-as-list',)), progress=dict(off=('--quiet',))))
 
-# %% ../../nbs/03_data.synth.ipynb #c1d9252c
+# %% ../../nbs/03_data.synth.ipynb #237fe09c
 def synth_cli(argv:list|None=None) -> int:
     "`cellseg synth`: write a synthetic LIVECell-format dataset"
     kw = vars(synth_parser().parse_args(argv))

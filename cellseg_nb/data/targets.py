@@ -23,14 +23,14 @@ def instance_edges(labels:np.ndarray, # (H, W) instance ids, 0 = background
     dh = lab[:, 1:] != lab[:, :-1]; b[:, 1:] |= dh; b[:, :-1] |= dh
     return b & (lab > 0)
 
-# %% ../../nbs/04_data.targets.ipynb #db196736
+# %% ../../nbs/04_data.targets.ipynb #5cd505f2
 def _edt(mask:np.ndarray) -> np.ndarray:
     "Exact Euclidean distance of each True pixel to the nearest False pixel (OpenCV if present, else scipy)"
     try: import cv2
     except ImportError: return ndi.distance_transform_edt(mask).astype(np.float32)
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
-# %% ../../nbs/04_data.targets.ipynb #9713be4e
+# %% ../../nbs/04_data.targets.ipynb #661315c6
 def _compact_ids(labels:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "`labels` as int64 ids usable as array indices, and the original id of each new id (identity when ids are small)"
     lab = np.asarray(labels)

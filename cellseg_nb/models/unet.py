@@ -67,12 +67,12 @@ class DecoderBlock(nn.Module):
         if skip is not None: x = torch.cat([x, skip], 1)
         return self.convs(x)
 
-# %% ../../nbs/07_models.unet.ipynb #cae2c07f
+# %% ../../nbs/07_models.unet.ipynb #92abfbe9
 def n_decoder_blocks(reductions) -> int:
     "Decoder blocks needed for encoder levels with `reductions`: one per skip, plus x2 steps from the shallowest to full size"
     return len(reductions) - 1 + max(0, math.ceil(math.log2(reductions[0])))
 
-# %% ../../nbs/07_models.unet.ipynb #f0a2df68
+# %% ../../nbs/07_models.unet.ipynb #b2b28d75
 class UNetDecoder(nn.Module):
     "UNet decoder over encoder features of any number of levels and reductions, ending at full resolution"
     def __init__(self, enc_channels, # channels of each encoder level, shallow to deep
@@ -128,12 +128,12 @@ def _check_classes(num_classes, class_names):
         raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}; they must agree")
     return [str(c) for c in class_names]
 
-# %% ../../nbs/07_models.unet.ipynb #df35b484
+# %% ../../nbs/07_models.unet.ipynb #5a07bac3
 def _scaled(size, scale:float) -> tuple:
     "(H, W) resized by `scale`, at least 1 px"
     return tuple(max(1, round(int(n) * scale)) for n in size)
 
-# %% ../../nbs/07_models.unet.ipynb #4de9088e
+# %% ../../nbs/07_models.unet.ipynb #29c49f48
 class MultiHeadUNet(nn.Module):
     "UNet on a timm encoder with named heads; `forward(x)` returns the contract's dict of logits"
     def __init__(self, encoder_name:str="tf_efficientnetv2_s", # any timm model supporting `features_only`
@@ -155,6 +155,7 @@ class MultiHeadUNet(nn.Module):
                  compile:bool|dict=False, # `torch.compile` the forward (a dict is passed as its kwargs)
                  gradient_checkpointing:bool=False, # recompute encoder stages / decoder blocks in backward to save memory
                  scale:float=1.0, # `forward` resizes images by this factor first (cells at the training scale), outputs come back at input size
+                 cell_diameter:float|None=None, # median training cell diameter (px) as the model saw it; lets inference resize other images to match
                 ):
         super().__init__()
         heads, class_names = _check_heads(heads), _check_classes(num_classes, class_names)
@@ -172,7 +173,7 @@ class MultiHeadUNet(nn.Module):
                            class_names=class_names, decoder_channels=list(decoder_channels), final_convs=final_convs,
                            head_kernel=head_kernel, head_channels=head_channels, cls_dropout=cls_dropout, pad_mode=pad_mode,
                            normalisation=dict(normalisation or DEFAULT_NORMALISATION), postprocess=dict(postprocess or {}),
-                           scale=float(scale))
+                           scale=float(scale), cell_diameter=None if cell_diameter is None else float(cell_diameter))
         if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
         self.scale = float(scale)
         self.channels_last = channels_last
@@ -261,7 +262,7 @@ def parameter_table(model:MultiHeadUNet) -> dict:
     return dict(encoder=count_parameters(model.encoder), decoder=count_parameters(model.decoder),
                 heads=count_parameters(model.heads), total=count_parameters(model))
 
-# %% ../../nbs/07_models.unet.ipynb #3890633f
+# %% ../../nbs/07_models.unet.ipynb #33830ef7
 def _unwrap(model:nn.Module) -> nn.Module:
     "The plain module inside `torch.compile` / DDP / Accelerate wrappers"
     while True:
@@ -269,14 +270,14 @@ def _unwrap(model:nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module): return model
         model = inner
 
-# %% ../../nbs/07_models.unet.ipynb #497e885a
+# %% ../../nbs/07_models.unet.ipynb #f1493805
 def _merge(a:dict, b:Mapping) -> dict:
     "`a` updated with `b`, merging nested dicts"
     out = copy.deepcopy(a)
     for k, v in b.items(): out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
 
-# %% ../../nbs/07_models.unet.ipynb #32d02e4a
+# %% ../../nbs/07_models.unet.ipynb #c92af6be
 def save_model(model:MultiHeadUNet, # the model (compiled or wrapped models are unwrapped)
                path, # folder to write `model.safetensors` and `config.json` into
                extra_config:Mapping|None=None, # merged into the saved config (the model's own `config` is unchanged)
@@ -293,7 +294,7 @@ def save_model(model:MultiHeadUNet, # the model (compiled or wrapped models are 
     with atomic_write(path/'config.json', 'w') as f: json.dump(cfg, f, indent=1)
     return path
 
-# %% ../../nbs/07_models.unet.ipynb #771efeb3
+# %% ../../nbs/07_models.unet.ipynb #e73e865d
 def _model_files(path):
     p = Path(path)
     d = p.parent if p.name in ('model.safetensors', 'config.json') else p
@@ -302,7 +303,7 @@ def _model_files(path):
                                 "pass a training run's best/ or last/ folder, or one written by `save_model(model, folder)`")
     return d/'config.json', d/'model.safetensors'
 
-# %% ../../nbs/07_models.unet.ipynb #35253f9a
+# %% ../../nbs/07_models.unet.ipynb #6101bb1b
 def load_model(path, # a `save_model` folder (or a file in it)
                map_location='cpu', # device to put the model on
                **overrides, # runtime options or config overrides passed to `create_model`, e.g. `channels_last=True`
@@ -335,13 +336,13 @@ def resolve_model_dir(path, # a `save_model` folder, a run folder holding one, o
     looked = ', '.join(f'{s}/' for s in subdirs)
     raise FileNotFoundError(f"{p}: no model in it (config.json and model.safetensors, looked in {looked + ' and ' if looked else ''}the folder itself) -- pass {what}")
 
-# %% ../../nbs/07_models.unet.ipynb #6fe6ac5b
+# %% ../../nbs/07_models.unet.ipynb #aac47347
 class LoadResult(NamedTuple):
     loaded: list  # keys loaded
     missing: list  # keys of the model part not found in the source
     unexpected: list  # keys of the source that the model part does not have
 
-# %% ../../nbs/07_models.unet.ipynb #d2b1f0ce
+# %% ../../nbs/07_models.unet.ipynb #4653e365
 def _read_state(src) -> dict:
     "A flat state dict from a dict, a `save_model` folder, a `.safetensors` file or a torch file"
     if isinstance(src, Mapping): state = dict(src)
@@ -360,7 +361,7 @@ def _read_state(src) -> dict:
     for pre in ('_orig_mod.', 'module.'): state = {k[len(pre):] if k.startswith(pre) else k: v for k, v in state.items()}
     return state
 
-# %% ../../nbs/07_models.unet.ipynb #fbaf877e
+# %% ../../nbs/07_models.unet.ipynb #87eeb17a
 def _load_part(model, src, prefixes, strict):
     model, state = _unwrap(model), _read_state(src)
     part = {k: v for k, v in state.items() if k.startswith(prefixes)}
