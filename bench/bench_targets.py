@@ -60,7 +60,7 @@ def bench_labels(name, lab, repeats, out):
           f"-> {r['speedup_vs_scipy_edt']:.1f}x")
 
 def bench_dataset(repeats, out):
-    from cellseg_nb.data.synth import make_synthetic_livecell
+    from cellseg_nb.data.synthset import make_synthetic_livecell
     from cellseg_nb.data.sources import livecell_source
     from cellseg_nb.data.datasets import CellDataset
     from cellseg_nb.augment import get_transforms

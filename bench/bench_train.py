@@ -62,7 +62,7 @@ def main():
     p.add_argument('--batch-size', type=int, default=8); p.add_argument('--steps', type=int, default=30)
     a = p.parse_args()
     import torch
-    from cellseg_nb.data.synth import make_synthetic_livecell
+    from cellseg_nb.data.synthset import make_synthetic_livecell
     tmp = Path(tempfile.mkdtemp())
     data = make_synthetic_livecell(tmp/'data', n_images=24, size=(256, 256), splits='train=1.0', progress=False)
     res = dict(machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load=os.getloadavg()),

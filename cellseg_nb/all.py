@@ -13,6 +13,7 @@ from .data.download import *
 from .data.coco import *
 from .data.labelcache import *
 from .data.synth import *
+from .data.synthset import *
 from .data.targets import *
 from .augment import *
 from .data.sources import *

@@ -14,7 +14,7 @@ __all__ = ['COMMANDS', 'resolve_command', 'main']
 # %% ../nbs/90_cli.ipynb #78f153e1
 COMMANDS = {  # sub-command: ("module:function", one-line help)
     'demo':     ('cellseg_nb.demo:demo_cli', 'generate synthetic LIVECell data, train, evaluate and plot (the main job)'),
-    'synth':    ('cellseg_nb.data.synth:synth_cli', 'write a synthetic dataset in LIVECell layout and COCO format'),
+    'synth':    ('cellseg_nb.data.synthset:synth_cli', 'write a synthetic dataset in LIVECell layout and COCO format'),
     'download': ('cellseg_nb.data.download:download_cli', 'download LIVECell (resumable, verified)'),
     'train':    ('cellseg_nb.train:train_cli', 'train a model on COCO, LIVECell or image + mask folders'),
     'evaluate': ('cellseg_nb.evaluate:evaluate_cli', 'score a model or saved predictions against annotations'),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from .core import in_test, atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
-from .data.synth import make_synthetic_livecell
+from .data.synthset import make_synthetic_livecell
 from .data.sources import CocoSource
 from .metrics import object_scores
 from .evaluate import evaluate, plot_overlay, _predictor

@@ -183,7 +183,7 @@ def test_disk_full_while_predicting(model, tmp_path, small_tmpfs):
 # ------------------------------------------------------------------------------------------- untrusted run folders
 @pytest.fixture(scope='module')
 def synth(tmp_path_factory):
-    from cellseg_nb.data.synth import make_synthetic_livecell
+    from cellseg_nb.data.synthset import make_synthetic_livecell
     root = tmp_path_factory.mktemp('synth')
     d = make_synthetic_livecell(root/'data', n_images=4, seed=0, size=(64, 64), splits='train=1.0', progress=False)
     return d['images']['train'], d['annotations']['train']

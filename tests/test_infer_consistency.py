@@ -23,7 +23,7 @@ def _cli(fn, argv):
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     "Synthetic data (200x800 images: two 512 px tiles across) and a `unet_test` run trained for a few steps, validated on the test images"
-    from cellseg_nb.data.synth import make_synthetic_livecell
+    from cellseg_nb.data.synthset import make_synthetic_livecell
     from cellseg_nb.train import train_cli
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp('consistency')

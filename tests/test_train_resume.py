@@ -37,7 +37,7 @@ def _final(run):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from cellseg_nb.data.synth import make_synthetic_livecell
+    from cellseg_nb.data.synthset import make_synthetic_livecell
     root = tmp_path_factory.mktemp('synth')
     d = make_synthetic_livecell(root/'data', n_images=6, seed=0, size=(96, 96), splits='train=1.0', progress=False)
     f = root/'data.json'

@@ -6,17 +6,12 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/data.synth.html.md"""
 
 # %% ../../nbs/03_data.synth.ipynb #a0a4a58b
 from __future__ import annotations
-import json, argparse, sys
-from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
-from ..core import atomic_write, cell_line_from_name, read_image
-from ..clitools import dataclass_parser, run_cli
 
 # %% auto #0
-__all__ = ['SYNTH_TYPES', 'MIXED', 'SPLITS', 'IMAGE_DIRS', 'cell_shapes', 'place_cells', 'draw_cells', 'clean_labels',
-           'debris_specks', 'render_phase', 'colony_mask', 'synth_image', 'labels_to_polygons', 'show_synth',
-           'synth_name', 'parse_splits', 'split_counts', 'make_synthetic_livecell', 'synth_parser', 'synth_cli']
+__all__ = ['SYNTH_TYPES', 'MIXED', 'cell_shapes', 'place_cells', 'draw_cells', 'clean_labels', 'debris_specks', 'render_phase',
+           'colony_mask', 'synth_image', 'labels_to_polygons', 'show_synth']
 
 # %% ../../nbs/03_data.synth.ipynb #13454e30
 SYNTH_TYPES = ('round', 'spindle', 'spread')  # cell morphologies = the synthetic cell types, in class order
@@ -319,149 +314,3 @@ def show_synth(img:np.ndarray, # (H, W) image
         ax.imshow(np.ma.masked_equal(b, 0), cmap='autumn', alpha=0.8, interpolation='nearest')
     ax.set_title(title, fontsize=8); ax.axis('off')
     return ax
-
-# %% ../../nbs/03_data.synth.ipynb #cb90f567
-def synth_name(cell_type:str, # file-name prefix: a type or 'mixed'
-               j:int, # running number of images of this type (0-based)
-              ) -> str:
-    "A unique LIVECell-style file name, e.g. `round_Phase_A1_1_00d00h00m_1.tif`"
-    k, t, w = j % 4 + 1, (j//4) % 18, j//72
-    well = f"{'ABCDEFGH'[w % 8]}{(w//8) % 12 + 1}"
-    return f"{cell_type}_Phase_{well}_{w//96 + 1}_{t*4//24:02d}d{t*4 % 24:02d}h00m_{k}.tif"
-
-# %% ../../nbs/03_data.synth.ipynb #f2042fe3
-SPLITS = ('train', 'val', 'test')
-IMAGE_DIRS = {'train': 'images/livecell_train_val_images', 'val': 'images/livecell_train_val_images',
-              'test': 'images/livecell_test_images'}  # LIVECell's image folders, per split
-
-def parse_splits(s) -> dict:
-    "`'train=0.6,val=0.2,test=0.2'` (or a dict) → normalised fractions `{split: f}`"
-    if isinstance(s, str):
-        try: s = {k.strip(): float(v) for k, v in (p.split('=') for p in s.split(',') if p.strip())}
-        except ValueError: raise ValueError(f"splits {s!r}: expected e.g. 'train=0.6,val=0.2,test=0.2'") from None
-    bad = [k for k in s if k not in SPLITS]
-    if bad: raise ValueError(f"unknown split(s) {bad}; expected some of {list(SPLITS)}")
-    if any(v < 0 for v in s.values()) or sum(s.values()) <= 0: raise ValueError(f"split fractions must be ≥ 0 and not all 0, got {s}")
-    tot = sum(s.values())
-    return {k: s[k]/tot for k in SPLITS if s.get(k, 0) > 0}
-
-# %% ../../nbs/03_data.synth.ipynb #0973398e
-def split_counts(n:int, # number of images
-                 splits:dict, # `{split: fraction}`
-                ) -> dict:
-    "Images per split: largest-remainder rounding, at least one per split when `n` allows"
-    fr = parse_splits(splits); ks = list(fr)
-    c = {k: int(np.floor(n*fr[k])) for k in ks}
-    for k in sorted(ks, key=lambda k: n*fr[k] - c[k], reverse=True)[:n - sum(c.values())]: c[k] += 1
-    for k in ks:
-        if c[k] == 0 and n >= len(ks): c[max(c, key=c.get)] -= 1; c[k] = 1
-    return c
-
-# %% ../../nbs/03_data.synth.ipynb #97be55ae
-def _plan(n, seed, types, mixed_fraction, splits):
-    "Split, type and density-draw plan of `n` images: list of (split, type)"
-    rng, plan = np.random.default_rng(seed), []
-    counts = split_counts(n, splits)
-    n_mixed = int(round(mixed_fraction*n))
-    mixed = set(rng.permutation(n)[:n_mixed].tolist())
-    for s, c in counts.items():
-        start = len(plan)
-        plan += [(s, types[(i - start) % len(types)]) for i in range(start, start + c)]
-    return [(s, MIXED if i in mixed else t) for i, (s, t) in enumerate(plan)]
-
-# %% ../../nbs/03_data.synth.ipynb #4d22da06
-def _coco_json(images, anns, categories, as_dict):
-    return {'info': {'description': 'cellseg-nb synthetic LIVECell', 'version': '1.0', 'year': '2024',
-                     'contributor': 'cellseg-nb', 'url': '', 'date_created': ''},
-            'licenses': [{'id': 1, 'name': 'MIT', 'url': 'https://opensource.org/licenses/MIT'}],
-            'categories': categories, 'images': images,
-            'annotations': {str(a['id']): a for a in anns} if as_dict else anns}
-
-# %% ../../nbs/03_data.synth.ipynb #6e22f51a
-def make_synthetic_livecell(out, # output folder (created)
-                            n_images:int=24, # number of images over all splits
-                            seed:int=0, # random seed: same seed, same bytes
-                            size:tuple[int, int]=(520, 704), # (H, W) of every image (on the command line: W H)
-                            types=SYNTH_TYPES, # cell types (file-name prefixes)
-                            mixed_fraction:float=0.0, # fraction of `mixed_...` images with several types (then categories are the types)
-                            density:tuple[float, float]=(0.1, 0.8), # (lo, hi) range of each image's cell coverage
-                            splits='train=0.6,val=0.2,test=0.2', # split fractions, str or dict
-                            annotations_as_dict:bool=True, # LIVECell's form: `annotations` keyed by `str(id)`
-                            annotations_dir:str='annotations/LIVECell', # json folder inside `out`, as the downloader's ('' = top level)
-                            debris:float=1.0, # debris specks per 10,000 px² of background
-                            overwrite:bool=False, # regenerate even if `out` holds this exact dataset
-                            progress:bool=True, # show a tqdm progress bar
-                           ) -> dict:
-    "Write a synthetic dataset in LIVECell's layout and COCO format; returns its paths, class names and counts"
-    from tqdm.auto import tqdm
-    import tifffile
-    types, out = tuple(types), Path(out)
-    if not types: raise ValueError(f"types must not be empty; choose from {list(SYNTH_TYPES)}")
-    for t in types: _check_type(t)
-    if not 0 <= mixed_fraction <= 1: raise ValueError(f"mixed_fraction must be in [0, 1], got {mixed_fraction}")
-    lo, hi = density
-    if not 0 < lo <= hi < 1: raise ValueError(f"density must be (lo, hi) with 0 < lo <= hi < 1, got {density}")
-    if n_images < 1: raise ValueError(f"n_images must be ≥ 1, got {n_images}")
-    fr = parse_splits(splits)
-    params = dict(n_images=n_images, seed=seed, size=list(size), types=list(types), mixed_fraction=mixed_fraction,
-                  density=[lo, hi], splits=fr, annotations_as_dict=annotations_as_dict,
-                  annotations_dir=annotations_dir, debris=debris, version=2)
-    man = out/'synth_manifest.json'
-    if man.exists() and not overwrite:
-        info = json.loads(man.read_text())
-        if info.get('params') == params and all((out/p).exists() for p in info['files']): return _result(out, info)
-    per_type = 'per_type' if mixed_fraction > 0 else 'single'
-    cats = ([{'supercategory': 'cell', 'id': k + 1, 'name': t} for k, t in enumerate(types)] if per_type == 'per_type'
-            else [{'supercategory': 'cell', 'id': 1, 'name': 'cell'}])
-    images, anns = {s: [] for s in fr}, {s: [] for s in fr}
-    counters, aid, files = {}, 0, []
-    plan = _plan(n_images, seed, types, mixed_fraction, fr)
-    for i, (split, t) in enumerate(tqdm(plan, desc='synthetic LIVECell', disable=not progress)):
-        rng = np.random.default_rng([seed, i])
-        img, lab, names = synth_image(rng, t, tuple(size), float(rng.uniform(lo, hi)), types, debris)
-        fname = synth_name(t, counters.setdefault(t, 0)); counters[t] += 1
-        rel = f'{IMAGE_DIRS[split]}/{fname}'
-        with atomic_write(out/rel) as fh: tifffile.imwrite(fh, img, compression='zlib')
-        files.append(rel)
-        images[split].append({'id': i + 1, 'width': int(size[1]), 'height': int(size[0]), 'file_name': fname})
-        for j, poly, bbox, area in labels_to_polygons(lab):
-            aid += 1
-            cid = types.index(names[j - 1]) + 1 if per_type == 'per_type' else 1
-            anns[split].append({'id': aid, 'image_id': i + 1, 'category_id': cid, 'segmentation': [poly],
-                                'area': area, 'bbox': bbox, 'iscrowd': 0})
-    for s in fr:
-        rel = str(Path(annotations_dir)/f'livecell_coco_{s}.json')
-        with atomic_write(out/rel, 'w') as fh: json.dump(_coco_json(images[s], anns[s], cats, annotations_as_dict), fh)
-        files.append(rel)
-    info = {'params': params, 'files': files, 'class_names': list(types), 'categories': per_type,
-            'n_images': {s: len(images[s]) for s in fr}, 'n_cells': {s: len(anns[s]) for s in fr}}
-    with atomic_write(man, 'w') as fh: json.dump(info, fh, indent=1)
-    return _result(out, info)
-
-# %% ../../nbs/03_data.synth.ipynb #372d8914
-def _result(out, info):
-    "The summary `make_synthetic_livecell` returns"
-    sp = list(info['n_images'])
-    ad = Path(info['params']['annotations_dir'])
-    return {'root': out, 'images': {s: out/IMAGE_DIRS[s] for s in sp}, 'annotations': {s: out/ad/f'livecell_coco_{s}.json' for s in sp},
-            'class_names': tuple(info['class_names']), 'categories': info['categories'],
-            'n_images': info['n_images'], 'n_cells': info['n_cells']}
-
-# %% ../../nbs/03_data.synth.ipynb #fdb9d37a
-def synth_parser() -> argparse.ArgumentParser:
-    "`cellseg synth`'s options: `make_synthetic_livecell`'s parameters, with their defaults and comments"
-    return dataclass_parser(make_synthetic_livecell, prog='cellseg synth', flags=dict(out='--out'),
-                            description='Write a synthetic dataset in LIVECell layout and COCO format.',
-                            extra=dict(size=dict(nargs=2, metavar=('W', 'H'), shown='704 520'), density=dict(nargs=2, metavar=('LO', 'HI')),
-                                       annotations_as_dict=dict(off=('--annotations-as-list',)), progress=dict(off=('--quiet',))))
-
-# %% ../../nbs/03_data.synth.ipynb #237fe09c
-def synth_cli(argv:list|None=None) -> int:
-    "`cellseg synth`: write a synthetic LIVECell-format dataset"
-    kw = vars(synth_parser().parse_args(argv))
-    if 'size' in kw: kw['size'] = tuple(kw['size'][::-1])   # W H on the command line, (H, W) in Python
-    def main():
-        res = make_synthetic_livecell(**kw)
-        print(f"wrote {sum(res['n_images'].values())} images, {sum(res['n_cells'].values())} cells to {res['root']} "
-              f"({', '.join(f'{s}: {n}' for s, n in res['n_images'].items())}); classes: {', '.join(res['class_names'])}")
-    return run_cli('cellseg synth', main)
