@@ -11,9 +11,13 @@ as `cellseg train` does when it has no validation images. Variants:
 - `after-tune-all`: the defaults, then the whole `DEFAULT_GRID` (seed_h, smoothing, ...) tuned on the training images;
 - `h=0.03`, `h=0.1`: other fixed peak heights; `after+flips`: `after` on maps averaged over 4 flips (the product's default
   test-time augmentation);
-- `after+flips+size`: `after+flips`, each image segmented again resized so its cells match the training size, measured on
-  a first pass (`cellseg_nb.infer.segment`'s default, `PRODUCT`). A model trained before models recorded their cell size
-  gets the one training records now (its scale times the training images' median cell diameter).
+- `after+flips+size`: `after+flips`, each image segmented again resized so its median cell diameter, measured on a
+  first pass, matches the training median (as Cellpose's size model);
+- `after+flips+matched`: `cellseg_nb.infer.segment`'s default (`PRODUCT`): as `after+flips+size` for a model trained on
+  fewer than 10 images; with more, only images whose measured size lies outside the range of the training images' own
+  median sizes are resized, to the nearest edge of that range.
+A model trained before models recorded their cell sizes gets the ones training records now (its scale times the
+training images' median cell diameter; with 10 images or more, the 10th-90th percentiles of their per-image medians).
 Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled over a protocol's test images.
 
     python bench/realdata_postprocess.py --method 'ours[r1]' --budget dev --seed 0
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as R
 
 RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
-PRODUCT = 'after+flips+size'  # what `cellseg train` + `cellseg predict` do now
+PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` do now
 
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
@@ -44,7 +48,8 @@ def variants():
     return {'before': (P(seed_h=0.0, seed_threshold=0.5, smooth=1.0), old_grid, False),
             'after': (P(), TRAIN_IMAGE_GRID, False), 'after-tune-all': (P(), DEFAULT_GRID, False),
             'h=0.03': (P(seed_h=0.03), TRAIN_IMAGE_GRID, False), 'h=0.1': (P(seed_h=0.1), TRAIN_IMAGE_GRID, False),
-            'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips'), 'after+flips+size': (P(), TRAIN_IMAGE_GRID, 'flips', 'size')}
+            'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips'), 'after+flips+size': (P(), TRAIN_IMAGE_GRID, 'flips', 'size'),
+            'after+flips+matched': (P(), TRAIN_IMAGE_GRID, 'flips', 'matched')}
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
@@ -52,12 +57,15 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     from cellseg_nb.infer import infer_maps, segment
     from cellseg_nb.postprocess import instances_from_probs, tune_thresholds
     from cellseg_nb.train import MAX_TUNE_TRAIN
-    from cellseg_nb.data.targets import median_diameter
     model = load_model(R.OUT/'work'/f'{protocol}_{fold}_{method}_{budget}_{seed}'/'run'/'best')
     tr, _, te = R.folds(protocol)[fold]
     tri, tei = R.items_of(protocol, tr)[:MAX_TUNE_TRAIN], R.items_of(protocol, te)
-    if not model.config.get('cell_diameter'):  # trained before models recorded their cell size: the size training records now
-        model.config['cell_diameter'] = round(model.scale * median_diameter([l for *_, l in R.items_of(protocol, tr)[:50]]), 2)
+    if not model.config.get('cell_diameter'):  # trained before models recorded their cell sizes: the sizes training records now
+        from cellseg_nb.data.sources import ArraySource
+        from cellseg_nb.train import cell_sizes, MIN_IMAGES_SIZE_RANGE
+        d, per = cell_sizes(ArraySource([img for _, img, _ in R.items_of(protocol, tr)], [l for *_, l in R.items_of(protocol, tr)]))
+        model.config.update(cell_diameter=round(model.scale * d, 2), cell_diameter_range=[round(model.scale * x, 2) for x in np.percentile(per, (10, 90))]
+                            if len(per) >= MIN_IMAGES_SIZE_RANGE else None)
     maps = {}
     def probs(items, tta):
         if (id(items), tta) not in maps: maps[id(items), tta] = [infer_maps(model, img, tta=tta, progress=False).probs() for _, img, _ in items]
@@ -66,8 +74,10 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     for name, (base, grid, tta, *size) in variants().items():
         if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
-        pairs = ((segment(model, img, pp, tta=tta) for _, img, _ in tei) if size else   # first pass, then at the matched size
+        rng = model.config['cell_diameter_range']; model.config['cell_diameter_range'] = None if size == ['size'] else rng  # 'size': match the median
+        pairs = ([segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
                  (instances_from_probs(p, pp) for p in probs(tei, tta)))
+        model.config['cell_diameter_range'] = rng
         preds = [(lab, R.label_scores(lab, cells)) for lab, cells in pairs]
         out[name] = (preds, asdict(pp))
     return out

@@ -379,12 +379,15 @@ def matched_scale(model, # a `MultiHeadUNet`; without `config['cell_diameter']` 
                   diameter:float|None=None, # the image's median cell diameter (px); None: measured on `labels`; 0: keep the model's scale
                   labels:np.ndarray|None=None, # first-pass segmentation of the image at the model's own scale
                  ) -> float|None:
-    "The resize factor showing the image's cells at the training size (measured: within 2x of the model's scale); None: keep it"
-    target, s0 = (getattr(model, 'config', None) or {}).get('cell_diameter'), getattr(model, 'scale', None)
+    "The resize factor showing the image's cells at a size training saw (measured: within 2x of the model's scale); None: keep it"
+    cfg = getattr(model, 'config', None) or {}; target, s0 = cfg.get('cell_diameter'), getattr(model, 'scale', None)
     if not target or s0 is None or diameter == 0: return None
     if diameter is not None: return float(np.clip(target / diameter, 0.1, 10))
     if labels is None or len(np.unique(labels)) - 1 < MIN_CELLS_TO_MEASURE: return None
-    return float(np.clip(target / median_diameter([labels]), s0 / 2, s0 * 2))
+    lo, hi = cfg.get('cell_diameter_range') or (target, target)
+    d = median_diameter([labels]) * s0   # the image's cells as the model sees them
+    if lo <= d <= hi: return None        # a size training saw: no resizing
+    return float(np.clip(s0 * (lo if d < lo else hi) / d, s0 / 2, s0 * 2))
 
 # %% ../nbs/09b_infer.ipynb #af1fa121
 @contextlib.contextmanager

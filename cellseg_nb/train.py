@@ -30,8 +30,9 @@ from .loop import (  # the loop's parts and the loop; imported here too so `from
 from .learner import LoopConfig, NonFiniteLossError, Trainer, fit
 
 # %% auto #0
-__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS', 'TrainConfig', 'build_sources',
-           'check_has_cells', 'make_val_fn', 'cell_scale', 'train', 'train_parser', 'config_from_args', 'train_cli']
+__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS',
+           'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn', 'cell_sizes', 'cell_scale', 'train',
+           'train_parser', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #a8ab843a
 VAL_METRICS = ('f1', 'msa')
@@ -165,24 +166,33 @@ def make_val_fn(val_source, # validation `Source`
 # %% ../nbs/12_train.ipynb #06dcac73
 MAX_TUNE_TRAIN = 8  # without validation images, thresholds are tuned on at most this many training images
 
-def cell_scale(source, # training `Source`
-               diameter:float|None, # wanted median cell diameter (px); None: 1.0
+MIN_IMAGES_SIZE_RANGE = 10  # training images needed to record the range of their cell sizes (fewer: a range of 4 points says little)
+
+def cell_sizes(source, # training `Source`
                max_images:int=50, # measure on at most this many images, spread over the source
-              ) -> tuple[float, float]:
-    "`(scale, median)`: the resize factor that brings `source`'s median cell diameter to `diameter` (clipped to 0.25..4), and that median (px)"
+              ) -> tuple[float, list]:
+    "`(median, per-image medians)`: the cell diameters (px) of `source`, over all its cells and image by image"
     idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
-    d = median_diameter([source.labels(int(i)) for i in idx])
-    return (round(float(np.clip(diameter / d, 0.25, 4)), 3) if diameter else 1.0), d
+    labs = [source.labels(int(i)) for i in idx]
+    return median_diameter(labs), [median_diameter([l]) for l in labs if l.any()]
+
+def cell_scale(median:float, # median cell diameter of the training images (px), from `cell_sizes`
+               diameter:float|None, # wanted median cell diameter (px); None: 1.0
+              ) -> float:
+    "The resize factor that brings the median cell diameter `median` to `diameter` (clipped to 0.25..4)"
+    return round(float(np.clip(diameter / median, 0.25, 4)), 3) if diameter else 1.0
 
 # %% ../nbs/12_train.ipynb #fa1db023
 def _build_model(cfg:TrainConfig, tr_src, run:Path):
     "`(model, scale, init)`: the model `cfg` asks for, the resize factor of `tr_src`'s cells, and where its weights came from"
     names = list(tr_src.class_names) or ['cell']  # data without cell types: one class, not LIVECell's eight
-    scale, d = cell_scale(tr_src, cfg.cell_diameter)
-    scale = cfg.model_overrides.get('scale') or scale
+    d, per_image = cell_sizes(tr_src)
+    scale = cfg.model_overrides.get('scale') or cell_scale(d, cfg.cell_diameter)
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
+    rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE else None
+    sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range: `segment` matches the median
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale,
-                                       'cell_diameter': round(scale * d, 2)})  # the cells as the model sees them: inference matches other images to it
+                                       **sizes})  # the cells as the model saw them: inference matches other images to them
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     return model, scale, init
 

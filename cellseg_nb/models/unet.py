@@ -156,6 +156,7 @@ class MultiHeadUNet(nn.Module):
                  gradient_checkpointing:bool=False, # recompute encoder stages / decoder blocks in backward to save memory
                  scale:float=1.0, # `forward` resizes images by this factor first (cells at the training scale), outputs come back at input size
                  cell_diameter:float|None=None, # median training cell diameter (px) as the model saw it; lets inference resize other images to match
+                 cell_diameter_range:list|None=None, # 10th and 90th percentiles of the training images' median cell diameters (px), as the model saw them
                 ):
         super().__init__()
         heads, class_names = _check_heads(heads), _check_classes(num_classes, class_names)
@@ -173,7 +174,8 @@ class MultiHeadUNet(nn.Module):
                            class_names=class_names, decoder_channels=list(decoder_channels), final_convs=final_convs,
                            head_kernel=head_kernel, head_channels=head_channels, cls_dropout=cls_dropout, pad_mode=pad_mode,
                            normalisation=dict(normalisation or DEFAULT_NORMALISATION), postprocess=dict(postprocess or {}),
-                           scale=float(scale), cell_diameter=None if cell_diameter is None else float(cell_diameter))
+                           scale=float(scale), cell_diameter=None if cell_diameter is None else float(cell_diameter),
+                           cell_diameter_range=None if cell_diameter_range is None else [float(x) for x in cell_diameter_range])
         if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
         self.scale = float(scale)
         self.channels_last = channels_last
