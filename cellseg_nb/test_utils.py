@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from .loop import SeededDataset
 
 # %% auto #0
-__all__ = ['TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'LocalServer']
+__all__ = ['TinyNet', 'SquaresDataset', 'bce_fg_loss', 'squares_val', 'square', 'coco_small', 'poly_ious', 'LocalServer']
 
 # %% ../nbs/97_test_utils.ipynb #a34797f6
 class TinyNet(nn.Module):
@@ -73,6 +73,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with open(p, 'rb') as f:
             f.seek(start)
             while n > 0 and (b := f.read(min(n, 1<<20))): self.wfile.write(b); n -= len(b)
+
+# %% ../nbs/97_test_utils.ipynb #7566a0ef
+def square(x0, y0, s):
+    "A COCO polygon: the flat `[x1, y1, x2, y2, ...]` corners of the square of side `s` at `(x0, y0)`"
+    return [x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]
+
+def coco_small() -> dict:
+    "Two 20×30 images, two categories, three annotations (one with float corners, one in two parts)"
+    return {'images': [{'id': 7, 'file_name': 'A172_a.tif', 'height': 20, 'width': 30},
+                       {'id': 9, 'file_name': 'BV2_b.tif', 'height': 20, 'width': 30}],
+            'categories': [{'id': 1, 'name': 'cell'}, {'id': 2, 'name': 'debris'}],
+            'annotations': [{'id': 1, 'image_id': 7, 'category_id': 1, 'segmentation': [square(2, 2, 6)]},
+                            {'id': 2, 'image_id': 7, 'category_id': 2, 'segmentation': [square(10.25, 4.5, 5.5)]},   # float coords
+                            {'id': 3, 'image_id': 9, 'category_id': 1, 'segmentation': [square(0, 0, 4), square(20, 10, 3)]}]}
+
+def poly_ious(lab:np.ndarray, polys) -> np.ndarray:
+    "IoU of each `(label, polygon, bbox, area)` of `polys` with its cell in label image `lab` (rasterised by pycocotools)"
+    from pycocotools import mask as mask_utils
+    H, W = lab.shape; ious = []
+    for j, poly, bbox, area in polys:
+        m = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([poly], H, W))).astype(bool)
+        g = lab == j; ious.append((m & g).sum()/(m | g).sum())
+    return np.array(ious)
 
 # %% ../nbs/97_test_utils.ipynb #23cb23cc
 class LocalServer:
