@@ -74,7 +74,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f.seek(start)
             while n > 0 and (b := f.read(min(n, 1<<20))): self.wfile.write(b); n -= len(b)
 
-# %% ../nbs/97_test_utils.ipynb #7566a0ef
+# %% ../nbs/97_test_utils.ipynb #0252d43c
 def square(x0, y0, s):
     "A COCO polygon: the flat `[x1, y1, x2, y2, ...]` corners of the square of side `s` at `(x0, y0)`"
     return [x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]
