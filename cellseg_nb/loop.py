@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/loop.html.md"""
 
 # %% ../nbs/11a_loop.ipynb #3cf0346c
 from __future__ import annotations
-import os, io, copy, json, math, random, shutil, warnings, contextlib, pickle
+import os, io, re, copy, json, math, random, shutil, warnings, contextlib, pickle
 from pathlib import Path
 import numpy as np
 import torch
@@ -19,13 +19,14 @@ from .core import atomic_write, in_test, in_colab
 from .models.unet import save_model
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'DEVICE_DEFAULTS', 'SCHEDULES', 'resolve_mixed_precision', 'device_defaults',
-           'make_accelerator', 'ResumableBatchSampler', 'SeededDataset', 'lr_factor', 'ProgressScheduler', 'EMA',
-           'save_checkpoint', 'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger', 'save_dir_atomic']
+__all__ = ['PRECISIONS', 'CPU_AUTO_PRECISION', 'DEVICE_DEFAULTS', 'SCHEDULES', 'cpu_native_bf16', 'resolve_mixed_precision',
+           'device_defaults', 'make_accelerator', 'ResumableBatchSampler', 'SeededDataset', 'lr_factor',
+           'ProgressScheduler', 'EMA', 'save_checkpoint', 'latest_checkpoint', 'read_log', 'plot_history', 'RunLogger',
+           'save_dir_atomic']
 
 # %% ../nbs/11a_loop.ipynb #e8386533
 PRECISIONS = ('auto', 'no', 'fp32', 'bf16', 'fp16')
-CPU_AUTO_PRECISION = 'bf16'  # bench/bench_train.py on our AVX512-BF16 CPU: bf16 autocast 1.6x fp32 (unet_test), 1.07x (unet_effv2_b0)
+CPU_AUTO_PRECISION = 'bf16'  # on a CPU with native bf16 (bench/bench_train.py, AVX512-BF16: 1.6x fp32 on unet_test, 1.07x on unet_effv2_b0)
 
 def _device_type() -> str:
     if torch.cuda.is_available(): return 'cuda'
@@ -40,6 +41,16 @@ def _native_bf16() -> bool:
     try: return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
     except RuntimeError: return False
 
+# %% ../nbs/11a_loop.ipynb #e90e4be7
+def cpu_native_bf16(cpuinfo:str|None=None, # text of /proc/cpuinfo (read when None)
+                   ) -> bool:
+    "True when this CPU computes bf16 natively (AVX512-BF16 or AMX flags); False where it cannot tell (e.g. not Linux)"
+    if cpuinfo is None:
+        try: cpuinfo = Path('/proc/cpuinfo').read_text()
+        except OSError: return False
+    flags = set(re.findall(r'\b(avx512_bf16|amx_bf16)\b', cpuinfo))
+    return bool(flags)
+
 # %% ../nbs/11a_loop.ipynb #8d047fbc
 def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
                             device_type:str|None=None, # 'cuda', 'cpu', 'xla' or 'mps'; detected when `None`
@@ -51,7 +62,7 @@ def resolve_mixed_precision(mp:str='auto', # one of `PRECISIONS`
     if mp == 'auto':
         if dev == 'cuda': return 'bf16' if _native_bf16() else 'fp16'  # a T4 (no native bf16) gets fp16 with loss scaling
         if dev == 'xla': return 'bf16'
-        return CPU_AUTO_PRECISION if dev == 'cpu' else 'no'
+        return CPU_AUTO_PRECISION if dev == 'cpu' and cpu_native_bf16() else 'no'  # emulated bf16 is 19x slower (AVX2 EPYC)
     if mp == 'fp16' and dev not in ('cuda', 'mps'):
         raise ValueError(f"mixed_precision='fp16' needs a GPU (device here: {dev}); use 'bf16', 'no' or 'auto'")
     return mp
