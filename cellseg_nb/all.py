@@ -18,6 +18,7 @@ from .data.targets import *
 from .augment import *
 from .data.sources import *
 from .data.datasets import *
+from .data.devaug import *
 from .models.unet import *
 from .losses import *
 from .metrics import *

@@ -18,6 +18,7 @@ from .data.sources import CocoSource, MaskFolderSource, livecell_source
 from .data.datasets import split_source, CellDataset, collate
 from .data.targets import median_diameter
 from .augment import PRESETS, get_transforms, transforms_to_dict
+from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances
@@ -66,6 +67,7 @@ class TrainConfig(LoopConfig):
     # re-declared: the loop's fixed 8 is a GPU's batch; left to None, `for_device` sizes it (`DEVICE_DEFAULTS`: 4 on a CPU)
     batch_size: int|None = None  # per-process batch; None: sized to the device
     augment: str = 'default'  # a `get_transforms` preset
+    device_augment: bool|None = None  # augment and compute targets on the accelerator (`DeviceAugment`); None: on a GPU
     # validation
     max_val_images: int|None = 50  # validate on at most this many images (whole images: keep it small on CPU)
     tune_postprocess: bool = True  # tune post-processing thresholds of `best/` on the validation set
@@ -199,9 +201,14 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
 # %% ../nbs/12_train.ipynb #abdcb3a4
 def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
     "`(cfg, dataset, transform, val_fn)`: crops at the images' scale, augmentation, validation, and `cfg` with `samples_per_epoch` set"
-    norm, crop = model.config.get('normalisation') or {}, max(32, round(cfg.crop_size / scale))  # the model sees `crop_size`
-    tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=crop)
-    ds = CellDataset(tr_src, tf, crop, model.config.get('in_channels', 1), normalize=norm)
+    norm, crop, ch = model.config.get('normalisation') or {}, max(32, round(cfg.crop_size / scale)), model.config.get('in_channels', 1)  # the model sees `crop_size`
+    on_device = cfg.device_augment if cfg.device_augment is not None else _device_type() == 'cuda'
+    if on_device:  # the loader cuts windows; `fit` augments and computes the targets on the device (`batch_tf`)
+        tf = DeviceAugment(cfg.augment, crop, in_channels=ch)
+        ds = WindowDataset(tr_src, crop, tf.margin, normalize=norm)
+    else:
+        tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=crop)
+        ds = CellDataset(tr_src, tf, crop, ch, normalize=norm)
     if cfg.samples_per_epoch is None: cfg = dataclasses.replace(cfg, samples_per_epoch=max(len(ds), 16*cfg.batch_size))
     return cfg, ds, tf, make_val_fn(val_src, norm, max_images=cfg.max_val_images) if val_src is not None else None
 
@@ -209,7 +216,8 @@ def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
 def _write_run_info(run:Path, cfg:TrainConfig, model, tf, tr_src, val_src, val_fn, init):
     "`run/config.json`: the whole config, the model's, the augmentation pipeline and the data the run trains on"
     n_val = getattr(val_fn, 'n_images', 0)
-    info = dict(train=asdict(cfg), model=model.config, augment=transforms_to_dict(tf) if tf is not None else None,
+    aug = tf.to_dict() if isinstance(tf, DeviceAugment) else transforms_to_dict(tf) if tf is not None else None
+    info = dict(train=asdict(cfg), model=model.config, augment=aug,
                 data=dict(train=repr(tr_src), n_train=len(tr_src), val=repr(val_src), n_val=n_val, val_names=[val_src.name(i) for i in range(n_val)]),
                 init=init, torch=torch.__version__)
     with atomic_write(run/'config.json', 'w') as f: json.dump(info, f, indent=1, default=str)
@@ -244,7 +252,8 @@ def train(cfg:TrainConfig|None=None, # the recipe (or give its fields as keyword
     cfg, ds, tf, val_fn = _train_data(cfg, tr_src, val_src, model, scale)
     if _rank() == 0 and not (cfg.resume and (run/'config.json').exists()): _write_run_info(run, cfg, model, tf, tr_src, val_src, val_fn, init)
     prev = json.loads((run/'summary.json').read_text()) if cfg.resume and (run/'summary.json').exists() else {}
-    summary = fit(model, MultiTaskLoss(**cfg.loss), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step)
+    summary = fit(model, MultiTaskLoss(**cfg.loss), ds, cfg, val_fn=val_fn, save_fn=save_model, collate_fn=collate, on_step=on_step,
+                  batch_tf=tf if isinstance(tf, DeviceAugment) else None)
     if prev.get('tuned') and prev.get('steps') == summary['steps']: summary.update(tuned=prev['tuned'], tuned_score=prev['tuned_score'])
     if cfg.tune_postprocess and _rank() == 0 and not summary.get('tuned'): _tune_best(run, cfg, summary, val_fn, tr_src)
     return summary

@@ -68,6 +68,10 @@ def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path):
     for k, v in ka['ema'].items(): assert torch.equal(v, kb['ema'][k]), k
     sa, sb = ka['optimizer']['state'], kb['optimizer']['state']
     assert all(torch.equal(sa[i]['exp_avg_sq'], sb[i]['exp_avg_sq']) for i in sa)
-    la = [json.loads(l)['loss'] for l in (tmp_path/'a'/'log.jsonl').read_text().splitlines() if 'loss' in l]
-    lb = [json.loads(l)['loss'] for l in (tmp_path/'b'/'log.jsonl').read_text().splitlines() if 'loss' in l]
-    assert la == lb  # the log has no duplicates or gaps from the kill
+    la = [json.loads(l) for l in (tmp_path/'a'/'log.jsonl').read_text().splitlines() if 'loss' in l]
+    lb = [json.loads(l) for l in (tmp_path/'b'/'log.jsonl').read_text().splitlines() if 'loss' in l]
+    assert [r['step'] for r in la] == [r['step'] for r in lb]  # the log has no duplicates or gaps from the kill
+    # the logged loss *values* may differ in the 7th digit: a mean's SIMD summation order follows the memory alignment of
+    # the process (seen once on an AVX2 EPYC; the rerun was bit-equal), while its gradient (1/N) and so the weights above stay bit-equal
+    import numpy as np
+    assert np.allclose([r['loss'] for r in la], [r['loss'] for r in lb], rtol=1e-5, atol=0)
