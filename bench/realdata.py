@@ -259,12 +259,23 @@ def report():
                               steps=float(np.mean([x['steps'] for x in v])), seeds=[x['seed'] for x in v])
                          for (p, b, m, f), v in sorted(per_fold.items())],
                protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
+    out = keep_earlier(out)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=1))
     for r in out['pooled']:
         print(f"{r['protocol']:>9} {r['budget']:>5} {r['method']:>24}: F1 {r['f1']['mean']:.3f}±{r['f1']['sd']:.3f} "
               f"mSA {r['msa']['mean']:.3f}±{r['msa']['sd']:.3f} AP {r['ap']['mean']:.3f}±{r['ap']['sd']:.3f} "
               f"(n={r['f1']['n']}, {r['steps']['mean']:.0f} steps, {r['s_per_step']['mean']:.2f} s/step)")
+    return out
+
+def keep_earlier(out:dict) -> dict:
+    "Rows of the previous results file that these runs do not measure again, kept and marked with their date (`measured`)"
+    if not RESULTS.exists(): return out
+    prev = json.loads(RESULTS.read_text())
+    for part, key in (('pooled', ('protocol', 'budget', 'method')), ('per_fold', ('protocol', 'budget', 'method', 'fold'))):
+        have = {tuple(r[k] for k in key) for r in out[part]}
+        out[part] += [{**r, 'measured': r.get('measured', prev.get('when'))} for r in prev.get(part, []) if tuple(r[k] for k in key) not in have]
+        out[part].sort(key=lambda r: tuple(str(r[k]) for k in key))
     return out
 
 def main(argv=None):

@@ -26,8 +26,8 @@ from .data.sources import livecell_paths
 
 # %% auto #0
 __all__ = ['load_annotations', 'find_images', 'ground_truth', 'gt_labels', 'classical_baseline', 'plot_scores_vs_iou',
-           'plot_confusion', 'plot_overlay', 'load_model_from', 'evaluate', 'format_table', 'EvalTarget',
-           'evaluate_parser', 'evaluate_cli', 'erode_labels']
+           'plot_confusion', 'plot_overlay', 'plot_reliability', 'load_model_from', 'evaluate', 'format_table',
+           'EvalTarget', 'evaluate_parser', 'evaluate_cli', 'erode_labels']
 
 # %% ../nbs/11_evaluate.ipynb #7070e770
 def load_annotations(source, # COCO json path, or a loaded COCO dict
@@ -142,6 +142,21 @@ def plot_overlay(image:np.ndarray, gt:np.ndarray, pred:np.ndarray, ax=None, titl
     ax.imshow(rgb); ax.set_title(title, fontsize=8); ax.axis('off')
     return ax
 
+# %% ../nbs/11_evaluate.ipynb #6fc7cf17
+def plot_reliability(table:pd.DataFrame, # `reliability_table` of the matched cells
+                     ax=None, title:str='cell-type probability (matched cells)'):
+    "Reliability diagram: accuracy against confidence per bin (bars), the diagonal of perfect calibration, the ECE in the title"
+    import matplotlib.pyplot as plt
+    from cellseg_nb.metrics import expected_calibration_error
+    ax = ax or plt.subplots(figsize=(3.2, 3.2))[1]
+    t = table[table.n > 0]
+    ax.bar(t.lo, t.accuracy, width=t.hi - t.lo, align='edge', color='tab:blue', alpha=0.7, edgecolor='k', label='accuracy')
+    ax.plot([0, 1], [0, 1], 'k--', lw=1, label='calibrated')
+    ece = float((t.n * (t.accuracy - t.confidence).abs()).sum() / max(t.n.sum(), 1))
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='type probability', ylabel='accuracy', title=f'{title}\nECE {ece:.3f}, {int(t.n.sum())} cells')
+    ax.title.set_fontsize(8); ax.legend(fontsize=7, loc='upper left')
+    return ax
+
 # %% ../nbs/11_evaluate.ipynb #e0155a07
 def load_model_from(path, # model folder, or a training run folder holding `best/` (else `last/`)
                     device='cpu', # where to put the model
@@ -174,8 +189,10 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
         by_image = {}
         for r in what: by_image.setdefault(r['image_id'], []).append(r)
         def f(iid, img):
-            lab, types = results_to_labels(by_image.get(iid, []), iid, img.shape[:2])
-            return lab, None, types or None
+            rs = by_image.get(iid, []); lab, types = results_to_labels(rs, iid, img.shape[:2])
+            rs = sorted(rs, key=lambda r: r.get('score', 1.0))   # label k is the k-th result, as `results_to_labels` paints them
+            probs = pd.DataFrame(dict(label=np.arange(1, len(rs) + 1), type_probability=[r.get('type_probability', np.nan) for r in rs]))
+            return lab, probs, types or None
         f.results = by_image
         return f, 'predictions', classes, None
     if callable(what):
@@ -230,7 +247,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
     paths = {im['id']: path_of(im['id']) for im in images} # fails now, naming the file, if an image is missing
     predict, kind, model_classes, pp = _predictor(model_or_predictions, params, device, tta, **infer)
     class_names = list(class_names or model_classes or CELL_LINES)
-    ms, names, groups, gtt, prt, results, worst = [], [], [], [], [], [], []
+    ms, names, groups, gtt, prt, prc, results, worst = [], [], [], [], [], [], [], []
     for im in tqdm(images, desc=f'evaluating {kind}', disable=not progress):
         img = read_image(paths[im['id']]); gt = gt_of(im['id'])
         lab, cells, types = predict(im['id'], img)
@@ -238,6 +255,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         m = match_instances(gt, lab); ms.append(m)
         names.append(im['file_name']); groups.append(_group_of(im['file_name']))
         gtt.append(_type_of(im['file_name'], class_names)); prt.append(types if types is not None else {})
+        prc.append(cells.set_index('label').type_probability if cells is not None and 'type_probability' in cells else None)
         results += labels_to_results(lab, cells, im['id']) if kind != 'predictions' else predict.results.get(im['id'], [])
         f1 = 2 * m['tp'][0] / max(2 * m['tp'][0] + m['fp'][0] + m['fn'][0], 1)
         item = (-f1, len(ms), (im['file_name'], img, gt, lab))
@@ -245,7 +263,8 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         else: heapq.heappushpop(worst, item)
     has_types = any(t >= 0 for t in gtt) and any(len(p) for p in prt)
     sc = object_scores([None] * len(ms), ms, names=names, groups=groups, gt_types=gtt if has_types else None,
-                       pred_types=prt if has_types else None, class_names=class_names)
+                       pred_types=prt if has_types else None, class_names=class_names,
+                       pred_probs=prc if has_types else None)
     ap = coco_ap({**coco, 'images': images, 'annotations': [a for a in coco['annotations'] if a['image_id'] in paths]}, results)
     per_group = sc['per_group'].copy() if sc['per_group'] is not None else pd.DataFrame()
     for g, v in ap['per_group'].items():
@@ -254,7 +273,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         for g, v in sc['cell_type'].get('per_group', {}).items(): per_group.loc[g, 'type_accuracy'] = v
     report = dict(kind=kind, source=str(source) if not isinstance(source, Mapping) else 'dict', n_images=len(ms),
                   summary=sc['summary'], coco={k: ap[k] for k in ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')},
-                  cell_type=None if not has_types else dict(accuracy=sc['cell_type']['accuracy'], n=sc['cell_type']['n'],
+                  cell_type=None if not has_types else dict(accuracy=sc['cell_type']['accuracy'], n=sc['cell_type']['n'], ece=sc['cell_type']['ece'],
                                                              class_names=class_names, confusion=sc['cell_type']['confusion'].values.tolist()),
                   per_group=per_group, by_threshold=sc['by_threshold'], per_image=sc['per_image'],
                   params=None if pp is None else pp.__dict__)
@@ -270,10 +289,11 @@ def format_table(report:dict) -> str:
     cols = [('n_images', 'images', '{:.0f}'), ('n_true', 'cells', '{:.0f}'), ('f1@0.5', 'F1@.5', '{:.3f}'),
             ('precision@0.5', 'P@.5', '{:.3f}'), ('recall@0.5', 'R@.5', '{:.3f}'), ('msa', 'mSA', '{:.3f}'),
             ('pq@0.5', 'PQ', '{:.3f}'), ('dice', 'Dice', '{:.3f}'), ('AP', 'AP', '{:.3f}'), ('AP50', 'AP50', '{:.3f}'),
-            ('AP75', 'AP75', '{:.3f}'), ('type_accuracy', 'type acc', '{:.3f}')]
+            ('AP75', 'AP75', '{:.3f}'), ('type_accuracy', 'type acc', '{:.3f}'), ('type_ece', 'type ECE', '{:.3f}')]
     rows = {g: dict(r) for g, r in report['per_group'].iterrows()} if len(report['per_group']) else {}
     s = report['summary']; ct = report.get('cell_type') or {}
-    rows['ALL (pooled)'] = dict(n_images=s['n_images'], n_true=s['n_true'], **s['pooled'], **report['coco'], type_accuracy=ct.get('accuracy', np.nan))
+    rows['ALL (pooled)'] = dict(n_images=s['n_images'], n_true=s['n_true'], **s['pooled'], **report['coco'], type_accuracy=ct.get('accuracy', np.nan),
+                                type_ece=ct.get('ece', np.nan))
     rows['ALL (image mean)'] = dict(**s['mean'])
     w = max(map(len, rows)) + 1
     fmt = lambda f, v: (f.format(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else '-')
@@ -289,6 +309,8 @@ def _figures(report, worst, sc):
     if sc['cell_type'] is not None:
         c = sc['cell_type']['confusion']; fig, ax = plt.subplots(figsize=(0.45 * len(c) + 2.2, 0.45 * len(c) + 1.6))
         plot_confusion(c, ax); fig.tight_layout(); figs['confusion'] = fig
+        if sc['cell_type']['reliability'].n.sum():
+            fig, ax = plt.subplots(figsize=(3.2, 3.2)); plot_reliability(sc['cell_type']['reliability'], ax); fig.tight_layout(); figs['reliability'] = fig
     if worst:
         fig, axs = plt.subplots(1, len(worst), figsize=(3.3 * len(worst), 2.7), squeeze=False)
         for ax, (n, img, gt, lab) in zip(axs[0], worst):

@@ -339,7 +339,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         new = loc[lab]; g = labels[ey0:ey1, ex0:ex1]
         put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
         new[~put] = 0
-        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)))
+        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), p.type_temperature)
         small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
         if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
         ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)

@@ -16,7 +16,8 @@ from .core import cell_line_from_name
 
 # %% auto #0
 __all__ = ['IOU_THRESHOLDS', 'LIVECELL_AREA_RANGES', 'iou_matrix', 'match_instances', 'scores_from_counts', 'cell_type_scores',
-           'object_scores', 'labels_to_results', 'results_to_labels', 'as_coco_dict', 'FastCOCOeval', 'coco_ap']
+           'reliability_table', 'expected_calibration_error', 'object_scores', 'labels_to_results', 'results_to_labels',
+           'as_coco_dict', 'FastCOCOeval', 'coco_ap']
 
 # %% ../nbs/08b_metrics.ipynb #23c15c9e
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())  # 0.50:0.05:0.95, as COCO and the DSB-2018
@@ -116,15 +117,35 @@ def cell_type_scores(true_types, # true type of each matched cell (ints)
     acc = float((t[ok] == p[ok]).mean()) if ok.any() else float('nan')
     return dict(accuracy=acc, n=int(ok.sum()), confusion=pd.DataFrame(cm, index=names, columns=names))
 
+# %% ../nbs/08b_metrics.ipynb #24543721
+def reliability_table(confidence, # each cell's predicted-type probability
+                      correct, # whether each cell's type is right (bools)
+                      n_bins:int=10, # equal-width confidence bins over [0, 1]
+                     ) -> pd.DataFrame:
+    "Per confidence bin: cells, mean confidence, accuracy (the reliability diagram's numbers)"
+    c, ok = np.asarray(confidence, float).ravel(), np.asarray(correct, bool).ravel()
+    if len(c) != len(ok): raise ValueError(f"{len(c)} confidences but {len(ok)} correctness flags")
+    b = np.clip((c * n_bins).astype(int), 0, n_bins - 1)
+    n = np.bincount(b, minlength=n_bins)
+    mean = lambda v: np.bincount(b, v, minlength=n_bins) / np.maximum(n, 1)
+    return pd.DataFrame(dict(lo=np.arange(n_bins) / n_bins, hi=np.arange(1, n_bins + 1) / n_bins, n=n, confidence=mean(c), accuracy=mean(ok.astype(float))))
+
+# %% ../nbs/08b_metrics.ipynb #6cd326f2
+def expected_calibration_error(confidence, correct, # as `reliability_table`
+                               n_bins:int=10) -> float:
+    "ECE: the mean |accuracy - confidence| of the confidence bins, weighted by their share of cells (nan without cells)"
+    t = reliability_table(confidence, correct, n_bins)
+    return float((t.n * (t.accuracy - t.confidence).abs()).sum() / t.n.sum()) if t.n.sum() else float('nan')
+
 # %% ../nbs/08b_metrics.ipynb #9d316329
-def _types_of(types, ids) -> np.ndarray:
-    "Look up the type of each label in `ids`: `types` is an int for the whole image, a mapping, or an array indexed by label"
+def _types_of(types, ids, dtype=int, fill=-1) -> np.ndarray:
+    "Look up the type (or another `dtype` value) of each label in `ids`: `types` is one value for the whole image, a mapping, or an array indexed by label"
     ids = np.asarray(ids, int)
-    if types is None: return np.full(len(ids), -1)
-    if np.isscalar(types): return np.full(len(ids), int(types))
+    if types is None: return np.full(len(ids), fill, dtype)
+    if np.isscalar(types): return np.full(len(ids), dtype(types))
     if isinstance(types, pd.Series): types = types.to_dict()
-    if isinstance(types, Mapping): return np.array([int(types.get(int(i), -1)) for i in ids], int)
-    a = np.asarray(types, int); out = np.full(len(ids), -1)
+    if isinstance(types, Mapping): return np.array([dtype(types.get(int(i), fill)) for i in ids], dtype)
+    a = np.asarray(types, dtype); out = np.full(len(ids), fill, dtype)
     ok = ids < len(a); out[ok] = a[ids[ok]]
     return out
 
@@ -146,6 +167,7 @@ def object_scores(gts, # true label images
                   gt_types=None, # per image: the true cell type (int, whole image) or {label: type}
                   pred_types=None, # per image: {label: type} / Series / array indexed by label
                   class_names=None, # names of the cell types
+                  pred_probs=None, # per image: {label: type probability} / Series / array, for the calibration error
                  ) -> dict:
     "Object and pixel scores of a data set: `summary` (pooled and per-image mean), `by_threshold`, `per_image`, `per_group`, `cell_type`"
     gts, preds = list(gts), list(preds)
@@ -153,12 +175,13 @@ def object_scores(gts, # true label images
     names = list(range(len(gts))) if names is None else list(names)
     ms = [p if isinstance(p, dict) else match_instances(g, p, thresholds) for g, p in zip(gts, preds)]
     thr = np.asarray(thresholds, float)
-    rows, tt, pt, tg = [], [], [], []
+    rows, tt, pt, tg, pc = [], [], [], [], []
     for i, m in enumerate(ms):
         rows.append(dict(name=names[i], group=None if groups is None else groups[i], n_true=m['n_true'], n_pred=m['n_pred'],
                          **_summary(m['tp'], m['fp'], m['fn'], m['iou_sum'], thr, (m['px_inter'], m['px_true'], m['px_pred']))))
         if gt_types is not None and pred_types is not None:
             tt.append(_types_of(gt_types[i], m['gt_ids'])); pt.append(_types_of(pred_types[i], m['pred_ids']))
+            pc.append(_types_of(None if pred_probs is None else pred_probs[i], m['pred_ids'], float, np.nan))
             tg += [rows[-1]['group']] * len(m['gt_ids'])
     per_image = pd.DataFrame(rows)
     def pooled(idx):
@@ -181,6 +204,9 @@ def object_scores(gts, # true label images
     if tt:
         t, p = np.concatenate(tt), np.concatenate(pt)
         out['cell_type'] = cell_type_scores(t, p, class_names)
+        c = np.concatenate(pc); ok = (t >= 0) & (p >= 0) & np.isfinite(c)
+        out['cell_type']['ece'] = expected_calibration_error(c[ok], t[ok] == p[ok]) if ok.any() else float('nan')
+        out['cell_type']['reliability'] = reliability_table(c[ok], t[ok] == p[ok])
         if groups is not None:
             tg = np.array(tg, dtype=object)
             out['cell_type']['per_group'] = {g: cell_type_scores(t[tg == g], p[tg == g], class_names)['accuracy'] for g in dict.fromkeys(groups)}

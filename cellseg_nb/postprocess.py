@@ -17,9 +17,9 @@ from .data.targets import make_targets
 from .metrics import object_scores, match_instances
 
 # %% auto #0
-__all__ = ['HEADS', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs', 'PostprocessParams',
-           'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_table', 'find_seeds', 'instances_from_probs',
-           'tune_thresholds']
+__all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
+           'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_type_probs', 'soften',
+           'fit_temperature', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -50,6 +50,7 @@ class PostprocessParams:
     max_hole_size:int = 100 # ... up to this area (px); larger gaps enclosed by a ring of cells stay background
     smooth:float = 2.0 # Gaussian sigma (px) smoothing dist before seeding (0: none)
     keep_unseeded:bool = True # foreground blobs without a seed become cells of their own
+    type_temperature:float = 1.0 # divides the log of each cell's type probabilities (> 1 softens); fitted on validation cells by `fit_temperature`
 
     @classmethod
     def from_dict(cls, d:Mapping|None):
@@ -112,12 +113,49 @@ def remove_small(labels:np.ndarray, min_size:int) -> np.ndarray:
     lut = np.zeros(len(area), np.int32); lut[keep] = np.arange(1, keep.sum() + 1)
     return lut[labels]
 
+# %% ../nbs/09_postprocess.ipynb #e56f9ca1
+def cell_type_probs(labels:np.ndarray, # (H, W) instance labels 1..n
+                    type_maps:np.ndarray, # (K+1, H, W) per-pixel type probabilities (index 0: background)
+                    temperature:float=1.0, # > 1 softens, < 1 sharpens; 1: as the maps give them
+                   ) -> np.ndarray:
+    "(n+1, K): each cell's type probabilities (row 0: background, meaningless), summing to 1"
+    n = int(labels.max(initial=0)); lf = labels.ravel()
+    a = np.maximum(np.bincount(lf, minlength=n + 1), 1)
+    tp = np.stack([np.bincount(lf, np.asarray(t, np.float64).ravel(), minlength=n + 1) / a for t in type_maps[1:]], 1)
+    return soften(tp / np.maximum(tp.sum(1, keepdims=True), 1e-12), temperature)
+
+# %% ../nbs/09_postprocess.ipynb #8d2c3cd1
+def soften(p:np.ndarray, # (..., K) probabilities
+           temperature:float=1.0) -> np.ndarray:
+    "`p ∝ exp(log p / temperature)` along the last axis"
+    if temperature == 1: return p
+    if not temperature > 0: raise ValueError(f"temperature={temperature!r}; expected a number > 0")
+    z = np.log(np.maximum(p, 1e-12)) / temperature
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+# %% ../nbs/09_postprocess.ipynb #a8a00b0b
+TEMPERATURES = np.round(np.exp(np.linspace(np.log(0.25), np.log(8), 61)), 4)  # the grid `fit_temperature` searches (1 included)
+
+def fit_temperature(probs:np.ndarray, # (N, K) type probabilities of N cells (`cell_type_probs` at temperature 1)
+                    true:np.ndarray, # (N,) their true types (0..K-1; others are left out)
+                    grid=TEMPERATURES, # candidate temperatures
+                   ) -> float:
+    "The temperature minimising the cells' negative log-likelihood of their true type (1.0 without typed cells)"
+    p, t = np.asarray(probs, float), np.asarray(true, int)
+    ok = (t >= 0) & (t < p.shape[1]) if p.ndim == 2 else np.zeros(0, bool)
+    if not ok.any(): return 1.0
+    p, t = p[ok], t[ok]
+    nll = [-np.log(np.maximum(soften(p, T)[np.arange(len(t)), t], 1e-12)).mean() for T in grid]
+    return float(grid[int(np.argmin(nll))])
+
 # %% ../nbs/09_postprocess.ipynb #161c017f
 CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'area', 'centroid_y', 'centroid_x',
                 'bbox_y0', 'bbox_x0', 'bbox_y1', 'bbox_x1']
 
 def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
                probs:Mapping, # probability maps
+               temperature:float=1.0, # of the type probabilities (`cell_type_probs`)
               ) -> pd.DataFrame:
     "One row per cell: label, score, cell_type, type_probability, area, centroid, bbox (`CELL_COLUMNS`)"
     from skimage.measure import regionprops_table
@@ -126,8 +164,8 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
     mean = lambda m: np.bincount(lf, np.asarray(m, np.float64).ravel(), minlength=n + 1) / a
     score = mean(probs['fg']) * (1 - mean(probs['boundary'])) * _per_label_max(probs['dist'], labels, n)
     if probs.get('type') is not None and len(probs['type']) > 1:
-        tp = np.stack([mean(t) for t in probs['type'][1:]]) # (K, n+1) mean prob of each cell type
-        ct = tp.argmax(0); tprob = tp.max(0) / np.maximum(tp.sum(0), 1e-12)
+        tp = cell_type_probs(labels, probs['type'], temperature)  # (n+1, K)
+        ct = tp.argmax(1); tprob = tp.max(1)
     else: ct, tprob = np.full(n + 1, -1), np.full(n + 1, np.nan)
     rp = regionprops_table(labels, properties=('label', 'area', 'centroid', 'bbox'))
     idx = rp['label']
@@ -176,7 +214,7 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
         rest, m = ndi.label(mask & (labels == 0))
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     labels = remove_small(labels.astype(np.int32), p.min_size)
-    return labels, cell_table(labels, probs)
+    return labels, cell_table(labels, probs, p.type_temperature)
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
 DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),

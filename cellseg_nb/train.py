@@ -16,13 +16,13 @@ from .core import atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
 from .data.sources import CocoSource, MaskFolderSource, livecell_source
 from .data.datasets import split_source, CellDataset, collate
-from .data.targets import median_diameter
+from .data.targets import median_diameter, _compact_ids, _type_lut
 from .augment import PRESETS, get_transforms, transforms_to_dict
 from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
-from .metrics import object_scores, match_instances
-from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID
+from .metrics import object_scores, match_instances, expected_calibration_error
+from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften
 from .infer import infer_maps, segment
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
@@ -31,9 +31,9 @@ from .loop import (  # the loop's parts and the loop; imported here too so `from
 from .learner import LoopConfig, NonFiniteLossError, Trainer, fit
 
 # %% auto #0
-__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS',
-           'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn', 'cell_sizes', 'cell_scale', 'train',
-           'train_parser', 'config_from_args', 'train_cli']
+__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'MIN_CALIBRATION_CELLS', 'TRAIN_CLI_EPOCHS',
+           'TRAIN_FLAGS', 'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn', 'cell_sizes', 'cell_scale',
+           'calibrate_types', 'train', 'train_parser', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #a8ab843a
 VAL_METRICS = ('f1', 'msa')
@@ -162,7 +162,7 @@ def make_val_fn(val_source, # validation `Source`
         ms = [match_instances(g, segment(model, x, params, **kw)[0]) for x, g in zip(xi, gts)]   # the cells `cellseg predict` writes
         pooled = object_scores(gts, ms)['summary']['pooled']
         return {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
-    val_fn.n_images = n
+    val_fn.n_images, val_fn.source = n, val_source
     return val_fn
 
 # %% ../nbs/12_train.ipynb #06dcac73
@@ -222,16 +222,43 @@ def _write_run_info(run:Path, cfg:TrainConfig, model, tf, tr_src, val_src, val_f
                 init=init, torch=torch.__version__)
     with atomic_write(run/'config.json', 'w') as f: json.dump(info, f, indent=1, default=str)
 
+# %% ../nbs/12_train.ipynb #85d30218
+MIN_CALIBRATION_CELLS = 20  # typed validation cells needed to fit a temperature
+
+def calibrate_types(model, # the trained `MultiHeadUNet`
+                    source, # validation `Source` with cell types
+                    normalisation:dict|None=None, # the model's `config['normalisation']`
+                    max_images:int=8, # use at most this many images
+                   ) -> dict|None:
+    "Fit the cell-type temperature on `source`'s true cells: `{temperature, n_cells, accuracy, ece_before, ece_after}`, or None"
+    P, T = [], []
+    for i in range(min(max_images, len(source))):
+        img, lab = source.read(i)
+        lab, ids = _compact_ids(lab); k = _type_lut(source.cell_types(i), ids)
+        tm = infer_maps(model, img, device=None, normalisation=normalisation or None, compact=False).probs().get('type')
+        if tm is None or len(tm) < 3: return None   # one cell type: nothing to calibrate
+        has = np.bincount(lab.ravel(), minlength=len(ids))[1:] > 0
+        P.append(cell_type_probs(lab, tm)[1:][has]); T.append(k[1:][has])
+    p, t = (np.concatenate(P), np.concatenate(T)) if P else (np.zeros((0, 2)), np.zeros(0, int))
+    ok = t >= 0
+    if ok.sum() < MIN_CALIBRATION_CELLS: return None
+    p, t = p[ok], t[ok]; temp = fit_temperature(p, t); q = soften(p, temp)
+    ece = lambda x: round(expected_calibration_error(x.max(1), x.argmax(1) == t), 4)
+    return dict(temperature=temp, n_cells=int(len(t)), accuracy=round(float((p.argmax(1) == t).mean()), 4), ece_before=ece(p), ece_after=ece(q))
+
 # %% ../nbs/12_train.ipynb #f655cc50
 def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
-    "Tune the post-processing thresholds of `run/best` on `val_fn`'s images (none: `tr_src`'s); store them in `best/`, `last/` and `summary`"
+    "Tune the post-processing thresholds of `run/best` on `val_fn`'s images (none: `tr_src`'s) and calibrate its cell types on the validation cells; store them in `best/`, `last/` and `summary`"
     best = load_model(run/'best'); n = min(cfg.max_val_images or MAX_TUNE_TRAIN, MAX_TUNE_TRAIN)
     tune_fn = val_fn or make_val_fn(tr_src, best.config.get('normalisation') or {}, max_images=n)
     probs, gts = tune_fn(best, return_probs=True)
     metric = {'f1': 'f1@0.5', 'msa': 'msa'}[cfg.val_metric]
     grid = None if val_fn else TRAIN_IMAGE_GRID  # training images tune only the foreground level (see `TRAIN_IMAGE_GRID`)
     params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
-    pp = asdict(params); save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
+    pp = asdict(params)
+    if val_fn is not None and (cal := calibrate_types(best, val_fn.source, best.config.get('normalisation') or {}, n)):  # held-out cells only
+        pp['type_temperature'] = cal['temperature']; summary['type_calibration'] = cal
+    save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')
     score = tune_fn(load_model(run/'best'))[cfg.val_metric]   # as `cellseg evaluate` scores it: tuned thresholds, cell-size matching
