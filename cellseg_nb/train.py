@@ -28,7 +28,7 @@ from .loop import (  # the loop's parts and the loop; imported here too so `from
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
     RunLogger, save_dir_atomic, _device_type, _rank, _in_notebook)
-from .learner import LoopConfig, NonFiniteLossError, Trainer, fit
+from .learner import LoopConfig, NonFiniteLossError, Trainer, fit, COMPILE_MODES
 
 # %% auto #0
 __all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'MIN_CALIBRATION_CELLS', 'TRAIN_CLI_EPOCHS',
@@ -298,7 +298,7 @@ def train_parser() -> argparse.ArgumentParser:
         extra=dict(out=dict(required=True), epochs=dict(shown=f'{TRAIN_CLI_EPOCHS} when no budget is given'),
                    model=dict(choices=['auto', *MODEL_CONFIGS], metavar='NAME'), augment=dict(choices=list(PRESETS)), schedule=dict(choices=SCHEDULES),
                    val_metric=dict(choices=VAL_METRICS, help='F1@0.5 or mean segmentation accuracy: the score that selects `best/`'),
-                   mixed_precision=dict(choices=PRECISIONS)))
+                   mixed_precision=dict(choices=PRECISIONS), compile=dict(choices=[m for m in COMPILE_MODES if m])))
 
 # %% ../nbs/12_train.ipynb #020b3e32
 def config_from_args(ns) -> TrainConfig:
