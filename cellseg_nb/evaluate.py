@@ -274,6 +274,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
     report = dict(kind=kind, source=str(source) if not isinstance(source, Mapping) else 'dict', n_images=len(ms),
                   summary=sc['summary'], coco={k: ap[k] for k in ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')},
                   cell_type=None if not has_types else dict(accuracy=sc['cell_type']['accuracy'], n=sc['cell_type']['n'], ece=sc['cell_type']['ece'],
+                                                             unknown=sc['cell_type']['unknown'],
                                                              class_names=class_names, confusion=sc['cell_type']['confusion'].values.tolist()),
                   per_group=per_group, by_threshold=sc['by_threshold'], per_image=sc['per_image'],
                   params=None if pp is None else pp.__dict__)

@@ -298,10 +298,11 @@ def _as_maps(maps): return maps if hasattr(maps, 'probs') and hasattr(maps, 'sha
 def name_cell_types(cells:pd.DataFrame, # a `cell_table` (integer `cell_type`, -1 = none)
                     class_names=None, # cell-type names, indexed by type
                    ) -> pd.DataFrame:
-    "`cells` with `cell_type` as names and the integer kept as `cell_type_id`"
+    "`cells` with `cell_type` as names ('unknown': a typed model's cell below its `unknown_below`) and the integer kept as `cell_type_id`"
     cells = cells.copy(); ids = cells['cell_type'].to_numpy().astype(int)
     names = list(class_names or [])
-    cells['cell_type'] = [names[i] if 0 <= i < len(names) else ('' if i < 0 else f'class{i}') for i in ids]
+    open_set = np.isfinite(cells['type_probability'].to_numpy(float)) if 'type_probability' in cells else np.zeros(len(ids), bool)
+    cells['cell_type'] = [names[i] if 0 <= i < len(names) else (('unknown' if o else '') if i < 0 else f'class{i}') for i, o in zip(ids, open_set)]
     cells['cell_type_id'] = ids
     return cells[['label', 'cell_type', 'type_probability', 'score'] + [c for c in CELL_COLUMNS if c not in ('label', 'cell_type', 'type_probability', 'score')] + ['cell_type_id']]
 
@@ -339,7 +340,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         new = loc[lab]; g = labels[ey0:ey1, ex0:ex1]
         put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
         new[~put] = 0
-        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), p.type_temperature)
+        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), p.type_temperature, p.unknown_below)
         small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
         if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
         ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)

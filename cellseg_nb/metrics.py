@@ -107,7 +107,7 @@ def cell_type_scores(true_types, # true type of each matched cell (ints)
                      pred_types, # predicted type of each matched cell
                      class_names=None, # names of the types 0..K-1 (default: their numbers)
                     ) -> dict:
-    "Per-cell type accuracy and confusion matrix (rows true, columns predicted) over matched cells"
+    "Per-cell type accuracy and confusion matrix (rows true, columns predicted) over matched cells, and how many were called unknown"
     t, p = np.asarray(true_types, int).ravel(), np.asarray(pred_types, int).ravel()
     if len(t) != len(p): raise ValueError(f"{len(t)} true types but {len(p)} predicted types")
     K = len(class_names) if class_names is not None else int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
@@ -115,7 +115,8 @@ def cell_type_scores(true_types, # true type of each matched cell (ints)
     ok = (t >= 0) & (t < K) & (p >= 0) & (p < K) # unknown types (-1) are left out
     cm = np.bincount(t[ok] * K + p[ok], minlength=K * K).reshape(K, K)
     acc = float((t[ok] == p[ok]).mean()) if ok.any() else float('nan')
-    return dict(accuracy=acc, n=int(ok.sum()), confusion=pd.DataFrame(cm, index=names, columns=names))
+    unknown = int(((t >= 0) & (t < K) & (p == -1)).sum())   # typed cells the model called unknown (open set), left out of the accuracy
+    return dict(accuracy=acc, n=int(ok.sum()), unknown=unknown, confusion=pd.DataFrame(cm, index=names, columns=names))
 
 # %% ../nbs/08b_metrics.ipynb #24543721
 def reliability_table(confidence, # each cell's predicted-type probability

@@ -19,7 +19,8 @@ from .metrics import object_scores, match_instances
 # %% auto #0
 __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
            'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_type_probs', 'soften',
-           'fit_temperature', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
+           'fit_temperature', 'unknown_threshold', 'cell_table', 'find_seeds', 'instances_from_probs',
+           'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -51,6 +52,7 @@ class PostprocessParams:
     smooth:float = 2.0 # Gaussian sigma (px) smoothing dist before seeding (0: none)
     keep_unseeded:bool = True # foreground blobs without a seed become cells of their own
     type_temperature:float = 1.0 # divides the log of each cell's type probabilities (> 1 softens); fitted on validation cells by `fit_temperature`
+    unknown_below:float = 0.0 # a cell whose type probability is below this gets the type 'unknown' (open set; chosen on validation cells by `unknown_threshold`); 0: off
 
     @classmethod
     def from_dict(cls, d:Mapping|None):
@@ -149,6 +151,18 @@ def fit_temperature(probs:np.ndarray, # (N, K) type probabilities of N cells (`c
     nll = [-np.log(np.maximum(soften(p, T)[np.arange(len(t)), t], 1e-12)).mean() for T in grid]
     return float(grid[int(np.argmin(nll))])
 
+# %% ../nbs/09_postprocess.ipynb #cdc0a049
+def unknown_threshold(confidence, # calibrated type probability of each validation cell
+                      correct, # whether its type is right
+                      max_cost:float=0.02, # at most this share of the cells, typed right, may be called unknown
+                     ) -> float:
+    "The largest threshold below which at most `max_cost` of the cells are right ones (0.0 without cells)"
+    c, ok = np.asarray(confidence, float), np.asarray(correct, bool)
+    right = np.sort(c[ok])
+    k = int(np.floor(max_cost * len(c)))   # right cells we may lose
+    if not len(right) or k >= len(right): return 0.0 if not len(right) else float(right[-1])
+    return float(right[k])                 # cells strictly below the (k+1)-th lowest right one: at most k right ones
+
 # %% ../nbs/09_postprocess.ipynb #161c017f
 CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'area', 'centroid_y', 'centroid_x',
                 'bbox_y0', 'bbox_x0', 'bbox_y1', 'bbox_x1']
@@ -156,6 +170,7 @@ CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'area', 'cent
 def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
                probs:Mapping, # probability maps
                temperature:float=1.0, # of the type probabilities (`cell_type_probs`)
+               unknown_below:float=0.0, # cells with a lower type probability get type -1 (their probability is kept: 'unknown')
               ) -> pd.DataFrame:
     "One row per cell: label, score, cell_type, type_probability, area, centroid, bbox (`CELL_COLUMNS`)"
     from skimage.measure import regionprops_table
@@ -165,7 +180,7 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
     score = mean(probs['fg']) * (1 - mean(probs['boundary'])) * _per_label_max(probs['dist'], labels, n)
     if probs.get('type') is not None and len(probs['type']) > 1:
         tp = cell_type_probs(labels, probs['type'], temperature)  # (n+1, K)
-        ct = tp.argmax(1); tprob = tp.max(1)
+        ct = np.where(tp.max(1) < unknown_below, -1, tp.argmax(1)); tprob = tp.max(1)
     else: ct, tprob = np.full(n + 1, -1), np.full(n + 1, np.nan)
     rp = regionprops_table(labels, properties=('label', 'area', 'centroid', 'bbox'))
     idx = rp['label']
@@ -214,7 +229,7 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
         rest, m = ndi.label(mask & (labels == 0))
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     labels = remove_small(labels.astype(np.int32), p.min_size)
-    return labels, cell_table(labels, probs, p.type_temperature)
+    return labels, cell_table(labels, probs, p.type_temperature, p.unknown_below)
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
 DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),

@@ -22,7 +22,7 @@ from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances, expected_calibration_error
-from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften
+from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold
 from .infer import infer_maps, segment
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
@@ -31,9 +31,9 @@ from .loop import (  # the loop's parts and the loop; imported here too so `from
 from .learner import LoopConfig, NonFiniteLossError, Trainer, fit, COMPILE_MODES
 
 # %% auto #0
-__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'MIN_CALIBRATION_CELLS', 'TRAIN_CLI_EPOCHS',
-           'TRAIN_FLAGS', 'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn', 'cell_sizes', 'cell_scale',
-           'calibrate_types', 'train', 'train_parser', 'config_from_args', 'train_cli']
+__all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'MIN_CALIBRATION_CELLS', 'MAX_UNKNOWN_COST',
+           'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS', 'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn',
+           'cell_sizes', 'cell_scale', 'calibrate_types', 'train', 'train_parser', 'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #a8ab843a
 VAL_METRICS = ('f1', 'msa')
@@ -224,13 +224,14 @@ def _write_run_info(run:Path, cfg:TrainConfig, model, tf, tr_src, val_src, val_f
 
 # %% ../nbs/12_train.ipynb #85d30218
 MIN_CALIBRATION_CELLS = 20  # typed validation cells needed to fit a temperature
+MAX_UNKNOWN_COST = 0.02  # share of rightly typed validation cells the open-set threshold may call 'unknown' (issue 16)
 
 def calibrate_types(model, # the trained `MultiHeadUNet`
                     source, # validation `Source` with cell types
                     normalisation:dict|None=None, # the model's `config['normalisation']`
                     max_images:int=8, # use at most this many images
                    ) -> dict|None:
-    "Fit the cell-type temperature on `source`'s true cells: `{temperature, n_cells, accuracy, ece_before, ece_after}`, or None"
+    "Fit the cell-type temperature and the open-set threshold on `source`'s true cells: `{temperature, unknown_below, n_cells, accuracy, ece_before, ece_after}`, or None"
     P, T = [], []
     for i in range(min(max_images, len(source))):
         img, lab = source.read(i)
@@ -244,7 +245,9 @@ def calibrate_types(model, # the trained `MultiHeadUNet`
     if ok.sum() < MIN_CALIBRATION_CELLS: return None
     p, t = p[ok], t[ok]; temp = fit_temperature(p, t); q = soften(p, temp)
     ece = lambda x: round(expected_calibration_error(x.max(1), x.argmax(1) == t), 4)
-    return dict(temperature=temp, n_cells=int(len(t)), accuracy=round(float((p.argmax(1) == t).mean()), 4), ece_before=ece(p), ece_after=ece(q))
+    thr = unknown_threshold(q.max(1), q.argmax(1) == t, MAX_UNKNOWN_COST)   # open set: costs at most 2% of the known cells' accuracy
+    return dict(temperature=temp, unknown_below=round(thr, 4), n_cells=int(len(t)), accuracy=round(float((p.argmax(1) == t).mean()), 4),
+                ece_before=ece(p), ece_after=ece(q))
 
 # %% ../nbs/12_train.ipynb #f655cc50
 def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
@@ -257,7 +260,7 @@ def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
     params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
     pp = asdict(params)
     if val_fn is not None and (cal := calibrate_types(best, val_fn.source, best.config.get('normalisation') or {}, n)):  # held-out cells only
-        pp['type_temperature'] = cal['temperature']; summary['type_calibration'] = cal
+        pp.update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below']); summary['type_calibration'] = cal
     save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')

@@ -40,7 +40,7 @@ def overlay_image(image:np.ndarray, # raw image, any dtype (RGB is converted to 
     lo, hi = image_percentiles(im, (DEFAULT_NORMALISATION['pmin'], DEFAULT_NORMALISATION['pmax']))
     g = (np.clip((im.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
     rgb = np.repeat(g[..., None], 3, -1)
-    names = list(class_names) if class_names is not None else (sorted(set(cells.cell_type) - {''}) if cells is not None and len(cells) else [])
+    names = list(class_names) if class_names is not None else (sorted(set(cells.cell_type) - {'', 'unknown'}) if cells is not None and len(cells) else [])
     lut = np.zeros((int(lab.max(initial=0)) + 1, 3), np.uint8); lut[:] = _rgb(NO_TYPE_COLOUR)
     if cells is not None and len(cells):
         col = {n: _rgb(TYPE_COLOURS[i % len(TYPE_COLOURS)]) for i, n in enumerate(names)}
@@ -48,11 +48,14 @@ def overlay_image(image:np.ndarray, # raw image, any dtype (RGB is converted to 
         lut[lb[ok]] = [col.get(t, _rgb(NO_TYPE_COLOUR)) for t in cells.cell_type.to_numpy()[ok]]
     bd = find_boundaries(lab, mode='inner') & (lab > 0)
     rgb[bd] = lut[lab[bd]]
-    if legend and names: rgb = _draw_legend(rgb, names)
+    cols = [TYPE_COLOURS[i % len(TYPE_COLOURS)] for i in range(len(names))]
+    if cells is not None and len(cells) and (cells.cell_type == 'unknown').any() and 'unknown' not in names:
+        names, cols = names + ['unknown'], cols + [NO_TYPE_COLOUR]   # open set: cells of a type the model does not know
+    if legend and names: rgb = _draw_legend(rgb, names, cols)
     return rgb
 
 # %% ../nbs/12b_writers.ipynb #7263f215
-def _draw_legend(rgb, names):
+def _draw_legend(rgb, names, colours=None):
     from PIL import Image, ImageDraw, ImageFont
     pil = Image.fromarray(rgb); d = ImageDraw.Draw(pil)
     size = max(10, min(rgb.shape[:2]) // 40)
@@ -61,7 +64,7 @@ def _draw_legend(rgb, names):
     w = int(size * 0.7 * max(map(len, names)) + size * 2.5)
     d.rectangle([2, 2, 2 + w, 4 + (size + 4) * len(names)], fill=(0, 0, 0))
     for i, n in enumerate(names):
-        y = 4 + i * (size + 4); c = _rgb(TYPE_COLOURS[i % len(TYPE_COLOURS)])
+        y = 4 + i * (size + 4); c = _rgb(colours[i] if colours else TYPE_COLOURS[i % len(TYPE_COLOURS)])
         d.rectangle([6, y + 2, 6 + size, y + size], outline=c, width=max(1, size // 6)); d.text((10 + size * 1.4, y), n, fill=c, font=font)
     return np.asarray(pil)
 
