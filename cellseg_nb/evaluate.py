@@ -147,12 +147,12 @@ def plot_reliability(table:pd.DataFrame, # `reliability_table` of the matched ce
                      ax=None, title:str='cell-type probability (matched cells)'):
     "Reliability diagram: accuracy against confidence per bin (bars), the diagonal of perfect calibration, the ECE in the title"
     import matplotlib.pyplot as plt
-    from cellseg_nb.metrics import expected_calibration_error
+    from cellseg_nb.metrics import table_ece
     ax = ax or plt.subplots(figsize=(3.2, 3.2))[1]
     t = table[table.n > 0]
     ax.bar(t.lo, t.accuracy, width=t.hi - t.lo, align='edge', color='tab:blue', alpha=0.7, edgecolor='k', label='accuracy')
     ax.plot([0, 1], [0, 1], 'k--', lw=1, label='calibrated')
-    ece = float((t.n * (t.accuracy - t.confidence).abs()).sum() / max(t.n.sum(), 1))
+    ece = table_ece(t)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='type probability', ylabel='accuracy', title=f'{title}\nECE {ece:.3f}, {int(t.n.sum())} cells')
     ax.title.set_fontsize(8); ax.legend(fontsize=7, loc='upper left')
     return ax

@@ -16,8 +16,8 @@ from .core import cell_line_from_name
 
 # %% auto #0
 __all__ = ['IOU_THRESHOLDS', 'LIVECELL_AREA_RANGES', 'iou_matrix', 'match_instances', 'scores_from_counts', 'cell_type_scores',
-           'reliability_table', 'expected_calibration_error', 'object_scores', 'labels_to_results', 'results_to_labels',
-           'as_coco_dict', 'FastCOCOeval', 'coco_ap']
+           'reliability_table', 'table_ece', 'expected_calibration_error', 'object_scores', 'labels_to_results',
+           'results_to_labels', 'as_coco_dict', 'FastCOCOeval', 'coco_ap']
 
 # %% ../nbs/08b_metrics.ipynb #23c15c9e
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())  # 0.50:0.05:0.95, as COCO and the DSB-2018
@@ -132,11 +132,15 @@ def reliability_table(confidence, # each cell's predicted-type probability
     return pd.DataFrame(dict(lo=np.arange(n_bins) / n_bins, hi=np.arange(1, n_bins + 1) / n_bins, n=n, confidence=mean(c), accuracy=mean(ok.astype(float))))
 
 # %% ../nbs/08b_metrics.ipynb #6cd326f2
+def table_ece(table:pd.DataFrame, # `reliability_table`
+             ) -> float:
+    "ECE of a reliability table: the bins' |accuracy - confidence|, weighted by their share of cells (nan without cells)"
+    return float((table.n * (table.accuracy - table.confidence).abs()).sum() / table.n.sum()) if table.n.sum() else float('nan')
+
 def expected_calibration_error(confidence, correct, # as `reliability_table`
                                n_bins:int=10) -> float:
     "ECE: the mean |accuracy - confidence| of the confidence bins, weighted by their share of cells (nan without cells)"
-    t = reliability_table(confidence, correct, n_bins)
-    return float((t.n * (t.accuracy - t.confidence).abs()).sum() / t.n.sum()) if t.n.sum() else float('nan')
+    return table_ece(reliability_table(confidence, correct, n_bins))
 
 # %% ../nbs/08b_metrics.ipynb #9d316329
 def _types_of(types, ids, dtype=int, fill=-1) -> np.ndarray:
