@@ -18,7 +18,7 @@ from .postprocess import PostprocessParams, remove_small, fill_small_holes
 from .clitools import dataclass_parser, run_cli
 from .infer import segment, resolve_device, InferConfig, INFER_CLI, INFER_DEFAULTS
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
-                                as_coco_dict, IOU_THRESHOLDS)
+                                as_coco_dict, IOU_THRESHOLDS, UNKNOWN, NO_TYPE)
 from tqdm.auto import tqdm
 from .data.coco import load_coco, resolve_overlaps
 from .data.labelcache import CocoLabels, LabelCacheError
@@ -205,9 +205,10 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
 
 # %% ../nbs/11_evaluate.ipynb #5f0a0c5c
 def _type_of(name, class_names):
-    try: line = cell_line_from_name(name, class_names)
-    except ValueError: return -1
-    return list(class_names).index(line)
+    "True type of an image's cells from its file name: the class index, `UNKNOWN` for a LIVECell line the model was not trained on, else `NO_TYPE`"
+    try: line = cell_line_from_name(name, list(dict.fromkeys([*class_names, *CELL_LINES])))
+    except ValueError: return NO_TYPE
+    return {n.lower(): i for i, n in enumerate(class_names)}.get(line.lower(), UNKNOWN)
 
 # %% ../nbs/11_evaluate.ipynb #5ba3f0bf
 def _group_of(name):
@@ -224,6 +225,8 @@ def _jsonable(x):
     return x
 
 # %% ../nbs/11_evaluate.ipynb #efc0b068
+_TYPE_KEYS = ('accuracy', 'closed_accuracy', 'macro_f1', 'n', 'ece', 'unknown', 'n_novel', 'novel_flagged', 'auroc')
+
 def evaluate(model_or_predictions, # model / model folder / COCO results (json path or list) / function image -> labels
              source, # COCO annotations: json path or dict
              images_root=None, # folder with the images (default: searched near the json)
@@ -261,7 +264,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         item = (-f1, len(ms), (im['file_name'], img, gt, lab))
         if len(worst) < n_worst: heapq.heappush(worst, item)
         else: heapq.heappushpop(worst, item)
-    has_types = any(t >= 0 for t in gtt) and any(len(p) for p in prt)
+    has_types = any(t != NO_TYPE for t in gtt) and any(len(p) for p in prt)
     sc = object_scores([None] * len(ms), ms, names=names, groups=groups, gt_types=gtt if has_types else None,
                        pred_types=prt if has_types else None, class_names=class_names,
                        pred_probs=prc if has_types else None)
@@ -273,9 +276,9 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         for g, v in sc['cell_type'].get('per_group', {}).items(): per_group.loc[g, 'type_accuracy'] = v
     report = dict(kind=kind, source=str(source) if not isinstance(source, Mapping) else 'dict', n_images=len(ms),
                   summary=sc['summary'], coco={k: ap[k] for k in ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')},
-                  cell_type=None if not has_types else dict(accuracy=sc['cell_type']['accuracy'], n=sc['cell_type']['n'], ece=sc['cell_type']['ece'],
-                                                             unknown=sc['cell_type']['unknown'],
-                                                             class_names=class_names, confusion=sc['cell_type']['confusion'].values.tolist()),
+                  cell_type=None if not has_types else dict({k: sc['cell_type'][k] for k in _TYPE_KEYS}, class_names=class_names,
+                                                             confusion_names=list(sc['cell_type']['confusion'].index),
+                                                             confusion=sc['cell_type']['confusion'].values.tolist()),
                   per_group=per_group, by_threshold=sc['by_threshold'], per_image=sc['per_image'],
                   params=None if pp is None else pp.__dict__)
     report['table'] = format_table(report)
@@ -290,16 +293,19 @@ def format_table(report:dict) -> str:
     cols = [('n_images', 'images', '{:.0f}'), ('n_true', 'cells', '{:.0f}'), ('f1@0.5', 'F1@.5', '{:.3f}'),
             ('precision@0.5', 'P@.5', '{:.3f}'), ('recall@0.5', 'R@.5', '{:.3f}'), ('msa', 'mSA', '{:.3f}'),
             ('pq@0.5', 'PQ', '{:.3f}'), ('dice', 'Dice', '{:.3f}'), ('AP', 'AP', '{:.3f}'), ('AP50', 'AP50', '{:.3f}'),
-            ('AP75', 'AP75', '{:.3f}'), ('type_accuracy', 'type acc', '{:.3f}'), ('type_ece', 'type ECE', '{:.3f}')]
+            ('AP75', 'AP75', '{:.3f}'), ('type_accuracy', 'type acc', '{:.3f}'), ('type_macro_f1', 'type mF1', '{:.3f}'), ('type_ece', 'type ECE', '{:.3f}')]
     rows = {g: dict(r) for g, r in report['per_group'].iterrows()} if len(report['per_group']) else {}
     s = report['summary']; ct = report.get('cell_type') or {}
     rows['ALL (pooled)'] = dict(n_images=s['n_images'], n_true=s['n_true'], **s['pooled'], **report['coco'], type_accuracy=ct.get('accuracy', np.nan),
-                                type_ece=ct.get('ece', np.nan))
+                                type_macro_f1=ct.get('macro_f1', np.nan), type_ece=ct.get('ece', np.nan))
     rows['ALL (image mean)'] = dict(**s['mean'])
     w = max(map(len, rows)) + 1
     fmt = lambda f, v: (f.format(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else '-')
     lines = [' ' * w + ' '.join(f'{h:>8}' for _, h, _ in cols)]
     for g, r in rows.items(): lines.append(f'{g:<{w}}' + ' '.join(f"{fmt(f, r.get(k)):>8}" for k, _, f in cols))
+    if ct.get('n_novel'):   # cells of types the model was not trained on: did it call them unknown?
+        lines.append(f"cell types the model does not know: {ct['n_novel']} matched cells, {ct['novel_flagged']} called unknown; "
+                     f"unknown-score AUROC {fmt('{:.3f}', ct.get('auroc'))}")
     return '\n'.join(lines)
 
 # %% ../nbs/11_evaluate.ipynb #68b292fa

@@ -15,9 +15,9 @@ from scipy.optimize import linear_sum_assignment
 from .core import cell_line_from_name
 
 # %% auto #0
-__all__ = ['IOU_THRESHOLDS', 'LIVECELL_AREA_RANGES', 'iou_matrix', 'match_instances', 'scores_from_counts', 'cell_type_scores',
-           'reliability_table', 'table_ece', 'expected_calibration_error', 'object_scores', 'labels_to_results',
-           'results_to_labels', 'as_coco_dict', 'FastCOCOeval', 'coco_ap']
+__all__ = ['IOU_THRESHOLDS', 'UNKNOWN', 'NO_TYPE', 'LIVECELL_AREA_RANGES', 'iou_matrix', 'match_instances', 'scores_from_counts',
+           'cell_type_scores', 'reliability_table', 'table_ece', 'expected_calibration_error', 'auroc', 'object_scores',
+           'labels_to_results', 'results_to_labels', 'as_coco_dict', 'FastCOCOeval', 'coco_ap']
 
 # %% ../nbs/08b_metrics.ipynb #23c15c9e
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())  # 0.50:0.05:0.95, as COCO and the DSB-2018
@@ -103,20 +103,29 @@ def scores_from_counts(tp, fp, fn, iou_sum=None) -> dict:
     return out
 
 # %% ../nbs/08b_metrics.ipynb #8d4a5198
-def cell_type_scores(true_types, # true type of each matched cell (ints)
-                     pred_types, # predicted type of each matched cell
+UNKNOWN = -1   # type index of a cell called unknown, and (truth) of a type the model was not trained on
+NO_TYPE = -2   # true type not known at all: left out of the type scores
+
+def cell_type_scores(true_types, # true type of each matched cell: 0..K-1, `UNKNOWN` (a type the model does not know) or `NO_TYPE`
+                     pred_types, # predicted type of each matched cell: 0..K-1 or `UNKNOWN`
                      class_names=None, # names of the types 0..K-1 (default: their numbers)
                     ) -> dict:
-    "Per-cell type accuracy and confusion matrix (rows true, columns predicted) over matched cells, and how many were called unknown"
+    "Per-cell type scores over matched cells: accuracy, macro F1 and the confusion matrix (rows true, columns predicted) with an `unknown` row and column"
     t, p = np.asarray(true_types, int).ravel(), np.asarray(pred_types, int).ravel()
     if len(t) != len(p): raise ValueError(f"{len(t)} true types but {len(p)} predicted types")
     K = len(class_names) if class_names is not None else int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
-    names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
-    ok = (t >= 0) & (t < K) & (p >= 0) & (p < K) # unknown types (-1) are left out
-    cm = np.bincount(t[ok] * K + p[ok], minlength=K * K).reshape(K, K)
-    acc = float((t[ok] == p[ok]).mean()) if ok.any() else float('nan')
-    unknown = int(((t >= 0) & (t < K) & (p == -1)).sum())   # typed cells the model called unknown (open set), left out of the accuracy
-    return dict(accuracy=acc, n=int(ok.sum()), unknown=unknown, confusion=pd.DataFrame(cm, index=names, columns=names))
+    names = (list(class_names) if class_names is not None else [str(k) for k in range(K)]) + ['unknown']
+    keep = (t >= UNKNOWN) & (t < K)
+    ix = lambda v: np.where((v >= 0) & (v < K), v, K)   # UNKNOWN -> the last row / column
+    cm = np.bincount(ix(t[keep]) * (K + 1) + ix(p[keep]), minlength=(K + 1) ** 2).reshape(K + 1, K + 1)
+    right, known, typed = np.trace(cm[:K, :K]), cm[:K].sum(), cm[:K, :K].sum()
+    rows, cols = cm.sum(1), cm.sum(0)
+    f1 = 2 * np.diag(cm) / np.maximum(rows + cols, 1)
+    return dict(accuracy=float(right / known) if known else float('nan'),
+                closed_accuracy=float(right / typed) if typed else float('nan'),
+                macro_f1=float(f1[rows > 0].mean()) if rows.any() else float('nan'),
+                n=int(known), unknown=int(cm[:K, K].sum()), n_novel=int(rows[K]), novel_flagged=int(cm[K, K]),
+                confusion=pd.DataFrame(cm, index=names, columns=names))
 
 # %% ../nbs/08b_metrics.ipynb #24543721
 def reliability_table(confidence, # each cell's predicted-type probability
@@ -141,6 +150,18 @@ def expected_calibration_error(confidence, correct, # as `reliability_table`
                                n_bins:int=10) -> float:
     "ECE: the mean |accuracy - confidence| of the confidence bins, weighted by their share of cells (nan without cells)"
     return table_ece(reliability_table(confidence, correct, n_bins))
+
+# %% ../nbs/08b_metrics.ipynb #90d74be4
+def auroc(scores, # each item's score (higher: more likely positive)
+          positive, # whether each item is positive (bools)
+         ) -> float:
+    "Area under the ROC curve: P(a random positive scores above a random negative), ties counted half (nan without both)"
+    from scipy.stats import rankdata
+    s, y = np.asarray(scores, float).ravel(), np.asarray(positive, bool).ravel()
+    if len(s) != len(y): raise ValueError(f"{len(s)} scores but {len(y)} labels")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if not n1 or not n0: return float('nan')
+    return float((rankdata(s)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 # %% ../nbs/08b_metrics.ipynb #9d316329
 def _types_of(types, ids, dtype=int, fill=-1) -> np.ndarray:
@@ -172,7 +193,7 @@ def object_scores(gts, # true label images
                   gt_types=None, # per image: the true cell type (int, whole image) or {label: type}
                   pred_types=None, # per image: {label: type} / Series / array indexed by label
                   class_names=None, # names of the cell types
-                  pred_probs=None, # per image: {label: type probability} / Series / array, for the calibration error
+                  pred_probs=None, # per image: {label: type probability} / Series / array, for the calibration error and the unknown AUROC
                  ) -> dict:
     "Object and pixel scores of a data set: `summary` (pooled and per-image mean), `by_threshold`, `per_image`, `per_group`, `cell_type`"
     gts, preds = list(gts), list(preds)
@@ -185,7 +206,7 @@ def object_scores(gts, # true label images
         rows.append(dict(name=names[i], group=None if groups is None else groups[i], n_true=m['n_true'], n_pred=m['n_pred'],
                          **_summary(m['tp'], m['fp'], m['fn'], m['iou_sum'], thr, (m['px_inter'], m['px_true'], m['px_pred']))))
         if gt_types is not None and pred_types is not None:
-            tt.append(_types_of(gt_types[i], m['gt_ids'])); pt.append(_types_of(pred_types[i], m['pred_ids']))
+            tt.append(_types_of(gt_types[i], m['gt_ids'], fill=NO_TYPE)); pt.append(_types_of(pred_types[i], m['pred_ids']))
             pc.append(_types_of(None if pred_probs is None else pred_probs[i], m['pred_ids'], float, np.nan))
             tg += [rows[-1]['group']] * len(m['gt_ids'])
     per_image = pd.DataFrame(rows)
@@ -212,6 +233,8 @@ def object_scores(gts, # true label images
         c = np.concatenate(pc); ok = (t >= 0) & (p >= 0) & np.isfinite(c)
         out['cell_type']['ece'] = expected_calibration_error(c[ok], t[ok] == p[ok]) if ok.any() else float('nan')
         out['cell_type']['reliability'] = reliability_table(c[ok], t[ok] == p[ok])
+        o = (t >= UNKNOWN) & np.isfinite(c)   # open set: does 1 - type probability single out the cells of types the model never saw?
+        out['cell_type']['auroc'] = auroc(1 - c[o], t[o] == UNKNOWN)
         if groups is not None:
             tg = np.array(tg, dtype=object)
             out['cell_type']['per_group'] = {g: cell_type_scores(t[tg == g], p[tg == g], class_names)['accuracy'] for g in dict.fromkeys(groups)}
