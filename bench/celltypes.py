@@ -1,0 +1,180 @@
+"""Cell types a biologist can trust (issue 16): per-cell type accuracy, calibration and open-set detection of
+`cellseg train`'s defaults on real images, before and after the temperature and the unknown threshold it fits.
+
+Protocol `lc5-open` (LIVECell-5, leave one cell line out as the *unknown* type), one fold per line L:
+- the model is trained (dev budget: 300 steps, the product's defaults, `class_names` = the two other lines) on the
+  left halves (352 x 520) of the other lines' images, validated on their top-right quarters (where `cellseg train`
+  fits the type temperature and the open-set threshold) and scored on their bottom-right quarters: cells of the
+  two **known** types, never seen in training;
+- the whole images of L: cells of a type the model was **never trained on**;
+- Usiigaci sets 41-45 (another microscope, fibroblasts): an **all-unknown domain**.
+Per fold and seed: known-type accuracy (closed: argmax; open: unknown counts as wrong) from the per-pixel type head
+(the product's aggregation) and from the image-level `cls` head, macro F1, ECE before (temperature 1) and after
+calibration, unknown-detection AUROC (unknown score 1 - calibrated type probability; also the `cls` head's
+confidence as an alternative score) against L and against Usiigaci, and the share of unknown cells flagged.
+Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched cells' probabilities in `cells/`.
+
+    python bench/celltypes.py --seeds 0 1 2          # about 10 CPU-minutes a run on a 2-core machine
+    python bench/celltypes.py --report               # -> bench/results/celltypes.json (+ reliability diagrams)
+"""
+from __future__ import annotations
+import argparse, json, os, sys, time
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
+SMOKE = bool(os.environ.get('CELLTYPES_SMOKE'))   # a few steps per run (the test of this script)
+OUT = ROOT/('bench/out/celltypes-smoke' if SMOKE else 'bench/out/celltypes')
+RESULTS = OUT/'celltypes.json' if SMOKE else ROOT/'bench/results/celltypes.json'
+LINES = ('BT474', 'Huh7', 'MCF7')
+STEPS = 3 if SMOKE else 300   # the dev budget of bench/realdata.py
+USI_TEST = [41, 42, 43, 44, 45]
+
+def pieces(img, lab):
+    "The (train, val, test) pieces of one image: left half, top-right and bottom-right quarters"
+    H, W = lab.shape; h, w = H // 2, W // 2
+    return dict(train=(img[:, :w], lab[:, :w]), val=(img[:h, w:], lab[:h, w:]), test=(img[h:, w:], lab[h:, w:]))
+
+def fold_data(unknown:str, work:Path):
+    "Write the fold's train/val folders (images + `_masks`); return them with the test items [(name, image, labels, line)]"
+    import tifffile
+    from realdata import lc5_items
+    tests = []
+    for name, img, lab in lc5_items():
+        line = name.split('_')[0]
+        if line == unknown: tests.append((name, img, lab, line)); continue
+        for split, (im, lb) in pieces(img, lab).items():
+            if split == 'test': tests.append((f'{name}_{split}', im, lb, line)); continue
+            (work/split).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(work/split/f'{name}_{split}.tif', np.ascontiguousarray(im))
+            tifffile.imwrite(work/split/f'{name}_{split}_masks.tif', np.ascontiguousarray(lb.astype(np.int32)))
+    return dict(data_folder=str(work/'train'), val_data_folder=str(work/'val')), tests
+
+def image_cls(model, img) -> np.ndarray:
+    "The image-level `cls` head's type probabilities for a whole raw image (normalised as `infer_maps` does)"
+    import torch
+    from cellseg_nb.infer import image_percentiles, normalisation_of
+    nrm = normalisation_of(model); lo, hi = image_percentiles(img, (nrm['pmin'], nrm['pmax']))
+    x = (np.asarray(img, np.float32) - lo) / max(hi - lo, 1e-6)
+    H, W = x.shape; ph, pw = -H % 32, -W % 32
+    x = np.pad(x, ((0, ph), (0, pw)), mode='reflect').astype(np.float32)
+    cin = int(model.config.get('in_channels', 1))
+    with torch.inference_mode():
+        out = model.eval()(torch.from_numpy(x)[None, None].expand(-1, cin, -1, -1))
+    return torch.softmax(out['cls'].float(), 1)[0].numpy()
+
+def cells_of(model, items, class_names) -> dict:
+    "Matched cells (IoU >= 0.5) of every item: true type (UNKNOWN for other lines), pixel-head types and probabilities, cls-head probabilities"
+    from cellseg_nb.infer import segment
+    from cellseg_nb.metrics import match_instances, UNKNOWN
+    from cellseg_nb.postprocess import PostprocessParams
+    pp = PostprocessParams.from_dict({**model.config['postprocess'], 'type_temperature': 1.0, 'unknown_below': 0.0})  # raw: calibrated below
+    rows = dict(true=[], p=[], cls=[], domain=[], image=[])
+    for name, img, gt, line in items:
+        lab, cells = segment(model, img, pp)
+        m = match_instances(gt, lab, thresholds=(0.5,))
+        g, pr = np.asarray(m['gt_ids']), np.asarray(m['pred_ids'])
+        t = cells.set_index('label')
+        P = np.zeros((len(pr), len(class_names)))   # K = 2: the type vector is (p, 1 - p) around the argmax
+        k, q = t.cell_type_id.reindex(pr).to_numpy(int), t.type_probability.reindex(pr).to_numpy(float)
+        P[np.arange(len(pr)), k] = q; P[np.arange(len(pr)), 1 - k] = 1 - q
+        c = image_cls(model, img)
+        rows['true'].append(np.full(len(g), class_names.index(line) if line in class_names else UNKNOWN))
+        rows['p'].append(P); rows['cls'].append(np.repeat(c[None], len(g), 0))
+        rows['domain'].append(np.full(len(g), 'known' if line in class_names else ('usiigaci' if line == 'usiigaci' else 'lolo')))
+        rows['image'].append(np.full(len(g), name))
+    return {k: np.concatenate(v) for k, v in rows.items()}
+
+def scores(c:dict, temperature:float, unknown_below:float, class_names) -> dict:
+    "Type scores of matched cells `c` at a temperature and open-set threshold"
+    from cellseg_nb.metrics import cell_type_scores, expected_calibration_error, auroc, UNKNOWN
+    from cellseg_nb.postprocess import soften
+    q = soften(c['p'], temperature); conf, k = q.max(1), q.argmax(1)
+    kn = c['domain'] == 'known'; t = c['true']
+    openk = np.where(conf < unknown_below, UNKNOWN, k)
+    closed, opened = cell_type_scores(t[kn], k[kn], class_names), cell_type_scores(t[kn], openk[kn], class_names)
+    out = dict(n_known=int(kn.sum()), accuracy_closed=closed['accuracy'], accuracy_open=opened['accuracy'], macro_f1_closed=closed['macro_f1'],
+               ece=expected_calibration_error(conf[kn], k[kn] == t[kn]),
+               accuracy_cls_head=float((c['cls'][kn].argmax(1) == t[kn]).mean()) if kn.any() else float('nan'),
+               ece_cls_head=expected_calibration_error(c['cls'][kn].max(1), c['cls'][kn].argmax(1) == t[kn]))
+    for d in ('lolo', 'usiigaci'):
+        sel = kn | (c['domain'] == d)
+        out[f'n_{d}'] = int((c['domain'] == d).sum())
+        out[f'auroc_{d}'] = auroc(1 - conf[sel], c['domain'][sel] == d)
+        out[f'auroc_{d}_cls_head'] = auroc(1 - c['cls'][sel].max(1), c['domain'][sel] == d)
+        out[f'flagged_{d}'] = float((openk[c['domain'] == d] == UNKNOWN).mean()) if (c['domain'] == d).any() else float('nan')
+        both = np.r_[t[kn], np.full(int((c['domain'] == d).sum()), UNKNOWN)]
+        out[f'macro_f1_open_{d}'] = cell_type_scores(both, np.r_[openk[kn], openk[c['domain'] == d]], class_names)['macro_f1']
+    return out
+
+def run_one(unknown:str, seed:int) -> dict:
+    import shutil
+    from cellseg_nb.train import train
+    from cellseg_nb.models.unet import load_model
+    from realdata import usi_items
+    work = OUT/'work'/f'{unknown}_{seed}'
+    if work.exists(): shutil.rmtree(work)
+    data, tests = fold_data(unknown, work/'data')
+    class_names = [l for l in LINES if l != unknown]
+    t0 = time.perf_counter()
+    s = train(out=str(work/'run'), seed=seed, progress=False, max_steps=STEPS, class_names=class_names, **data)
+    model = load_model(Path(s['run'])/'best')
+    usi = [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
+    c = cells_of(model, tests + usi, class_names)
+    np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
+    cal = s.get('type_calibration') or {}
+    T, thr = cal.get('temperature', 1.0), cal.get('unknown_below', 0.0)
+    r = dict(fold=unknown, seed=seed, class_names=class_names, steps=s['steps'], temperature=T, unknown_below=thr, calibration=cal,
+             before=scores(c, 1.0, 0.0, class_names), after=scores(c, T, thr, class_names),
+             wall_s=time.perf_counter() - t0, when=time.strftime('%Y-%m-%d %H:%M'))
+    with open(OUT/'runs.jsonl', 'a') as f: f.write(json.dumps(r) + '\n')
+    a = r['after']
+    print(f"unknown {unknown:<6} seed {seed}: known acc {a['accuracy_closed']:.3f} (open {a['accuracy_open']:.3f}), ECE {r['before']['ece']:.3f} -> "
+          f"{a['ece']:.3f}, AUROC {a['auroc_lolo']:.3f} (Usiigaci {a['auroc_usiigaci']:.3f}), T {T}, thr {thr}", flush=True)
+    return r
+
+def done() -> dict:
+    f = OUT/'runs.jsonl'
+    return {(r['fold'], r['seed']): r for r in map(json.loads, f.read_text().splitlines())} if f.exists() else {}
+
+def report() -> dict:
+    "Mean +- sd over folds and seeds (and per fold) of every score, before and after calibration; reliability tables pooled"
+    from cellseg_nb.metrics import reliability_table
+    from cellseg_nb.postprocess import soften
+    runs = list(done().values())
+    if not runs: sys.exit(f"no runs in {OUT/'runs.jsonl'}: run the benchmark first")
+    ms = lambda v: dict(mean=float(np.nanmean(v)), sd=float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
+    def agg(rs): return {when: {k: ms([r[when][k] for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
+    rel = {}
+    for when in ('before', 'after'):
+        conf, ok = [], []
+        for r in runs:
+            c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz")); kn = c['domain'] == 'known'
+            q = soften(c['p'][kn], r['temperature'] if when == 'after' else 1.0)
+            conf.append(q.max(1)); ok.append(q.argmax(1) == c['true'][kn])
+        rel[when] = reliability_table(np.concatenate(conf), np.concatenate(ok)).to_dict('records')
+    out = dict(protocol='lc5-open', steps=STEPS, runs=runs, pooled=agg(runs),
+               per_fold={f: agg([r for r in runs if r['fold'] == f]) for f in dict.fromkeys(r['fold'] for r in runs)},
+               reliability=rel, when=time.strftime('%Y-%m-%d'))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True); RESULTS.write_text(json.dumps(out, indent=1))
+    p = out['pooled']
+    for when in ('before', 'after'):
+        print(when, ' '.join(f"{k} {v['mean']:.3f}±{v['sd']:.3f}" for k, v in p[when].items()))
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--folds', nargs='+', default=list(LINES), choices=LINES, help='the line held out as unknown')
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0])
+    ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/celltypes.json')
+    a = ap.parse_args(argv)
+    if a.report: return report()
+    (OUT/'cells').mkdir(parents=True, exist_ok=True)
+    have = done()
+    for seed in a.seeds:
+        for f in a.folds:
+            if (f, seed) not in have: run_one(f, seed)
+    return report()
+
+if __name__ == '__main__': main()

@@ -1,0 +1,27 @@
+"""`bench/celltypes.py`: the issue-16 benchmark's splits and scores on made-up cells (the runs themselves train models: bench only)."""
+import sys
+from pathlib import Path
+import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'bench'))
+import celltypes
+from cellseg_nb.metrics import UNKNOWN
+
+def test_pieces_cover_the_image_once():
+    img = np.arange(520 * 704).reshape(520, 704); p = celltypes.pieces(img, img)
+    assert p['train'][0].shape == (520, 352) and p['val'][0].shape == p['test'][0].shape == (260, 352)
+    got = np.sort(np.concatenate([v[0].ravel() for v in p.values()]))
+    assert (got == img.ravel()).all()   # train, validation and test share no pixel
+
+def test_scores_on_made_up_cells():
+    # 4 known cells (types 0, 0, 1, 1; the last typed wrong, 90% sure), 2 cells of a held-out line, 2 Usiigaci cells
+    p0 = np.array([0.95, 0.6, 0.2, 0.9, 0.55, 0.5, 0.6, 0.99])
+    c = dict(p=np.stack([p0, 1 - p0], 1), true=np.array([0, 0, 1, 1, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN]),
+             domain=np.array(['known'] * 4 + ['lolo'] * 2 + ['usiigaci'] * 2), cls=np.tile([[0.7, 0.3]], (8, 1)))
+    s = celltypes.scores(c, 1.0, 0.0, ['a', 'b'])
+    assert s['accuracy_closed'] == s['accuracy_open'] == 0.75 and s['accuracy_cls_head'] == 0.5
+    assert s['auroc_lolo'] == 1.0 and s['flagged_lolo'] == 0.0        # the held-out line's cells are the least sure
+    assert s['auroc_usiigaci'] == 3.5 / 8                              # one Usiigaci cell is surer than every known one, one ties
+    o = celltypes.scores(c, 1.0, 0.62, ['a', 'b'])                     # open set: below 0.62 is unknown
+    assert o['flagged_lolo'] == 1.0 and o['flagged_usiigaci'] == 0.5 and o['accuracy_open'] == 0.5   # a right known cell (0.6) is lost
+    assert celltypes.scores(c, 2.0, 0.0, ['a', 'b'])['ece'] != s['ece']   # the temperature moves the calibration
