@@ -18,7 +18,8 @@ from .postprocess import PostprocessParams, instances_from_probs, cell_table, CE
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
            'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
            'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs',
-           'name_cell_types', 'instances_blockwise', 'stored_cells', 'matched_scale', 'model_scale', 'segment']
+           'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'matched_scale', 'model_scale',
+           'two_passes', 'second_pass_scale', 'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -364,14 +365,22 @@ def stored_cells(cells:pd.DataFrame, # a cell table
     return cells
 
 # %% ../nbs/09b_infer.ipynb #9c22813b
+def labelled_cells(maps, # `StitchedMaps` (or the contract's dict of probability maps) of one image
+                   params=None, # `PostprocessParams` or a dict
+                   block:int=1024, halo:int=128, # as `segment`
+                   class_names=None, # the model's cell-type names
+                   progress:bool=False,
+                  ):
+    "The post-processing half of `segment`: instances (uint16 where they fit) and their cell table, types named"
+    labels, cells = instances_blockwise(maps, params, block, halo, progress)
+    if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
+    return labels, stored_cells(name_cell_types(cells, class_names))
+
 def _segment(model, image, params, block, halo, progress, **kwargs):
     "One pass of `segment` at the model's current scale"
     cfg = getattr(model, 'config', None) or {}
     maps = infer_maps(model, image, progress=progress, **kwargs)
-    labels, cells = instances_blockwise(maps, params if params is not None else cfg.get('postprocess'), block, halo, progress)
-    del maps
-    if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
-    return labels, stored_cells(name_cell_types(cells, cfg.get('class_names')))
+    return labelled_cells(maps, params if params is not None else cfg.get('postprocess'), block, halo, cfg.get('class_names'), progress)
 
 # %% ../nbs/09b_infer.ipynb #126489eb
 MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)
@@ -400,6 +409,15 @@ def model_scale(model, scale:float|None):
     finally:
         if scale is not None: model.scale = old
 
+def two_passes(model, diameter:float|None=None) -> bool:
+    "Whether `segment` measures the cells on a first pass: no `diameter` given and a model trained with cell-size matching"
+    return diameter is None and bool((getattr(model, 'config', None) or {}).get('cell_diameter'))
+
+def second_pass_scale(model, first_labels:np.ndarray) -> float|None:
+    "The scale of `segment`'s second pass after a first pass found `first_labels` (None: the first pass stands)"
+    s = matched_scale(model, None, first_labels)
+    return None if s is None or abs(math.log(s / model.scale)) < 0.05 else s
+
 def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype and size
             params:PostprocessParams|Mapping|None=None, # thresholds; default the model's tuned `config['postprocess']`
@@ -411,9 +429,10 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
     one = lambda: _segment(model, image, params, block, halo, progress, **kwargs)
-    first = one() if diameter is None and (getattr(model, 'config', None) or {}).get('cell_diameter') else None
-    s = matched_scale(model, diameter, None if first is None else first[0])
-    if s is None or (first is not None and abs(math.log(s / model.scale)) < 0.05): return first or one()
+    if not two_passes(model, diameter):
+        with model_scale(model, matched_scale(model, diameter)): return one()
+    first = one(); s = second_pass_scale(model, first[0])
+    if s is None: return first
     with model_scale(model, s): return one()
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3

@@ -15,13 +15,14 @@ from .core import read_image, fill_nonfinite, atomic_write, IMAGE_EXTS, ImageRea
 from .postprocess import PostprocessParams
 from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
-                              INFER_DEFAULTS, TTA_MODES, StitchedMaps)
+                              INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
+                              two_passes, second_pass_scale)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
 # %% auto #0
 __all__ = ['PREDICT_OUTPUTS', 'predict', 'predict_probs', 'find_inputs', 'n_pages', 'output_stems', 'iter_images',
-           'load_predictor', 'torch_module', 'predict_files', 'predict_parser', 'predict_cli']
+           'load_predictor', 'torch_module', 'default_workers', 'predict_files', 'predict_parser', 'predict_cli']
 
 # %% ../nbs/13_predict.ipynb #912cf220
 def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
@@ -136,15 +137,78 @@ def _check_predict(model, device, fiji, tile, overlap, tta, precision):
     return model
 
 # %% ../nbs/13_predict.ipynb #58d2098d
-def _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw):
-    "`(labels, cells)` of one image: predicted and written, or read back from an earlier run (`skip_existing`)"
-    prev = read_outputs(out, name) if skip_existing else None
+def _checked(image, f):
+    "The image with non-finite pixels filled, each warning printed with the file's name"
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter('always'); image = fill_nonfinite(image, f)
     for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
-    if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); return prev
-    labels, cells = predict(model, image, **kw)
-    return labels, read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])  # as a resume reads it back
+    return image
+
+def _post_job(maps, params, block, halo, class_names, write=None):
+    "(Worker) instances and cells from probability maps; with `write` = (out, name, image, names, overlay, fiji) also the files"
+    labels, cells = labelled_cells(maps, params, block, halo, class_names)
+    return _write_job(labels, cells, *write) if write else (labels, cells)
+
+def _write_job(labels, cells, out, name, image, names, overlay, fiji):
+    "(Worker) write one image's outputs; the cells as a resume reads them back"
+    return labels, read_cells(write_outputs(out, name, image, labels, cells, names, overlay, fiji)['cells'])
+
+# %% ../nbs/13_predict.ipynb #50db8ce4
+class _Inline:
+    "An executor running each job at once, here (`workers=0`): the pipeline's code path without processes"
+    def submit(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+        fut = Future()
+        try: fut.set_result(fn(*args, **kwargs))
+        except (KeyboardInterrupt, MemoryError): raise
+        except Exception as e: fut.set_exception(e)
+        return fut
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+
+def _executor(workers:int):
+    "A pool of `workers` processes (spawned: safe next to CUDA), or `_Inline` for 0"
+    if not workers: return _Inline()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'))
+
+def default_workers(device) -> int:
+    "Post-processing processes beside the model: on an accelerator all but one of the CPU cores (at most 8), on a CPU none"
+    import os
+    return 0 if resolve_device(device).type == 'cpu' else max(1, min(8, (os.cpu_count() or 2) - 1))
+
+# %% ../nbs/13_predict.ipynb #304b7ee9
+def _segment_window(model, pool, window, out, names, skip_existing, overlay, fiji, params, block, halo, diameter, **infer):
+    "Segment a few images: the model here, post-processing and writing in `pool`; yields `(file, name, (labels, cells) or the exception)` in order"
+    cfg = getattr(model, 'config', None) or {}
+    pp = params if params is not None else cfg.get('postprocess'); cls = cfg.get('class_names')
+    first = two_passes(model, diameter); s0 = None if first else matched_scale(model, diameter)
+    def maps_at(image, s):
+        with model_scale(model, s): return infer_maps(model, image, **infer)
+    jobs = []   # [file, name, image, kind ('done' | 'first' | 'final' | 'error'), value]
+    for f, name, image in window:
+        try:
+            image = _checked(image, f)
+            prev = read_outputs(out, name) if skip_existing else None
+            if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); jobs.append([f, name, image, 'done', prev]); continue
+            w = None if first else (out, name, image, names, overlay, fiji)
+            jobs.append([f, name, image, 'first' if first else 'final', pool.submit(_post_job, maps_at(image, s0), pp, block, halo, cls, w)])
+        except (KeyboardInterrupt, MemoryError): raise
+        except Exception as e: jobs.append([f, name, image, 'error', e])
+    for j in jobs:   # cell-size matching: each image's second pass runs while the pool works on the others' first
+        if j[3] != 'first': continue
+        try:
+            labels, cells = j[4].result(); s = second_pass_scale(model, labels); w = (out, j[1], j[2], names, overlay, fiji)
+            j[3:] = ['final', pool.submit(_write_job, labels, cells, *w) if s is None else pool.submit(_post_job, maps_at(j[2], s), pp, block, halo, cls, w)]
+        except (KeyboardInterrupt, MemoryError): raise
+        except Exception as e: j[3:] = ['error', e]
+    for f, name, _, kind, v in jobs:
+        if kind == 'final':
+            try: v = v.result()
+            except (KeyboardInterrupt, MemoryError): raise
+            except Exception as e: v = e
+        yield f, name, v
 
 # %% ../nbs/13_predict.ipynb #b5693079
 def _failure(f, e, out) -> str:
@@ -162,6 +226,23 @@ def _finish_run(out, partial, images, names):
     if partial.exists(): partial.unlink()
 
 # %% ../nbs/13_predict.ipynb #4ee202fb
+def _pages(files, stems, failed, out, bar):
+    "`(file, name, image)` of every page of every file; a file that cannot be read is named in `failed` and skipped"
+    for f in files:
+        try:
+            for name, image in iter_images(f, stems[f]): yield f, name, image
+        except (KeyboardInterrupt, MemoryError): raise
+        except Exception as e: failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+        bar.update(1)
+
+def _windows(items, n:int):
+    "Consecutive lists of `n` items"
+    w = []
+    for x in items:
+        w.append(x)
+        if len(w) == n: yield w; w = []
+    if w: yield w
+
 def predict_files(model, # training run folder (its best/ model and tuned thresholds), saved model folder, or a model
                   inputs:list, # image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns
                   out_dir:str, # output folder
@@ -171,6 +252,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                   params=None, # post-processing (default: the model's tuned thresholds)
                   block:int=1024, # post-processing block size in px
                   halo:int=128, # post-processing context in px, wider than the largest cell
+                  workers:int|None=None, # processes post-processing and writing while the model runs on the next images; None: `default_workers` (0 on a CPU)
                   coco:str|None=None, # ground-truth COCO json: use its image ids (matched by file name) in predictions.json
                   fiji:bool=False, # also write <stem>_rois.zip for Fiji (needs: pip install roifile)
                   overlay:bool=True, # write overlay PNGs
@@ -182,8 +264,10 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     from tqdm.auto import tqdm
     from cellseg_nb.metrics import labels_to_results
     model = _check_predict(model, device, fiji, tile, overlap, tta, precision)
-    kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, params=params, block=block, halo=halo,
-              progress=progress, precision=precision, diameter=diameter)
+    workers = default_workers(device) if workers is None else int(workers)
+    if workers < 0: raise ValueError(f"workers={workers}; expected 0 (post-process here) or more processes")
+    kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, precision=precision, progress=progress and not workers,
+              params=params, block=block, halo=halo, diameter=diameter)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     lock = lock_out_dir(out)
     try:
@@ -193,19 +277,20 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
         names = (getattr(model, 'config', None) or {}).get('class_names')
         partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
         done, images, n_cells, stems = [], [], 0, output_stems(files)
-        for f in tqdm(files, desc='images', disable=not progress):
-            try:
-                for name, image in iter_images(f, stems[f]):
-                    labels, cells = _one_image(model, out, f, name, image, names, skip_existing, overlay, fiji, **kw)
+        bar = tqdm(total=len(files), desc='images', disable=not progress)
+        with _executor(workers) as pool:
+            for window in _windows(_pages(files, stems, failed, out, bar), max(1, 2 * workers)):
+                for f, name, r in _segment_window(model, pool, window, out, names, skip_existing, overlay, fiji, **kw):
+                    if isinstance(r, BaseException):
+                        failed[str(f)] = msg = _failure(f, r, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr); continue
+                    labels, cells = r
                     iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
                     images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                     if results_json:
                         res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
                         with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
                     done.append(name); n_cells += len(cells)
-            except (KeyboardInterrupt, MemoryError): raise
-            except Exception as e:
-                failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+        bar.close()
         if results_json: _finish_run(out, partial, images, names)
     finally:
         if lock is not None: lock.close()
