@@ -26,6 +26,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from cellseg_nb.core import shared_data
+from cellseg_nb.predict import default_workers
 
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
@@ -132,17 +134,27 @@ def step_times(encoder_cfg, smp_encoder, crop, bs, dev, reps, compile_modes):
     best = min((v, k) for k, v in res.items() if k.startswith('ours'))
     return dict(crop=crop, batch=bs, seconds=res, ours_best=best[1], speedup_ours_best_vs_smp_eager=smp_eager / best[0])
 
-def predict_rate(model_name, n, dev, hw=(520, 704)):
-    "Images per second of `segment` (maps + cells), start-up and the first image excluded"
+def predict_rate(model_name, n, dev, workers=(0,), hw=(520, 704)):
+    "Images per second of `predict_files` end to end (maps, cells, written files), start-up excluded: (n + 1 images) minus (1 image), per worker count"
+    import tempfile, tifffile
     from cellseg_nb.models.unet import create_model
-    from cellseg_nb.infer import segment
+    from cellseg_nb.predict import predict_files
     m = create_model(model_name, num_classes=8).to(dev).eval()
-    imgs = [np.random.default_rng(i).normal(100, 20, hw).astype(np.float32) for i in range(n + 1)]
-    segment(m, imgs[0], device=dev)
-    sync(dev); t = time.perf_counter()
-    for x in imgs[1:]: segment(m, x, device=dev)
-    sync(dev)
-    return dict(images=n, size=list(hw), images_per_s=n / (time.perf_counter() - t), path='segment, one image at a time')
+    d = Path(tempfile.mkdtemp()); (d/'in').mkdir()
+    real = sorted((shared_data('livecell-sample') or d/'none').glob('images/*/*.tif'))
+    for i in range(n + 1):
+        img = tifffile.imread(real[i % len(real)]) if real else np.random.default_rng(i).normal(100, 20, hw).clip(0, 255).astype(np.uint8)
+        tifffile.imwrite(d/'in'/f'img{i:03d}.tif', img)
+    files = sorted((d/'in').iterdir()); out = {}
+    for w in workers:
+        t = []
+        for fs in (files[:1], files):
+            sync(dev); t0 = time.perf_counter()
+            predict_files(m, fs, d/f'out_{w}_{len(fs)}', device=dev, workers=w, progress=False)
+            sync(dev); t.append(time.perf_counter() - t0)
+        out[f'workers={w}'] = n / max(t[1] - t[0], 1e-9)
+    return dict(images=n, size=list(tifffile.imread(files[0]).shape), images_per_s=out, real_images=bool(real),
+                path='predict_files: maps here, post-processing and writing in `workers` processes (untrained model)')
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -164,7 +176,7 @@ def main(argv=None):
     if not a.tiny and dev.type == 'cpu': out['loader_wait'].append(loader_wait(src, S['model'], S['crop'], S['bs'], S['steps'], 2, False, mp))
     print('loader_wait', json.dumps(out['loader_wait']), flush=True)
     out['step'] = step_times(S['enc'], S['smp'], S['crop'], S['bs'], dev, S['reps'], S['modes']); print('step', json.dumps(out['step']), flush=True)
-    out['predict'] = predict_rate(S['model'], S['pred'], dev); print('predict', json.dumps(out['predict']), flush=True)
+    out['predict'] = predict_rate(S['model'], S['pred'], dev, (0, 1) if a.tiny else (0, default_workers(dev)) if dev.type == 'cuda' else (0,)); print('predict', json.dumps(out['predict']), flush=True)
     out['wall_s'] = time.perf_counter() - t0
     dest = ROOT/('bench/out/gpu_tiny.json' if a.tiny else 'bench/results/gpu.json' if dev.type == 'cuda' else 'bench/results/gpu_cpu_proxy.json')
     dest.parent.mkdir(parents=True, exist_ok=True); dest.write_text(json.dumps(out, indent=1))

@@ -14,4 +14,5 @@ def test_bench_gpu_tiny():
     assert [w['workers'] for w in out['loader_wait']] == [2] and 0 <= out['loader_wait'][0]['data_wait'] <= 1
     st = out['step']['seconds']
     assert {'ours fp32', 'smp fp32', 'ours fp32+channels_last', 'smp fp32+channels_last'} <= set(st) and all(v > 0 for v in st.values())
-    assert out['step']['speedup_ours_best_vs_smp_eager'] > 0 and out['predict']['images_per_s'] > 0
+    assert out['step']['speedup_ours_best_vs_smp_eager'] > 0 and all(v > 0 for v in out['predict']['images_per_s'].values())
+    assert set(out['predict']['images_per_s']) == {'workers=0', 'workers=1'}   # in-process and through a worker process
