@@ -373,14 +373,15 @@ def labelled_cells(maps, # `StitchedMaps` (or the contract's dict of probability
                   ):
     "The post-processing half of `segment`: instances (uint16 where they fit) and their cell table, types named"
     labels, cells = instances_blockwise(maps, params, block, halo, progress)
+    del maps   # the caller passes the maps in: freed before the labels are copied
     if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
     return labels, stored_cells(name_cell_types(cells, class_names))
 
 def _segment(model, image, params, block, halo, progress, **kwargs):
     "One pass of `segment` at the model's current scale"
     cfg = getattr(model, 'config', None) or {}
-    maps = infer_maps(model, image, progress=progress, **kwargs)
-    return labelled_cells(maps, params if params is not None else cfg.get('postprocess'), block, halo, cfg.get('class_names'), progress)
+    return labelled_cells(infer_maps(model, image, progress=progress, **kwargs), params if params is not None else cfg.get('postprocess'),
+                          block, halo, cfg.get('class_names'), progress)
 
 # %% ../nbs/09b_infer.ipynb #126489eb
 MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)

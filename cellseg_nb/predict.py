@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/predict.html.md"""
 
 # %% ../nbs/13_predict.ipynb #f6eb4b16
 from __future__ import annotations
-import json, glob, sys, warnings, argparse
+import json, glob, sys, warnings, argparse, contextlib
 from pathlib import Path
 from collections.abc import Mapping
 import numpy as np
@@ -144,9 +144,9 @@ def _checked(image, f):
     for w in ws: print(f"cellseg predict: warning: {w.message}", file=sys.stderr)
     return image
 
-def _post_job(maps, params, block, halo, class_names, write=None):
+def _post_job(maps, params, block, halo, class_names, write=None, progress=False):
     "(Worker) instances and cells from probability maps; with `write` = (out, name, image, names, overlay, fiji) also the files"
-    labels, cells = labelled_cells(maps, params, block, halo, class_names)
+    labels, cells = labelled_cells(maps, params, block, halo, class_names, progress)
     return _write_job(labels, cells, *write) if write else (labels, cells)
 
 def _write_job(labels, cells, out, name, image, names, overlay, fiji):
@@ -163,15 +163,18 @@ class _Inline:
         except (KeyboardInterrupt, MemoryError): raise
         except Exception as e: fut.set_exception(e)
         return fut
-    def __enter__(self): return self
-    def __exit__(self, *exc): return False
 
+
+@contextlib.contextmanager
 def _executor(workers:int):
-    "A pool of `workers` processes (spawned: safe next to CUDA), or `_Inline` for 0"
-    if not workers: return _Inline()
+    "A pool of `workers` processes (spawned: safe next to CUDA), or `_Inline` for 0; on an error the queued jobs are cancelled"
+    if not workers: yield _Inline(); return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'))
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'))
+    try: yield pool
+    except BaseException: pool.shutdown(wait=True, cancel_futures=True); raise
+    pool.shutdown(wait=True)
 
 def default_workers(device) -> int:
     "Post-processing processes beside the model: on an accelerator all but one of the CPU cores (at most 8), on a CPU none"
@@ -179,36 +182,48 @@ def default_workers(device) -> int:
     return 0 if resolve_device(device).type == 'cpu' else max(1, min(8, (os.cpu_count() or 2) - 1))
 
 # %% ../nbs/13_predict.ipynb #304b7ee9
-def _segment_window(model, pool, window, out, names, skip_existing, overlay, fiji, params, block, halo, diameter, **infer):
-    "Segment a few images: the model here, post-processing and writing in `pool`; yields `(file, name, (labels, cells) or the exception)` in order"
+def _pool_broke(e) -> bool:
+    "A worker process died (killed for memory, or a script without `if __name__ == '__main__':` spawning it): the whole run must stop"
+    from concurrent.futures import BrokenExecutor
+    return isinstance(e, BrokenExecutor)
+
+def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay, fiji, params, block, halo, diameter, failed, progress, **infer):
+    "Segment `items` = (file, name, image): the model here, post-processing and writing in `pool`, at most `limit` images in flight; yields `(file, name, (labels, cells) or the exception)` in input order"
+    from collections import deque
     cfg = getattr(model, 'config', None) or {}
     pp = params if params is not None else cfg.get('postprocess'); cls = cfg.get('class_names')
     first = two_passes(model, diameter); s0 = None if first else matched_scale(model, diameter)
+    post = lambda maps, w: pool.submit(_post_job, maps, pp, block, halo, cls, w, progress)
     def maps_at(image, s):
-        with model_scale(model, s): return infer_maps(model, image, **infer)
-    jobs = []   # [file, name, image, kind ('done' | 'first' | 'final' | 'error'), value]
-    for f, name, image in window:
-        try:
-            image = _checked(image, f)
-            prev = read_outputs(out, name) if skip_existing else None
-            if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); jobs.append([f, name, image, 'done', prev]); continue
-            w = None if first else (out, name, image, names, overlay, fiji)
-            jobs.append([f, name, image, 'first' if first else 'final', pool.submit(_post_job, maps_at(image, s0), pp, block, halo, cls, w)])
+        with model_scale(model, s): return infer_maps(model, image, progress=progress, **infer)
+    def guard(step, j):   # run one step of job `j`; a failure becomes the job's result, except those that must stop the run
+        try: step(j)
         except (KeyboardInterrupt, MemoryError): raise
-        except Exception as e: jobs.append([f, name, image, 'error', e])
-    for j in jobs:   # cell-size matching: each image's second pass runs while the pool works on the others' first
-        if j[3] != 'first': continue
-        try:
+        except Exception as e:
+            if _pool_broke(e): raise RuntimeError(f"a post-processing worker process died ({e}) -- rerun with --workers 0 (workers=0), and "
+                                                  "--skip-existing to keep the finished images; in a script, call predict_files under `if __name__ == '__main__':`") from e
+            j[3:] = ['done', e]
+    def start(j):
+        f, name, image = j[:3]; image = j[2] = _checked(image, f)
+        prev = read_outputs(out, name) if skip_existing else None
+        if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); j[3:] = ['done', prev]
+        else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
+    def advance(j):   # the oldest job: its first pass decides the second (cell-size matching), a final one is collected
+        if j[3] == 'first':
             labels, cells = j[4].result(); s = second_pass_scale(model, labels); w = (out, j[1], j[2], names, overlay, fiji)
-            j[3:] = ['final', pool.submit(_write_job, labels, cells, *w) if s is None else pool.submit(_post_job, maps_at(j[2], s), pp, block, halo, cls, w)]
-        except (KeyboardInterrupt, MemoryError): raise
-        except Exception as e: j[3:] = ['error', e]
-    for f, name, _, kind, v in jobs:
-        if kind == 'final':
-            try: v = v.result()
-            except (KeyboardInterrupt, MemoryError): raise
-            except Exception as e: v = e
-        yield f, name, v
+            j[3:] = ['final', pool.submit(_write_job, labels, cells, *w) if s is None else post(maps_at(j[2], s), w)]
+        elif j[3] == 'final': j[3:] = ['done', j[4].result()]
+    q = deque()
+    def ready(): return q and (q[0][3] == 'done' or q[0][4].done())
+    for f, name, image in items:
+        if str(f) in failed: continue   # a page of a file that already failed: the rest of the file is skipped, as a failed read does
+        q.append(j := [f, name, image, None, None]); guard(start, j)
+        while len(q) > limit or ready():
+            guard(advance, q[0])
+            if q[0][3] == 'done': j = q.popleft(); yield j[0], j[1], j[4]
+    while q:
+        guard(advance, q[0])
+        if q[0][3] == 'done': j = q.popleft(); yield j[0], j[1], j[4]
 
 # %% ../nbs/13_predict.ipynb #b5693079
 def _failure(f, e, out) -> str:
@@ -226,22 +241,13 @@ def _finish_run(out, partial, images, names):
     if partial.exists(): partial.unlink()
 
 # %% ../nbs/13_predict.ipynb #4ee202fb
-def _pages(files, stems, failed, out, bar):
+def _pages(files, stems, failed, out, finish):
     "`(file, name, image)` of every page of every file; a file that cannot be read is named in `failed` and skipped"
     for f in files:
         try:
             for name, image in iter_images(f, stems[f]): yield f, name, image
         except (KeyboardInterrupt, MemoryError): raise
-        except Exception as e: failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
-        bar.update(1)
-
-def _windows(items, n:int):
-    "Consecutive lists of `n` items"
-    w = []
-    for x in items:
-        w.append(x)
-        if len(w) == n: yield w; w = []
-    if w: yield w
+        except Exception as e: failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr); finish(f)
 
 def predict_files(model, # training run folder (its best/ model and tuned thresholds), saved model folder, or a model
                   inputs:list, # image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns
@@ -269,7 +275,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, precision=precision, progress=progress and not workers,
               params=params, block=block, halo=halo, diameter=diameter)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    lock = lock_out_dir(out)
+    lock = lock_out_dir(out); bar = None
     try:
         clean_tmp(out)
         files, problems = find_inputs(inputs)
@@ -277,22 +283,31 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
         names = (getattr(model, 'config', None) or {}).get('class_names')
         partial = out/'predictions.partial.jsonl'; partial.unlink(missing_ok=True)  # results of skipped images are derived again
         done, images, n_cells, stems = [], [], 0, output_stems(files)
-        bar = tqdm(total=len(files), desc='images', disable=not progress)
+        bar, counted = tqdm(total=len(files), desc='images', disable=not progress), set()
+        def finish(f):   # the bar counts files finished (written, or failed)
+            if f is not None and f not in counted: counted.add(f); bar.update(1)
+        last = None
         with _executor(workers) as pool:
-            for window in _windows(_pages(files, stems, failed, out, bar), max(1, 2 * workers)):
-                for f, name, r in _segment_window(model, pool, window, out, names, skip_existing, overlay, fiji, **kw):
-                    if isinstance(r, BaseException):
-                        failed[str(f)] = msg = _failure(f, r, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr); continue
+            for f, name, r in _pipeline(model, pool, _pages(files, stems, failed, out, finish), workers + 1, out, names, skip_existing,
+                                        overlay, fiji, failed=failed, **kw):
+                if f != last: finish(last); last = f
+                if str(f) in failed: continue   # a later page of a file that failed
+                try:
+                    if isinstance(r, BaseException): raise r
                     labels, cells = r
                     iid = ids.get(f.name, len(images) + 1) if n_pages(f) == 1 else len(images) + 1
-                    images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                     if results_json:
                         res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
                         with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
+                    images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
                     done.append(name); n_cells += len(cells)
-        bar.close()
+                except (KeyboardInterrupt, MemoryError): raise
+                except Exception as e:
+                    failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+            finish(last)
         if results_json: _finish_run(out, partial, images, names)
     finally:
+        if bar is not None: bar.close()
         if lock is not None: lock.close()
     return dict(done=done, failed=failed, n_cells=n_cells, out_dir=str(out))
 
