@@ -12,16 +12,16 @@ import pytest
 torch = pytest.importorskip('torch')
 tifffile = pytest.importorskip('tifffile')
 
-# `cellseg predict` in a subprocess; CELLSEG_TEST_SLOW=s sleeps s seconds before each image (test instrumentation only),
+# `cellseg predict` in a subprocess; CELLSEG_TEST_SLOW=s sleeps s seconds before each model pass (test instrumentation only),
 # so a kill or a second run lands in the middle of a run
 PREDICT = r'''
 import os, sys, time
 import cellseg_nb.predict as P
 slow = float(os.environ.get('CELLSEG_TEST_SLOW', '0'))
 if slow:
-    _predict = P.predict
-    def predict(*a, **k): time.sleep(slow); return _predict(*a, **k)
-    P.predict = predict
+    _maps = P.infer_maps   # the model's pass over each image (predict_files' pipeline calls it once or twice per image)
+    def infer_maps(*a, **k): time.sleep(slow); return _maps(*a, **k)
+    P.infer_maps = infer_maps
 sys.exit(P.predict_cli(sys.argv[1:]))
 '''
 
