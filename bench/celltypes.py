@@ -51,17 +51,20 @@ def fold_data(unknown:str, work:Path):
             tifffile.imwrite(work/split/f'{name}_{split}_masks.tif', np.ascontiguousarray(lb.astype(np.int32)))
     return dict(data_folder=str(work/'train'), val_data_folder=str(work/'val')), tests
 
-def image_cls(model, img) -> np.ndarray:
-    "The image-level `cls` head's type probabilities for a whole raw image (normalised as `infer_maps` does)"
+def model_input(model, img):
+    "The whole raw image as the model's input (1, in_channels, H, W), normalised as `infer_maps` normalises it"
     import torch
-    from cellseg_nb.infer import image_percentiles, normalisation_of
-    nrm = normalisation_of(model); lo, hi = image_percentiles(img, (nrm['pmin'], nrm['pmax']))
-    x = (np.asarray(img, np.float32) - lo) / max(hi - lo, 1e-6)
-    H, W = x.shape; ph, pw = -H % 32, -W % 32
-    x = np.pad(x, ((0, ph), (0, pw)), mode='reflect').astype(np.float32)
-    cin = int(model.config.get('in_channels', 1))
-    with torch.inference_mode():
-        out = model.eval()(torch.from_numpy(x)[None, None].expand(-1, cin, -1, -1))
+    from cellseg_nb.core import normalize_image
+    from cellseg_nb.infer import normalisation_of
+    x = torch.from_numpy(normalize_image(img, **normalisation_of(model)))[None, None]
+    return x.expand(-1, int(model.config.get('in_channels', 1)), -1, -1)
+
+def image_cls(model, img) -> np.ndarray:
+    "The image-level `cls` head's type probabilities for a whole raw image"
+    import torch, torch.nn.functional as F
+    x = model_input(model, img); H, W = x.shape[-2:]
+    x = F.pad(x, (0, -W % 32, 0, -H % 32), mode='reflect')
+    with torch.inference_mode(): out = model.eval()(x)
     return torch.softmax(out['cls'].float(), 1)[0].numpy()
 
 def cells_of(model, items, class_names) -> dict:

@@ -22,9 +22,7 @@ SOURCES = ('decoder', 'encoder_deepest')
 def cell_features(model, img, lab, source:str) -> np.ndarray:
     "(cells, C) mean feature vector of each true cell (labels in increasing order) from one forward pass on the whole image"
     import torch, torch.nn.functional as F
-    from cellseg_nb.infer import image_percentiles, normalisation_of
-    nrm = normalisation_of(model); lo, hi = image_percentiles(img, (nrm['pmin'], nrm['pmax']))
-    x = torch.from_numpy(((np.asarray(img, np.float32) - lo) / max(hi - lo, 1e-6)).astype(np.float32))[None, None]
+    x = C.model_input(model, img)
     got, mod = {}, model.decoder if source == 'decoder' else model.encoder
     h = mod.register_forward_hook(lambda m, a, o: got.__setitem__('y', o if source == 'decoder' else o[-1]))
     with torch.inference_mode(): model.eval()(x)

@@ -164,7 +164,6 @@ class _Inline:
         except Exception as e: fut.set_exception(e)
         return fut
 
-
 @contextlib.contextmanager
 def _executor(workers:int):
     "A pool of `workers` processes (spawned: safe next to CUDA), or `_Inline` for 0; on an error the queued jobs are cancelled"
@@ -232,6 +231,10 @@ def _failure(f, e, out) -> str:
                                           "command with --skip-existing (finished images are complete and kept; no half-written file is left)") from e
     return str(e) if isinstance(e, ImageReadError) else f"{f}: {type(e).__name__}: {e}"
 
+def _skip(failed, f, e, out):
+    "Name the input `f` in `failed` with its one-line message, and say so on stderr"
+    failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+
 # %% ../nbs/13_predict.ipynb #871491c0
 def _finish_run(out, partial, images, names):
     "Write predictions.json (from the partial lines), images.json and run.json, each atomically"
@@ -247,7 +250,7 @@ def _pages(files, stems, failed, out, finish):
         try:
             for name, image in iter_images(f, stems[f]): yield f, name, image
         except (KeyboardInterrupt, MemoryError): raise
-        except Exception as e: failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr); finish(f)
+        except Exception as e: _skip(failed, f, e, out); finish(f)
 
 def predict_files(model, # training run folder (its best/ model and tuned thresholds), saved model folder, or a model
                   inputs:list, # image files (TIFF 8/16-bit or multi-page, PNG, JPEG), folders or glob patterns
@@ -303,7 +306,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                     done.append(name); n_cells += len(cells)
                 except (KeyboardInterrupt, MemoryError): raise
                 except Exception as e:
-                    failed[str(f)] = msg = _failure(f, e, out); print(f"cellseg predict: skipped {msg}", file=sys.stderr)
+                    _skip(failed, f, e, out)
             finish(last)
         if results_json: _finish_run(out, partial, images, names)
     finally:
