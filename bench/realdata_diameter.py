@@ -1,35 +1,121 @@
-"""Is cell-size matching the bottleneck on leave-one-line-out Huh7? Re-segments the held-out images with the models that
-`bench/realdata.py` kept (`bench/out/realdata/work/lc5-lolo_*_ours_dev_*`), at the model's own scale (`diameter=0`), with the
-automatic two-pass matching (the default), and told the true median cell diameter (an oracle), x0.8 and x1.25 of it.
-Prints F1@0.5 and cell counts per image and writes `bench/out/realdata_diameter.json`.
+"""Cell size on real images: how much does matching the cells' size matter, and can the model's own outputs find it?
 
-    python bench/realdata_diameter.py
+Re-segments the held-out images of leave-one-line-out with the models `bench/realdata.py` kept
+(`bench/out/realdata/work/lc5-lolo_*_ours_dev_*`), and Usiigaci set 41 (another microscope) with the seed-0 models:
+- at 7 scales relative to the model's own (`SCALES`), recording F1@0.5, cell count, the cells' median diameter and
+  candidate signals for choosing the scale without ground truth (`CRITERIA`: cell scores, map confidences, agreement
+  of neighbouring scales, the measured size crossing the training size);
+- with the product's automatic two-pass size matching (`diameter=None`) and told the true median diameter (the oracle);
+- with the maps of the automatic scale averaged with those of zoomed-out passes (multi-scale fusion).
+Each finished image is appended to `bench/out/realdata_diameter/runs.jsonl` (maps in `maps/`), so a stopped run
+resumes; `--report` writes `bench/results/realdata_diameter.json`: per criterion, the mean F1 of the scale it picks
+against automatic matching, the oracle and the best scale of the grid.
+
+    python bench/realdata_diameter.py            # about 40 CPU-minutes on 2 cores
+    python bench/realdata_diameter.py --report
 """
 from __future__ import annotations
-import json, sys
+import argparse, json, sys, time
 from pathlib import Path
 import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
+OUT = ROOT/'bench/out/realdata_diameter'
+RESULTS = ROOT/'bench/results/realdata_diameter.json'
+SCALES = (0.32, 0.4, 0.5, 0.63, 0.8, 1.0, 1.25)   # x the model's own scale
+CRITERIA = ('area_w_score', 'score_med', 'fg_conf', 'bd_conf', 'agree', 'size_cross')  # picked scale: the arg-max (size_cross: see `pick`)
+FUSIONS = {'a': (0,), 'a+a/1.25': (0, -1), 'a+a/1.6': (0, -2), 'a+a/2': (0, -3)}  # grid steps below the automatic scale's grid point
 
-def main():
-    from realdata import lc5_items, folds, OUT
-    from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import segment
+def f1_of(gt, lab) -> float:
     from cellseg_nb.metrics import match_instances
+    m = match_instances(gt, lab, thresholds=(0.5,)); tp, fp, fn = m['tp'][0], m['fp'][0], m['fn'][0]
+    return float(2 * tp / max(2 * tp + fp + fn, 1))
+
+def scan_scale(m, img, gt, f, maps_file:Path) -> dict:
+    "Segment at `f` x the model's scale: F1, cells, median diameter (image px) and the criteria's raw signals; maps saved for fusion"
+    from cellseg_nb.infer import infer_maps, labelled_cells, model_scale
     from cellseg_nb.data.targets import median_diameter
-    items, rows = {n: (img, lab) for n, img, lab in lc5_items()}, []
-    for run in sorted((OUT/'work').glob('lc5-lolo_*_ours_dev_*')):
+    cfg = m.config
+    with model_scale(m, m.scale * f):
+        maps = infer_maps(m, img)
+        fg, bd, di = (maps.maps[h].astype(np.float32) for h in ('fg', 'boundary', 'dist'))
+        lab, cells = labelled_cells(maps, cfg.get('postprocess'), 1024, 128, cfg.get('class_names'))
+    np.savez_compressed(maps_file, lab=lab, fg=(fg * 255).astype(np.uint8), bd=(bd * 255).astype(np.uint8), di=(di * 255).astype(np.uint8))
+    s, a = cells['score'].to_numpy(float), cells['area'].to_numpy(float)
+    return dict(f1=f1_of(gt, lab), cells=int(len(cells)), d=float(median_diameter([lab])) if lab.max() else 0.0,
+                area_w_score=float((s * a).sum() / max(a.sum(), 1)), score_med=float(np.median(s)) if len(s) else 0.0,
+                fg_conf=float(np.abs(fg - 0.5).mean() * 2), bd_conf=float(np.abs(bd - 0.5).mean() * 2))
+
+def fused_f1(maps:list, pp:dict, gt) -> float:
+    from cellseg_nb.postprocess import instances_from_probs
+    probs = {h: np.mean([z[k].astype(np.float32) / 255 for z in maps], 0) for h, k in (('fg', 'fg'), ('boundary', 'bd'), ('dist', 'di'))}
+    return f1_of(gt, instances_from_probs(probs, {k: v for k, v in pp.items() if k not in ('type_temperature', 'unknown_below')})[0])
+
+def one(run:Path, name:str, img, gt, fold:str, seed:int) -> dict:
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.infer import segment, second_pass_scale, _segment
+    from cellseg_nb.data.targets import median_diameter
+    m = load_model(run/'run/best'); cfg = m.config; d = float(median_diameter([gt]))
+    r = dict(fold=fold, seed=seed, image=name, true_cells=int(len(np.unique(gt)) - 1), true_d=d, s0=m.scale,
+             target=cfg['cell_diameter'], oracle_f=cfg['cell_diameter'] / (d * m.scale), scales={})
+    (OUT/'maps').mkdir(parents=True, exist_ok=True)
+    mf = lambda f: OUT/'maps'/f'{fold}_{seed}_{name}_{f}.npz'
+    for f in SCALES: r['scales'][str(f)] = scan_scale(m, img, gt, f, mf(f))
+    s = second_pass_scale(m, _segment(m, img, cfg.get('postprocess'), 1024, 128, False)[0])
+    r['auto_f'] = 1.0 if s is None else s / m.scale
+    r['auto_f1'] = f1_of(gt, segment(m, img)[0])
+    r['oracle_f1'] = f1_of(gt, segment(m, img, diameter=d)[0])
+    i = int(np.argmin([abs(np.log(g / r['auto_f'])) for g in SCALES]))
+    z = [np.load(mf(f)) for f in SCALES]
+    r['fusion'] = {k: fused_f1([z[i + o] for o in offs], cfg.get('postprocess') or {}, gt) for k, offs in FUSIONS.items() if i + min(offs) >= 0}
+    agree = [f1_of(z[j]['lab'], z[j + 1]['lab']) for j in range(len(SCALES) - 1)]
+    for j, f in enumerate(SCALES):   # agreement with the neighbouring scales
+        r['scales'][str(f)]['agree'] = float(np.mean([agree[k] for k in (j - 1, j) if 0 <= k < len(agree)]))
+    return r
+
+def pick(r:dict, crit:str) -> str:
+    "The scale a criterion picks; size_cross: the smallest scale whose cells, as the model sees them, reach 0.9 x the training size"
+    sc = r['scales']
+    if crit == 'size_cross':
+        ok = [f for f in sc if sc[f]['d'] * r['s0'] * float(f) >= 0.9 * r['target'] and sc[f]['cells'] >= 10]
+        return min(ok, key=float) if ok else '1.0'
+    return max(sc, key=lambda f: sc[f][crit])
+
+def report() -> dict:
+    rows = [json.loads(l) for l in open(OUT/'runs.jsonl')]
+    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
+    out = dict(images=rows, by_domain={}, when=time.strftime('%Y-%m-%d'))
+    for dom, sel in (('livecell_lolo', lambda r: not r['image'].startswith('set')), ('usiigaci', lambda r: r['image'].startswith('set'))):
+        rs = [r for r in rows if sel(r)]
+        if not rs: continue
+        t = dict(auto=ms([r['auto_f1'] for r in rs]), oracle=ms([r['oracle_f1'] for r in rs]),
+                 best_of_grid=ms([max(v['f1'] for v in r['scales'].values()) for r in rs]),
+                 model_scale=ms([r['scales']['1.0']['f1'] for r in rs]))
+        for c in CRITERIA: t[f'pick:{c}'] = ms([r['scales'][pick(r, c)]['f1'] for r in rs])
+        for k in FUSIONS: t[f'fusion:{k}'] = ms([r['fusion'][k] for r in rs if k in r['fusion']])
+        out['by_domain'][dom] = t
+    RESULTS.write_text(json.dumps(out, indent=1))
+    for dom, t in out['by_domain'].items():
+        print(dom); [print(f"  {k:22s} F1 {v['mean']:.3f} ± {v['sd']:.3f} (n={v['n']})") for k, v in t.items()]
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--report', action='store_true')
+    if ap.parse_args(argv).report: return report()
+    from realdata import lc5_items, usi_items, folds, OUT as RD
+    import torch; torch.set_num_threads(2)
+    items = {n: (img, lab) for n, img, lab in lc5_items()}; usi = {n: (img, lab) for n, img, lab in usi_items([41])}
+    OUT.mkdir(parents=True, exist_ok=True); runs = OUT/'runs.jsonl'
+    done = {(r['fold'], r['seed'], r['image']) for r in map(json.loads, open(runs))} if runs.exists() else set()
+    for run in sorted((RD/'work').glob('lc5-lolo_*_ours_dev_*')):
         fold, seed = run.name.split('_')[1], int(run.name.split('_')[-1])
-        m = load_model(run/'run/best')
-        for n in folds('lc5-lolo')[fold][2]:
-            img, gt = items[n]; d = median_diameter([gt]); r = dict(fold=fold, seed=seed, image=n, true_cells=int(len(np.unique(gt)) - 1),
-                                                                     true_diameter=float(d), model_diameter=m.config.get('cell_diameter'))
-            for tag, dia in (('model scale', 0), ('auto', None), ('true', d), ('true x0.8', 0.8 * d), ('true x1.25', 1.25 * d)):
-                lab, _ = segment(m, img, diameter=dia)
-                mm = match_instances(gt, lab, thresholds=(0.5,))
-                r[tag] = dict(f1=float(2 * mm['tp'][0] / max(2 * mm['tp'][0] + mm['fp'][0] + mm['fn'][0], 1)), cells=int(mm['n_pred']))
-            rows.append(r); print(json.dumps(r), flush=True)
-    (ROOT/'bench/out/realdata_diameter.json').write_text(json.dumps(rows, indent=1))
+        tests = [(n, *items[n]) for n in folds('lc5-lolo')[fold][2]] + ([('set41', *usi['set41'])] if seed == 0 else [])
+        for n, img, gt in tests:
+            if (fold, seed, n) in done: continue
+            r = one(run, n, img, gt, fold, seed)
+            with open(runs, 'a') as f: f.write(json.dumps(r) + '\n')
+            print(fold, seed, n, 'auto', round(r['auto_f1'], 3), 'oracle', round(r['oracle_f1'], 3),
+                  {f: round(v['f1'], 3) for f, v in r['scales'].items()}, flush=True)
+    return report()
 
 if __name__ == '__main__': main()
