@@ -10,11 +10,13 @@ Protocol `lc5-open` (LIVECell-5, leave one cell line out as the *unknown* type),
 - Usiigaci sets 41-45 (another microscope, fibroblasts): an **all-unknown domain**.
 Per fold and seed: known-type accuracy (closed: argmax; open: unknown counts as wrong) from the per-pixel type head
 (the product's aggregation) and from the image-level `cls` head, macro F1, ECE before (temperature 1) and after
-calibration, unknown-detection AUROC (unknown score 1 - calibrated type probability; also the `cls` head's
-confidence as an alternative score) against L and against Usiigaci, and the share of unknown cells flagged.
+calibration, unknown-detection AUROC against L and against Usiigaci (the product's unknown score: the novelty, the
+distance to the validation cells' per-type prototypes of decoder features, where `cellseg train` fitted them; also
+1 - calibrated type probability and the `cls` head's confidence as alternatives), and the share of unknown cells flagged.
 Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched cells' probabilities in `cells/`.
 
     python bench/celltypes.py --seeds 0 1 2          # about 10 CPU-minutes a run on a 2-core machine
+    python bench/celltypes.py --rescore --seeds 0    # calibrate and score the kept models again with the current code
     python bench/celltypes.py --report               # -> bench/results/celltypes.json (+ reliability diagrams)
 """
 from __future__ import annotations
@@ -72,8 +74,8 @@ def cells_of(model, items, class_names) -> dict:
     from cellseg_nb.infer import segment
     from cellseg_nb.metrics import match_instances, UNKNOWN
     from cellseg_nb.postprocess import PostprocessParams
-    pp = PostprocessParams.from_dict({**model.config['postprocess'], 'type_temperature': 1.0, 'unknown_below': 0.0})  # raw: calibrated below
-    rows = dict(true=[], p=[], cls=[], domain=[], image=[])
+    pp = PostprocessParams.from_dict({**model.config['postprocess'], 'type_temperature': 1.0, 'unknown_below': 0.0, 'novel_above': None})  # raw: calibrated below
+    rows = dict(true=[], p=[], nov=[], cls=[], domain=[], image=[])
     for name, img, gt, line in items:
         lab, cells = segment(model, img, pp)
         m = match_instances(gt, lab, thresholds=(0.5,))
@@ -85,17 +87,20 @@ def cells_of(model, items, class_names) -> dict:
         c = image_cls(model, img)
         rows['true'].append(np.full(len(g), class_names.index(line) if line in class_names else UNKNOWN))
         rows['p'].append(P); rows['cls'].append(np.repeat(c[None], len(g), 0))
+        rows['nov'].append(t.type_novelty.reindex(pr).to_numpy(float) if 'type_novelty' in t else np.full(len(pr), np.nan))
         rows['domain'].append(np.full(len(g), 'known' if line in class_names else ('usiigaci' if line == 'usiigaci' else 'lolo')))
         rows['image'].append(np.full(len(g), name))
     return {k: np.concatenate(v) for k, v in rows.items()}
 
-def scores(c:dict, temperature:float, unknown_below:float, class_names) -> dict:
-    "Type scores of matched cells `c` at a temperature and open-set threshold"
+def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_above:float|None=None) -> dict:
+    "Type scores of matched cells `c` at a temperature and open-set rule (novelty above `novel_above` where given, else probability below `unknown_below`)"
     from cellseg_nb.metrics import cell_type_scores, expected_calibration_error, auroc, UNKNOWN
     from cellseg_nb.postprocess import soften
     q = soften(c['p'], temperature); conf, k = q.max(1), q.argmax(1)
     kn = c['domain'] == 'known'; t = c['true']
-    openk = np.where(conf < unknown_below, UNKNOWN, k)
+    nov = c.get('nov', np.full(len(t), np.nan)); by_nov = novel_above is not None and np.isfinite(nov).all()
+    openk = np.where(nov > novel_above, UNKNOWN, k) if by_nov else np.where(conf < unknown_below, UNKNOWN, k)
+    unk = nov if by_nov else 1 - conf   # the product's unknown score
     closed, opened = cell_type_scores(t[kn], k[kn], class_names), cell_type_scores(t[kn], openk[kn], class_names)
     out = dict(n_known=int(kn.sum()), accuracy_closed=closed['accuracy'], accuracy_open=opened['accuracy'], macro_f1_closed=closed['macro_f1'],
                ece=expected_calibration_error(conf[kn], k[kn] == t[kn]),
@@ -104,7 +109,9 @@ def scores(c:dict, temperature:float, unknown_below:float, class_names) -> dict:
     for d in ('lolo', 'usiigaci'):
         sel = kn | (c['domain'] == d)
         out[f'n_{d}'] = int((c['domain'] == d).sum())
-        out[f'auroc_{d}'] = auroc(1 - conf[sel], c['domain'][sel] == d)
+        out[f'auroc_{d}'] = auroc(unk[sel], c['domain'][sel] == d)
+        out[f'auroc_{d}_prob'] = auroc(1 - conf[sel], c['domain'][sel] == d)
+        out[f'auroc_{d}_novelty'] = auroc(nov[sel], c['domain'][sel] == d) if np.isfinite(nov).all() else float('nan')
         out[f'auroc_{d}_cls_head'] = auroc(1 - c['cls'][sel].max(1), c['domain'][sel] == d)
         out[f'flagged_{d}'] = float((openk[c['domain'] == d] == UNKNOWN).mean()) if (c['domain'] == d).any() else float('nan')
         both = np.r_[t[kn], np.full(int((c['domain'] == d).sum()), UNKNOWN)]
@@ -126,16 +133,37 @@ def run_one(unknown:str, seed:int) -> dict:
     usi = [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
     c = cells_of(model, tests + usi, class_names)
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
-    cal = s.get('type_calibration') or {}
-    T, thr = cal.get('temperature', 1.0), cal.get('unknown_below', 0.0)
-    r = dict(fold=unknown, seed=seed, class_names=class_names, steps=s['steps'], temperature=T, unknown_below=thr, calibration=cal,
-             before=scores(c, 1.0, 0.0, class_names), after=scores(c, T, thr, class_names),
-             wall_s=time.perf_counter() - t0, when=time.strftime('%Y-%m-%d %H:%M'))
+    return record(unknown, seed, class_names, s['steps'], s.get('type_calibration') or {}, c, time.perf_counter() - t0)
+
+def record(unknown, seed, class_names, steps, cal, c, wall_s) -> dict:
+    "Score a run's matched cells `c` before and after calibration `cal`; append the record to runs.jsonl"
+    T, thr, nab = cal.get('temperature', 1.0), cal.get('unknown_below', 0.0), cal.get('novel_above')
+    r = dict(fold=unknown, seed=seed, class_names=class_names, steps=steps, temperature=T, unknown_below=thr, novel_above=nab,
+             calibration=cal, before=scores(c, 1.0, 0.0, class_names), after=scores(c, T, thr, class_names, nab),
+             wall_s=wall_s, when=time.strftime('%Y-%m-%d %H:%M'))
     with open(OUT/'runs.jsonl', 'a') as f: f.write(json.dumps(r) + '\n')
     a = r['after']
     print(f"unknown {unknown:<6} seed {seed}: known acc {a['accuracy_closed']:.3f} (open {a['accuracy_open']:.3f}), ECE {r['before']['ece']:.3f} -> "
-          f"{a['ece']:.3f}, AUROC {a['auroc_lolo']:.3f} (Usiigaci {a['auroc_usiigaci']:.3f}), T {T}, thr {thr}", flush=True)
+          f"{a['ece']:.3f}, AUROC {a['auroc_lolo']:.3f} (Usiigaci {a['auroc_usiigaci']:.3f}; by probability {a['auroc_lolo_prob']:.3f} / "
+          f"{a['auroc_usiigaci_prob']:.3f}), T {T}, open set {'novelty > %s' % nab if nab is not None else 'probability < %s' % thr}", flush=True)
     return r
+
+def rescore(unknown:str, seed:int) -> dict:
+    "Calibrate a finished run's model again with the current `calibrate_types` and score it anew (no training)"
+    from cellseg_nb.train import calibrate_types
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.data.sources import MaskFolderSource
+    from realdata import usi_items
+    work = OUT/'work'/f'{unknown}_{seed}'; t0 = time.perf_counter()
+    model = load_model(work/'run/best'); class_names = model.config['class_names']
+    _, tests = fold_data(unknown, work/'data')
+    cal = calibrate_types(model, MaskFolderSource(str(work/'data/val'), class_names=tuple(class_names)), model.config.get('normalisation') or {})
+    model.config['postprocess'].update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below'], type_prototypes=cal['prototypes'],
+                                       type_precision=cal['precision'], novel_above=cal['novel_above'])
+    c = cells_of(model, tests + [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)], class_names)
+    np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
+    steps = done().get((unknown, seed), {}).get('steps')
+    return record(unknown, seed, class_names, steps, {k: v for k, v in cal.items() if k not in ('prototypes', 'precision')}, c, time.perf_counter() - t0)
 
 def done() -> dict:
     f = OUT/'runs.jsonl'
@@ -171,8 +199,14 @@ def main(argv=None):
     ap.add_argument('--folds', nargs='+', default=list(LINES), choices=LINES, help='the line held out as unknown')
     ap.add_argument('--seeds', nargs='+', type=int, default=[0])
     ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/celltypes.json')
+    ap.add_argument('--rescore', action='store_true', help='calibrate and score the finished runs again with the current code (no training)')
     a = ap.parse_args(argv)
     if a.report: return report()
+    if a.rescore:
+        for seed in a.seeds:
+            for f in a.folds:
+                if (OUT/'work'/f'{f}_{seed}'/'run/best/config.json').exists(): rescore(f, seed)
+        return report()
     (OUT/'cells').mkdir(parents=True, exist_ok=True)
     have = done()
     for seed in a.seeds:

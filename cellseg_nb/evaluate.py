@@ -191,7 +191,8 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
         def f(iid, img):
             rs = by_image.get(iid, []); lab, types = results_to_labels(rs, iid, img.shape[:2])
             rs = sorted(rs, key=lambda r: r.get('score', 1.0))   # label k is the k-th result, as `results_to_labels` paints them
-            probs = pd.DataFrame(dict(label=np.arange(1, len(rs) + 1), type_probability=[r.get('type_probability', np.nan) for r in rs]))
+            probs = pd.DataFrame(dict(label=np.arange(1, len(rs) + 1), type_probability=[r.get('type_probability', np.nan) for r in rs],
+                                      type_novelty=[r.get('type_novelty', np.nan) for r in rs]))
             return lab, probs, types or None
         f.results = by_image
         return f, 'predictions', classes, None
@@ -225,7 +226,7 @@ def _jsonable(x):
     return x
 
 # %% ../nbs/11_evaluate.ipynb #efc0b068
-_TYPE_KEYS = ('accuracy', 'closed_accuracy', 'macro_f1', 'n', 'ece', 'unknown', 'n_novel', 'novel_flagged', 'auroc')
+_TYPE_KEYS = ('accuracy', 'closed_accuracy', 'macro_f1', 'n', 'ece', 'unknown', 'n_novel', 'novel_flagged', 'auroc', 'unknown_score')
 
 def evaluate(model_or_predictions, # model / model folder / COCO results (json path or list) / function image -> labels
              source, # COCO annotations: json path or dict
@@ -250,7 +251,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
     paths = {im['id']: path_of(im['id']) for im in images} # fails now, naming the file, if an image is missing
     predict, kind, model_classes, pp = _predictor(model_or_predictions, params, device, tta, **infer)
     class_names = list(class_names or model_classes or CELL_LINES)
-    ms, names, groups, gtt, prt, prc, results, worst = [], [], [], [], [], [], [], []
+    ms, names, groups, gtt, prt, prc, prn, results, worst = [], [], [], [], [], [], [], [], []
     for im in tqdm(images, desc=f'evaluating {kind}', disable=not progress):
         img = read_image(paths[im['id']]); gt = gt_of(im['id'])
         lab, cells, types = predict(im['id'], img)
@@ -259,6 +260,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
         names.append(im['file_name']); groups.append(_group_of(im['file_name']))
         gtt.append(_type_of(im['file_name'], class_names)); prt.append(types if types is not None else {})
         prc.append(cells.set_index('label').type_probability if cells is not None and 'type_probability' in cells else None)
+        prn.append(cells.set_index('label').type_novelty if cells is not None and 'type_novelty' in cells else None)
         results += labels_to_results(lab, cells, im['id']) if kind != 'predictions' else predict.results.get(im['id'], [])
         f1 = 2 * m['tp'][0] / max(2 * m['tp'][0] + m['fp'][0] + m['fn'][0], 1)
         item = (-f1, len(ms), (im['file_name'], img, gt, lab))
@@ -267,7 +269,7 @@ def evaluate(model_or_predictions, # model / model folder / COCO results (json p
     has_types = any(t != NO_TYPE for t in gtt) and any(len(p) for p in prt)
     sc = object_scores([None] * len(ms), ms, names=names, groups=groups, gt_types=gtt if has_types else None,
                        pred_types=prt if has_types else None, class_names=class_names,
-                       pred_probs=prc if has_types else None)
+                       pred_probs=prc if has_types else None, pred_novelty=prn if has_types else None)
     ap = coco_ap({**coco, 'images': images, 'annotations': [a for a in coco['annotations'] if a['image_id'] in paths]}, results)
     per_group = sc['per_group'].copy() if sc['per_group'] is not None else pd.DataFrame()
     for g, v in ap['per_group'].items():
@@ -305,7 +307,7 @@ def format_table(report:dict) -> str:
     for g, r in rows.items(): lines.append(f'{g:<{w}}' + ' '.join(f"{fmt(f, r.get(k)):>8}" for k, _, f in cols))
     if ct.get('n_novel'):   # cells of types the model was not trained on: did it call them unknown?
         lines.append(f"cell types the model does not know: {ct['n_novel']} matched cells, {ct['novel_flagged']} called unknown; "
-                     f"unknown-score AUROC {fmt('{:.3f}', ct.get('auroc'))}")
+                     f"unknown-score AUROC {fmt('{:.3f}', ct.get('auroc'))} (by {ct.get('unknown_score', 'probability')})")
     return '\n'.join(lines)
 
 # %% ../nbs/11_evaluate.ipynb #68b292fa

@@ -17,9 +17,9 @@ from .postprocess import PostprocessParams, instances_from_probs, cell_table, CE
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
            'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
-           'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'infer_maps', 'infer_probs',
-           'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'matched_scale', 'model_scale',
-           'two_passes', 'second_pass_scale', 'segment']
+           'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps',
+           'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'matched_scale',
+           'model_scale', 'two_passes', 'second_pass_scale', 'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -153,29 +153,32 @@ def resolve_precision(precision:str, # one of `PRECISIONS`
     return torch.float16 if precision == 'fp16' else torch.bfloat16
 
 # %% ../nbs/09b_infer.ipynb #ae050fda
-def _tile_probs(model, x, tta, dtype):
-    "Probability maps (B, 3+K+1, h, w) of a batch of normalised tiles `x`, averaged over the TTA transforms"
+def _tile_probs(model, x, tta, dtype, features:bool=False):
+    "Probability maps (B, 3+K+1[+C], h, w) of a batch of normalised tiles `x`, averaged over the TTA transforms; `features`: the decoder's C features last"
     import torch
     acc = None
     for k, f in tta:
         with (torch.autocast(x.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()):
-            out = model(_fwd(x, k, f))
+            out = model(_fwd(x, k, f), return_features=True) if features else model(_fwd(x, k, f))
         miss = [h for h in HEADS if h not in out]
         if miss: raise ValueError(f"the model has no {miss} head(s); prediction needs {list(HEADS)} (it has {list(out)})")
         maps = [torch.sigmoid(out[h].float()) for h in HEADS]
         if 'type' in out: maps.append(torch.softmax(out['type'].float(), 1))
+        if features: maps.append(out['features'].float())
         p = _inv(torch.cat(maps, 1), k, f)
         acc = p if acc is None else acc + p
     return (acc / len(tta)).cpu().numpy()
 
 # %% ../nbs/09b_infer.ipynb #1fa922f8
 class StitchedMaps:
-    "Full-size probability maps, float32 or compact uint8 (fg/boundary/dist, type arg-max and its probability)"
+    "Full-size probability maps, float32 or compact uint8 (fg/boundary/dist, type arg-max and its probability), and decoder features (float16)"
     def __init__(self, shape, # (H, W)
                  n_type:int, # K+1 type channels (0: the model has no type head)
                  compact:bool=False, # store uint8 maps (5 bytes/pixel) instead of float32
+                 n_feat:int=0, # decoder feature channels kept for the cells' novelty (0: none)
                 ):
-        self.shape, self.n_type, self.compact = tuple(shape), n_type, compact
+        self.shape, self.n_type, self.compact, self.n_feat = tuple(shape), n_type, compact, n_feat
+        if n_feat: self.features = np.zeros((n_feat,) + tuple(shape), np.float16)
         dt = np.uint8 if compact else np.float32
         self.maps = {h: np.zeros(shape, dt) for h in HEADS}
         if n_type:
@@ -183,15 +186,16 @@ class StitchedMaps:
             else: self.type = np.zeros((n_type,) + tuple(shape), np.float32)
 
     def write(self, y0:int, p:np.ndarray):
-        "Store finished rows `y0..` from a (3+K+1, rows, W) float array"
+        "Store finished rows `y0..` from a (3+K+1[+C], rows, W) float array"
         ys = slice(y0, y0 + p.shape[1])
         for i, h in enumerate(HEADS):
             self.maps[h][ys] = np.rint(np.clip(p[i], 0, 1) * 255) if self.compact else p[i]
         if self.n_type:
-            t = p[3:]
+            t = p[3:3 + self.n_type]
             if self.compact:
                 self.type_idx[ys] = t.argmax(0); self.type_prob[ys] = np.rint(np.clip(t.max(0), 0, 1) * 255)
             else: self.type[:, ys] = t
+        if self.n_feat: self.features[:, ys] = p[3 + self.n_type:]
 
     def probs(self, rows=slice(None), cols=slice(None), with_type:bool=True) -> dict:
         "The maps of a region as the contract's dict of float32 arrays"
@@ -203,14 +207,20 @@ class StitchedMaps:
                 np.put_along_axis(t, idx[None].astype(np.intp), q[None], 0)
                 out['type'] = t
             else: out['type'] = self.type[:, rows, cols]
+        if with_type and self.n_feat: out['features'] = self.features[:, rows, cols].astype(np.float32)
         return out
 
     @property
     def nbytes(self) -> int:
-        return sum(m.nbytes for m in self.maps.values()) + sum(getattr(self, a).nbytes for a in ('type_idx', 'type_prob', 'type') if hasattr(self, a))
+        return sum(m.nbytes for m in self.maps.values()) + sum(getattr(self, a).nbytes for a in ('type_idx', 'type_prob', 'type', 'features') if hasattr(self, a))
 
 # %% ../nbs/09b_infer.ipynb #1760dea1
 MIN_SIDE = 8  # px: an image with a shorter side is refused as too small to hold a cell
+
+def wants_features(model) -> bool:
+    "Whether the model's tuned post-processing has cell-type prototypes, so its cells get a novelty (decoder features needed)"
+    pp = (getattr(model, 'config', None) or {}).get('postprocess') or {}
+    return bool(pp.get('type_prototypes')) and hasattr(model, 'decoder')
 
 def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract's dict of logits)
                image:np.ndarray, # (H, W) or (H, W, 3|4) raw image of any dtype and size
@@ -223,6 +233,7 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
                normalisation=None, # {'pmin', 'pmax'} percentiles (default: the model's), or False: `image` is already normalised
                compact:bool|str='auto', # uint8 maps (5 bytes/px); 'auto': when the image has more than 2048² pixels
                progress:bool=False, # tqdm bar over tiles
+               features:bool|str='auto', # also keep the decoder's features (float16, 2 bytes/px per channel) for the cells' novelty; 'auto': when the model has type prototypes, except in compact mode
               ) -> StitchedMaps:
     "Probability maps of a raw image of any size, whole or in smoothly blended tiles, as a `StitchedMaps`"
     import torch
@@ -243,6 +254,9 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     was_training = model.training; model.to(dev).eval()
     cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
     if compact == 'auto': compact = H * W > 2048 * 2048
+    if features == 'auto':
+        features = wants_features(model) and not compact
+        if wants_features(model) and compact: warnings.warn(f"a {H}x{W} image is stitched compactly: its cells get no type novelty (pass features=True to keep the decoder's features, {2 * H * W / 2**20:.0f} MiB per channel)")
     ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
     out = acc = None; wsum = np.zeros((th, W), np.float32)
     bar = tqdm(total=len(ys) * len(xs), desc='tiles', disable=not progress, leave=False)
@@ -254,9 +268,10 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
                     crops = np.stack([image[y:y + th, x:x + tw] for x in bx]).astype(np.float32)
                     crops = (crops - np.float32(lo)) * np.float32(scale)
                     xt = torch.from_numpy(crops)[:, None].expand(-1, cin, -1, -1).to(dev)
-                    p = _tile_probs(model, xt, tr, dtype)
+                    p = _tile_probs(model, xt, tr, dtype, features)
                     if out is None:   # the first batch tells how many type maps the model gives
-                        out = StitchedMaps((H, W), p.shape[1] - 3, bool(compact)); acc = np.zeros((p.shape[1], th, W), np.float32)
+                        nf = int(getattr(model.decoder, 'out_channels', 0)) if features else 0
+                        out = StitchedMaps((H, W), p.shape[1] - 3 - nf, bool(compact), nf); acc = np.zeros((p.shape[1], th, W), np.float32)
                     for j, x in enumerate(bx):
                         wgt = blend_window(th, tw, overlap, (y == 0, y + th >= H, x == 0, x + tw >= W))
                         acc[:, :, x:x + tw] += p[j] * wgt; wsum[:, x:x + tw] += wgt
@@ -291,6 +306,7 @@ class _DictMaps:
     def probs(self, rows=slice(None), cols=slice(None), with_type=True):
         out = {h: np.asarray(self.d[h], np.float32)[rows, cols] for h in HEADS}
         if with_type and self.n_type: out['type'] = np.asarray(self.d['type'], np.float32)[:, rows, cols]
+        if with_type and self.d.get('features') is not None: out['features'] = np.asarray(self.d['features'], np.float32)[:, rows, cols]
         return out
 
 def _as_maps(maps): return maps if hasattr(maps, 'probs') and hasattr(maps, 'shape') else _DictMaps(maps)
@@ -301,6 +317,7 @@ def name_cell_types(cells:pd.DataFrame, # a `cell_table` (integer `cell_type`, -
                    ) -> pd.DataFrame:
     "`cells` with `cell_type` as names ('unknown': a typed model's cell below its `unknown_below`) and the integer kept as `cell_type_id`"
     cells = cells.copy(); ids = cells['cell_type'].to_numpy().astype(int)
+    if 'type_novelty' not in cells: cells['type_novelty'] = np.nan   # a table from before novelty scores
     names = list(class_names or [])
     open_set = np.isfinite(cells['type_probability'].to_numpy(float)) if 'type_probability' in cells else np.zeros(len(ids), bool)
     cells['cell_type'] = [names[i] if 0 <= i < len(names) else (('unknown' if o else '') if i < 0 else f'class{i}') for i, o in zip(ids, open_set)]
@@ -341,7 +358,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         new = loc[lab]; g = labels[ey0:ey1, ex0:ex1]
         put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
         new[~put] = 0
-        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), p.type_temperature, p.unknown_below)
+        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), **p.type_args())
         small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
         if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
         ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)

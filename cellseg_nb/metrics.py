@@ -194,6 +194,7 @@ def object_scores(gts, # true label images
                   pred_types=None, # per image: {label: type} / Series / array indexed by label
                   class_names=None, # names of the cell types
                   pred_probs=None, # per image: {label: type probability} / Series / array, for the calibration error and the unknown AUROC
+                  pred_novelty=None, # per image: {label: type novelty}; where every matched cell has one, it is the unknown score instead of 1 - probability
                  ) -> dict:
     "Object and pixel scores of a data set: `summary` (pooled and per-image mean), `by_threshold`, `per_image`, `per_group`, `cell_type`"
     gts, preds = list(gts), list(preds)
@@ -201,13 +202,14 @@ def object_scores(gts, # true label images
     names = list(range(len(gts))) if names is None else list(names)
     ms = [p if isinstance(p, dict) else match_instances(g, p, thresholds) for g, p in zip(gts, preds)]
     thr = np.asarray(thresholds, float)
-    rows, tt, pt, tg, pc = [], [], [], [], []
+    rows, tt, pt, tg, pc, pn = [], [], [], [], [], []
     for i, m in enumerate(ms):
         rows.append(dict(name=names[i], group=None if groups is None else groups[i], n_true=m['n_true'], n_pred=m['n_pred'],
                          **_summary(m['tp'], m['fp'], m['fn'], m['iou_sum'], thr, (m['px_inter'], m['px_true'], m['px_pred']))))
         if gt_types is not None and pred_types is not None:
             tt.append(_types_of(gt_types[i], m['gt_ids'], fill=NO_TYPE)); pt.append(_types_of(pred_types[i], m['pred_ids']))
             pc.append(_types_of(None if pred_probs is None else pred_probs[i], m['pred_ids'], float, np.nan))
+            pn.append(_types_of(None if pred_novelty is None else pred_novelty[i], m['pred_ids'], float, np.nan))
             tg += [rows[-1]['group']] * len(m['gt_ids'])
     per_image = pd.DataFrame(rows)
     def pooled(idx):
@@ -233,8 +235,10 @@ def object_scores(gts, # true label images
         c = np.concatenate(pc); ok = (t >= 0) & (p >= 0) & np.isfinite(c)
         out['cell_type']['ece'] = expected_calibration_error(c[ok], t[ok] == p[ok]) if ok.any() else float('nan')
         out['cell_type']['reliability'] = reliability_table(c[ok], t[ok] == p[ok])
-        o = (t >= UNKNOWN) & np.isfinite(c)   # open set: does 1 - type probability single out the cells of types the model never saw?
-        out['cell_type']['auroc'] = auroc(1 - c[o], t[o] == UNKNOWN)
+        o = (t >= UNKNOWN) & np.isfinite(c)   # open set: does the unknown score single out the cells of types the model never saw?
+        nv = np.concatenate(pn); by_nov = bool(o.any()) and np.isfinite(nv[o]).all()
+        out['cell_type']['auroc'] = auroc(nv[o] if by_nov else 1 - c[o], t[o] == UNKNOWN)
+        out['cell_type']['unknown_score'] = 'novelty' if by_nov else 'probability'
         if groups is not None:
             tg = np.array(tg, dtype=object)
             out['cell_type']['per_group'] = {g: cell_type_scores(t[tg == g], p[tg == g], class_names)['accuracy'] for g in dict.fromkeys(groups)}
@@ -272,7 +276,7 @@ def labels_to_results(labels:np.ndarray, # (H, W) predicted instance labels
     extra = {}
     if isinstance(scores, pd.DataFrame):
         t = scores.set_index('label')
-        extra = {c: t[c].reindex(ids).to_numpy() for c in ('cell_type', 'type_probability') if c in t}
+        extra = {c: t[c].reindex(ids).to_numpy() for c in ('cell_type', 'type_probability', 'type_novelty') if c in t}
         sc = t['score'].reindex(ids).fillna(1.0).to_numpy(float)
     elif scores is None: sc = np.ones(len(ids))
     elif isinstance(scores, Mapping): sc = np.array([float(scores.get(int(i), 1.0)) for i in ids])
@@ -282,7 +286,8 @@ def labels_to_results(labels:np.ndarray, # (H, W) predicted instance labels
     for j, rle in enumerate(rles):
         r = dict(image_id=int(image_id), category_id=int(category_id),
                  segmentation={'size': [h, w], 'counts': rle['counts'].decode('ascii')}, score=float(sc[j]))
-        for c, v in extra.items(): r[c] = int(v[j]) if c == 'cell_type' else float(v[j])
+        for c, v in extra.items():
+            if c != 'type_novelty' or np.isfinite(v[j]): r[c] = int(v[j]) if c == 'cell_type' else float(v[j])   # no novelty: no key
         out.append(r)
     return out
 

@@ -19,8 +19,8 @@ from .metrics import object_scores, match_instances
 # %% auto #0
 __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
            'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_type_probs', 'soften',
-           'fit_temperature', 'unknown_threshold', 'cell_table', 'find_seeds', 'instances_from_probs',
-           'tune_thresholds']
+           'fit_temperature', 'unknown_threshold', 'cell_means', 'fit_prototypes', 'novelty', 'novelty_threshold',
+           'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -53,6 +53,9 @@ class PostprocessParams:
     keep_unseeded:bool = True # foreground blobs without a seed become cells of their own
     type_temperature:float = 1.0 # divides the log of each cell's type probabilities (> 1 softens); fitted on validation cells by `fit_temperature`
     unknown_below:float = 0.0 # a cell whose type probability is below this gets the type 'unknown' (open set; chosen on validation cells by `unknown_threshold`); 0: off
+    type_prototypes:list|None = None # (K', C) mean decoder features of each cell type's validation cells (`fit_prototypes`); None: no novelty score
+    type_precision:list|None = None # (C, C) inverse of their shared, shrunk covariance
+    novel_above:float|None = None # a cell whose `type_novelty` exceeds this gets the type 'unknown' (chosen on validation cells by `novelty_threshold`); None: off
 
     @classmethod
     def from_dict(cls, d:Mapping|None):
@@ -64,6 +67,11 @@ class PostprocessParams:
         unknown = sorted(set(d) - names)
         if unknown: warnings.warn(f"ignoring unknown post-processing parameters {unknown}; valid: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    def type_args(self) -> dict:
+        "The cell-type keyword arguments of `cell_table`"
+        return dict(temperature=self.type_temperature, unknown_below=self.unknown_below, prototypes=self.type_prototypes,
+                    precision=self.type_precision, novel_above=self.novel_above)
 
 # %% ../nbs/09_postprocess.ipynb #095bedaf
 def _per_label_max(values:np.ndarray, labels:np.ndarray, n:int) -> np.ndarray:
@@ -163,16 +171,55 @@ def unknown_threshold(confidence, # calibrated type probability of each validati
     if not len(right) or k >= len(right): return 0.0 if not len(right) else float(right[-1])
     return float(right[k])                 # cells strictly below the (k+1)-th lowest right one: at most k right ones
 
+# %% ../nbs/09_postprocess.ipynb #67c5765d
+def cell_means(labels:np.ndarray, # (H, W) instance labels 1..n
+               maps:np.ndarray, # (C, H, W) per-pixel features
+              ) -> np.ndarray:
+    "(n+1, C): each cell's mean feature vector (row 0: background)"
+    n = int(labels.max(initial=0)); lf = labels.ravel()
+    a = np.maximum(np.bincount(lf, minlength=n + 1), 1)
+    return np.stack([np.bincount(lf, np.asarray(m, np.float64).ravel(), minlength=n + 1) / a for m in maps], 1)
+
+def fit_prototypes(feats:np.ndarray, # (N, C) mean features of N validation cells
+                   types:np.ndarray, # (N,) their true types (>= 0; others are left out)
+                   shrink:float=0.1, # covariance shrinkage towards its mean variance (0: none)
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    "`(prototypes (K', C), precision (C, C))`: per-type mean features and the inverse of their shared, shrunk covariance"
+    f, t = np.asarray(feats, np.float64), np.asarray(types, int)
+    f, t = f[t >= 0], t[t >= 0]
+    ks = np.unique(t)
+    if len(f) < 2 or not len(ks): raise ValueError(f"need typed cells to fit prototypes, got {len(f)}")
+    mu = np.stack([f[t == k].mean(0) for k in ks])
+    z = f - mu[np.searchsorted(ks, t)]
+    cov = np.atleast_2d(np.cov(z.T)); C = len(cov)
+    return mu, np.linalg.inv(cov + (shrink * np.trace(cov) / C + 1e-9) * np.eye(C))
+
+def novelty(feats:np.ndarray, # (N, C) mean features of N cells
+            prototypes, precision, # from `fit_prototypes`
+           ) -> np.ndarray:
+    "(N,) each cell's squared Mahalanobis distance to the nearest prototype"
+    f, mu, P = np.asarray(feats, np.float64), np.asarray(prototypes, np.float64), np.asarray(precision, np.float64)
+    return np.min([np.einsum('nc,cd,nd->n', f - m, P, f - m) for m in mu], 0)
+
+def novelty_threshold(nov, # novelty of each validation cell
+                      correct, # whether its type is right
+                      max_cost:float=0.02, # at most this share of the cells, typed right, may be called unknown
+                     ) -> float:
+    "The smallest novelty above which at most `max_cost` of the cells are right ones (`unknown_threshold`, mirrored)"
+    return -unknown_threshold(-np.asarray(nov, float), correct, max_cost)
+
 # %% ../nbs/09_postprocess.ipynb #161c017f
-CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'area', 'centroid_y', 'centroid_x',
+CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'type_novelty', 'area', 'centroid_y', 'centroid_x',
                 'bbox_y0', 'bbox_x0', 'bbox_y1', 'bbox_x1']
 
 def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
                probs:Mapping, # probability maps
                temperature:float=1.0, # of the type probabilities (`cell_type_probs`)
                unknown_below:float=0.0, # cells with a lower type probability get type -1 (their probability is kept: 'unknown')
+               prototypes=None, precision=None, # `fit_prototypes` of the validation cells: `type_novelty` needs them and `probs['features']`
+               novel_above:float|None=None, # cells with a higher novelty get type -1; None: off
               ) -> pd.DataFrame:
-    "One row per cell: label, score, cell_type, type_probability, area, centroid, bbox (`CELL_COLUMNS`)"
+    "One row per cell: label, score, cell_type, type_probability, type_novelty, area, centroid, bbox (`CELL_COLUMNS`)"
     from skimage.measure import regionprops_table
     n = int(labels.max(initial=0)); lf = labels.ravel()
     area = np.bincount(lf, minlength=n + 1).astype(float); a = np.maximum(area, 1)
@@ -182,10 +229,14 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
         tp = cell_type_probs(labels, probs['type'], temperature)  # (n+1, K)
         ct = np.where(tp.max(1) < unknown_below, -1, tp.argmax(1)); tprob = tp.max(1)
     else: ct, tprob = np.full(n + 1, -1), np.full(n + 1, np.nan)
+    nov = np.full(n + 1, np.nan)
+    if prototypes is not None and probs.get('features') is not None:
+        nov = novelty(cell_means(labels, probs['features']), prototypes, precision)
+        if novel_above is not None and np.isfinite(tprob).any(): ct = np.where(nov > novel_above, -1, ct)
     rp = regionprops_table(labels, properties=('label', 'area', 'centroid', 'bbox'))
     idx = rp['label']
     df = pd.DataFrame({'label': idx.astype(np.int32), 'score': score[idx], 'cell_type': ct[idx].astype(int),
-                       'type_probability': tprob[idx], 'area': rp['area'].astype(int),
+                       'type_probability': tprob[idx], 'type_novelty': nov[idx], 'area': rp['area'].astype(int),
                        'centroid_y': rp['centroid-0'], 'centroid_x': rp['centroid-1'],
                        'bbox_y0': rp['bbox-0'], 'bbox_x0': rp['bbox-1'], 'bbox_y1': rp['bbox-2'], 'bbox_x1': rp['bbox-3']})
     return df[CELL_COLUMNS]
@@ -229,7 +280,7 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
         rest, m = ndi.label(mask & (labels == 0))
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     labels = remove_small(labels.astype(np.int32), p.min_size)
-    return labels, cell_table(labels, probs, p.type_temperature, p.unknown_below)
+    return labels, cell_table(labels, probs, **p.type_args())
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
 DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),
@@ -258,7 +309,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
         raise ValueError(f"need the same non-zero number of probability maps and label images, got {len(probs_list)} and {len(gt_labels_list)}")
     best = PostprocessParams.from_dict(base); tried = {}
     def score(pp):
-        key = tuple(asdict(pp).items())
+        key = tuple((k, v) for k, v in asdict(pp).items() if not isinstance(v, list))   # the type prototypes are not tuned
         if key not in tried:
             ms = [match_instances(g, instances_from_probs(pr, pp)[0]) for pr, g in zip(probs_list, gt_labels_list)]
             tried[key] = object_scores(gt_labels_list, ms)['summary']['pooled'][metric]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from .core import read_image, fill_nonfinite, atomic_write, IMAGE_EXTS, ImageReadError
 from .postprocess import PostprocessParams
+from .data.targets import median_diameter
 from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
@@ -302,7 +303,8 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                     if results_json:
                         res = labels_to_results(labels, cells.assign(cell_type=cells.cell_type_id) if len(cells) else None, iid)
                         with open(partial, 'a') as fh: fh.writelines(json.dumps(r) + '\n' for r in res)
-                    images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1])))
+                    images.append(dict(id=int(iid), file_name=f.name, name=name, height=int(labels.shape[0]), width=int(labels.shape[1]),
+                                       median_diameter=round(float(median_diameter([labels])), 2)))   # what size matching found: check it against --diameter
                     done.append(name); n_cells += len(cells)
                 except (KeyboardInterrupt, MemoryError): raise
                 except Exception as e:
@@ -324,7 +326,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/13_predict.ipynb #0f13d9e6
 PREDICT_OUTPUTS = ('Outputs per image: <stem>_labels.tif, <stem>_cells.csv, <stem>_overlay.png; per run: predictions.json '
-                   '(COCO results), images.json, run.json (cell-type names)')
+                   '(COCO results), images.json (ids, sizes, median cell diameter), run.json (cell-type names)')
 
 def predict_cli(argv:list|None=None) -> int:
     "`cellseg predict MODEL INPUT... --out DIR`: segment and classify cells in images of any size"

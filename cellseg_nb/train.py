@@ -22,7 +22,8 @@ from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances, expected_calibration_error
-from .postprocess import tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold
+from .postprocess import (tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold,
+                                    cell_means, fit_prototypes, novelty, novelty_threshold)
 from .infer import infer_maps, segment
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
@@ -231,23 +232,33 @@ def calibrate_types(model, # the trained `MultiHeadUNet`
                     normalisation:dict|None=None, # the model's `config['normalisation']`
                     max_images:int=8, # use at most this many images
                    ) -> dict|None:
-    "Fit the cell-type temperature and the open-set threshold on `source`'s true cells: `{temperature, unknown_below, n_cells, accuracy, ece_before, ece_after}`, or None"
-    P, T = [], []
+    "Fit the cell-type temperature and the open-set rule on `source`'s true cells: `{temperature, unknown_below, prototypes, precision, novel_above, n_cells, accuracy, ece_before, ece_after}`, or None"
+    P, T, E = [], [], []
     for i in range(min(max_images, len(source))):
         img, lab = source.read(i)
         lab, ids = _compact_ids(lab); k = _type_lut(source.cell_types(i), ids)
-        tm = infer_maps(model, img, device=None, normalisation=normalisation or None, compact=False).probs().get('type')
+        pr = infer_maps(model, img, device=None, normalisation=normalisation or None, compact=False, features=hasattr(model, 'decoder')).probs()
+        tm = pr.get('type')
         if tm is None or len(tm) < 3: return None   # one cell type: nothing to calibrate
         has = np.bincount(lab.ravel(), minlength=len(ids))[1:] > 0
         P.append(cell_type_probs(lab, tm)[1:][has]); T.append(k[1:][has])
+        if 'features' in pr: E.append(cell_means(lab, pr['features'])[1:][has])
     p, t = (np.concatenate(P), np.concatenate(T)) if P else (np.zeros((0, 2)), np.zeros(0, int))
     ok = t >= 0
     if ok.sum() < MIN_CALIBRATION_CELLS: return None
     p, t = p[ok], t[ok]; temp = fit_temperature(p, t); q = soften(p, temp)
     ece = lambda x: round(expected_calibration_error(x.max(1), x.argmax(1) == t), 4)
     thr = unknown_threshold(q.max(1), q.argmax(1) == t, MAX_UNKNOWN_COST)   # open set: costs at most 2% of the known cells' accuracy
-    return dict(temperature=temp, unknown_below=round(thr, 4), n_cells=int(len(t)), accuracy=round(float((p.argmax(1) == t).mean()), 4),
-                ece_before=ece(p), ece_after=ece(q))
+    out = dict(temperature=temp, unknown_below=round(thr, 4), prototypes=None, precision=None, novel_above=None, n_cells=int(len(t)),
+               accuracy=round(float((p.argmax(1) == t).mean()), 4), ece_before=ece(p), ece_after=ece(q))
+    if E:   # the open set by novelty instead: its threshold from cells the prototypes did not see (two halves, crossed)
+        e = np.concatenate(E)[ok]; half = np.random.default_rng(0).permutation(len(t)) % 2 == 0
+        nov = np.empty(len(t))
+        for a in (half, ~half): nov[~a] = novelty(e[~a], *fit_prototypes(e[a], t[a]))
+        mu, prec = fit_prototypes(e, t)
+        out.update(unknown_below=0.0, prototypes=mu.tolist(), precision=prec.tolist(),
+                   novel_above=round(novelty_threshold(nov, q.argmax(1) == t, MAX_UNKNOWN_COST), 4))
+    return out
 
 # %% ../nbs/12_train.ipynb #f655cc50
 def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
@@ -260,7 +271,9 @@ def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
     params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
     pp = asdict(params)
     if val_fn is not None and (cal := calibrate_types(best, val_fn.source, best.config.get('normalisation') or {}, n)):  # held-out cells only
-        pp.update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below']); summary['type_calibration'] = cal
+        pp.update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below'], type_prototypes=cal['prototypes'],
+                  type_precision=cal['precision'], novel_above=cal['novel_above'])
+        summary['type_calibration'] = {k: v for k, v in cal.items() if k not in ('prototypes', 'precision')}
     save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')

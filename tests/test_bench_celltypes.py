@@ -25,3 +25,14 @@ def test_scores_on_made_up_cells():
     o = celltypes.scores(c, 1.0, 0.62, ['a', 'b'])                     # open set: below 0.62 is unknown
     assert o['flagged_lolo'] == 1.0 and o['flagged_usiigaci'] == 0.5 and o['accuracy_open'] == 0.5   # a right known cell (0.6) is lost
     assert celltypes.scores(c, 2.0, 0.0, ['a', 'b'])['ece'] != s['ece']   # the temperature moves the calibration
+
+def test_scores_by_novelty():
+    # the same cells with a novelty: the open set and the AUROC follow it where the model has prototypes
+    p0 = np.array([0.95, 0.6, 0.2, 0.9, 0.55, 0.5, 0.6, 0.99])
+    c = dict(p=np.stack([p0, 1 - p0], 1), true=np.array([0, 0, 1, 1, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN]), nov=np.array([1., 2, 3, 9, 8, 10, 20, 30]),
+             domain=np.array(['known'] * 4 + ['lolo'] * 2 + ['usiigaci'] * 2), cls=np.tile([[0.7, 0.3]], (8, 1)))
+    s = celltypes.scores(c, 1.0, 0.0, ['a', 'b'], novel_above=5.0)
+    assert s['auroc_usiigaci'] == s['auroc_usiigaci_novelty'] == 1.0 and s['auroc_usiigaci_prob'] == 3.5 / 8
+    assert s['auroc_lolo'] == 7 / 8                                    # one known cell (9) is more novel than one held-out cell (8)
+    assert s['flagged_lolo'] == s['flagged_usiigaci'] == 1.0 and s['accuracy_open'] == 0.75   # the flagged known cell (9) was typed wrong anyway
+    assert celltypes.scores(c, 1.0, 0.0, ['a', 'b'])['flagged_usiigaci'] == 0.0   # without the rule nothing is flagged

@@ -199,8 +199,8 @@ class MultiHeadUNet(nn.Module):
         mode = 'replicate' if self.pad_mode == 'reflect' and (ph >= H or pw >= W) else self.pad_mode
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
-    def forward(self, x):
-        "Dict of logits {head: tensor} for images `x` (B, `in_channels`, H, W) of any size"
+    def forward(self, x, return_features:bool=False):
+        "Dict of logits {head: tensor} for images `x` (B, `in_channels`, H, W) of any size; `return_features`: also the decoder's output as 'features'"
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected images of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         size = x.shape[-2:]
@@ -212,6 +212,7 @@ class MultiHeadUNet(nn.Module):
         y = self.decoder(features, tuple(x.shape[-2:]))    # decoder: full-resolution features
         out = {h[:-5]: head(features[-1]) if h == 'cls_head' else head(y)[..., :H, :W]  # heads, named without `_head`
                for h, head in self.heads.items()}
+        if return_features: out['features'] = y[..., :H, :W]   # what the dense heads see: per-cell type prototypes are built on it (open set)
         if self.scale == 1: return out
         return {k: F.interpolate(v, size=size, mode='bilinear', align_corners=False) if v.ndim == 4 else v for k, v in out.items()}
 
