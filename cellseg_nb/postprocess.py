@@ -171,7 +171,7 @@ def unknown_threshold(confidence, # calibrated type probability of each validati
     if not len(right) or k >= len(right): return 0.0 if not len(right) else float(right[-1])
     return float(right[k])                 # cells strictly below the (k+1)-th lowest right one: at most k right ones
 
-# %% ../nbs/09_postprocess.ipynb #67c5765d
+# %% ../nbs/09_postprocess.ipynb #8cbf39ac
 def cell_means(labels:np.ndarray, # (H, W) instance labels 1..n
                maps:np.ndarray, # (C, H, W) per-pixel features
               ) -> np.ndarray:
