@@ -18,9 +18,9 @@ from .metrics import object_scores, match_instances
 
 # %% auto #0
 __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
-           'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_type_probs', 'soften',
-           'fit_temperature', 'unknown_threshold', 'cell_means', 'fit_prototypes', 'novelty', 'novelty_threshold',
-           'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
+           'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means',
+           'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty',
+           'novelty_threshold', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -124,14 +124,20 @@ def remove_small(labels:np.ndarray, min_size:int) -> np.ndarray:
     return lut[labels]
 
 # %% ../nbs/09_postprocess.ipynb #e56f9ca1
+def cell_means(labels:np.ndarray, # (H, W) instance labels 1..n
+               maps:np.ndarray, # (C, H, W) per-pixel features
+              ) -> np.ndarray:
+    "(n+1, C): each cell's mean feature vector (row 0: background)"
+    n = int(labels.max(initial=0)); lf = labels.ravel()
+    a = np.maximum(np.bincount(lf, minlength=n + 1), 1)
+    return np.stack([np.bincount(lf, np.asarray(m, np.float64).ravel(), minlength=n + 1) / a for m in maps], 1)
+
 def cell_type_probs(labels:np.ndarray, # (H, W) instance labels 1..n
                     type_maps:np.ndarray, # (K+1, H, W) per-pixel type probabilities (index 0: background)
                     temperature:float=1.0, # > 1 softens, < 1 sharpens; 1: as the maps give them
                    ) -> np.ndarray:
     "(n+1, K): each cell's type probabilities (row 0: background, meaningless), summing to 1"
-    n = int(labels.max(initial=0)); lf = labels.ravel()
-    a = np.maximum(np.bincount(lf, minlength=n + 1), 1)
-    tp = np.stack([np.bincount(lf, np.asarray(t, np.float64).ravel(), minlength=n + 1) / a for t in type_maps[1:]], 1)
+    tp = cell_means(labels, type_maps[1:])
     return soften(tp / np.maximum(tp.sum(1, keepdims=True), 1e-12), temperature)
 
 # %% ../nbs/09_postprocess.ipynb #8d2c3cd1
@@ -172,14 +178,6 @@ def unknown_threshold(confidence, # calibrated type probability of each validati
     return float(right[k])                 # cells strictly below the (k+1)-th lowest right one: at most k right ones
 
 # %% ../nbs/09_postprocess.ipynb #8cbf39ac
-def cell_means(labels:np.ndarray, # (H, W) instance labels 1..n
-               maps:np.ndarray, # (C, H, W) per-pixel features
-              ) -> np.ndarray:
-    "(n+1, C): each cell's mean feature vector (row 0: background)"
-    n = int(labels.max(initial=0)); lf = labels.ravel()
-    a = np.maximum(np.bincount(lf, minlength=n + 1), 1)
-    return np.stack([np.bincount(lf, np.asarray(m, np.float64).ravel(), minlength=n + 1) / a for m in maps], 1)
-
 def fit_prototypes(feats:np.ndarray, # (N, C) mean features of N validation cells
                    types:np.ndarray, # (N,) their true types (>= 0; others are left out)
                    shrink:float=0.1, # covariance shrinkage towards its mean variance (0: none)
