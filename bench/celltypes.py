@@ -8,6 +8,9 @@ Protocol `lc5-open` (LIVECell-5, leave one cell line out as the *unknown* type),
   two **known** types, never seen in training;
 - the whole images of L: cells of a type the model was **never trained on**;
 - Usiigaci sets 41-45 (another microscope, fibroblasts): an **all-unknown domain**.
+Protocol `synth-open` (`--folds round spindle spread`): the same on the synthetic generator, one morphology M held out:
+trained on single-type images of the two others, scored on new images of them, of M and on mixed images of all three
+(M's cells there are unknown too; no Usiigaci). Its scores go to `synth_open` in the results ('lolo' = M's cells).
 Per fold and seed: known-type accuracy (closed: argmax; open: unknown counts as wrong) from the per-pixel type head
 (the product's aggregation) and from the image-level `cls` head, macro F1, ECE before (temperature 1) and after
 calibration, unknown-detection AUROC against L and against Usiigaci (the product's unknown score: the novelty, the
@@ -17,6 +20,7 @@ Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched c
 
     python bench/celltypes.py --seeds 0 1 2          # about 10 CPU-minutes a run on a 2-core machine
     python bench/celltypes.py --rescore --seeds 0    # calibrate and score the kept models again with the current code
+    python bench/celltypes.py --folds round spindle spread   # synth-open
     python bench/celltypes.py --report               # -> bench/results/celltypes.json (+ reliability diagrams)
 """
 from __future__ import annotations
@@ -30,6 +34,8 @@ SMOKE = bool(os.environ.get('CELLTYPES_SMOKE'))   # a few steps per run (the tes
 OUT = ROOT/('bench/out/celltypes-smoke' if SMOKE else 'bench/out/celltypes')
 RESULTS = OUT/'celltypes.json' if SMOKE else ROOT/'bench/results/celltypes.json'
 LINES = ('BT474', 'Huh7', 'MCF7')
+SYNTH = ('round', 'spindle', 'spread')   # `cellseg_nb.data.synth.SYNTH_TYPES`: protocol `synth-open` holds one out
+SYNTH_N = dict(train=4, val=2, test=2, unknown=2, mixed=2)   # synthetic 520 x 704 images per known type (mixed: in all)
 STEPS = 3 if SMOKE else 300   # the dev budget of bench/realdata.py
 USI_TEST = [41, 42, 43, 44, 45]
 
@@ -53,6 +59,25 @@ def fold_data(unknown:str, work:Path):
             tifffile.imwrite(work/split/f'{name}_{split}_masks.tif', np.ascontiguousarray(lb.astype(np.int32)))
     return dict(data_folder=str(work/'train'), val_data_folder=str(work/'val')), tests
 
+def synth_fold_data(unknown:str, work:Path):
+    "`fold_data` of `synth-open`: train/val of the two other morphologies; tests: new images of them, of `unknown` and mixed (truth per label)"
+    import tifffile
+    from cellseg_nb.data.synth import synth_image
+    known, tests, i = [t for t in SYNTH if t != unknown], [], 0
+    def draw(t):
+        nonlocal i; i += 1; rng = np.random.default_rng([16, SYNTH.index(unknown), i])   # fixed data: the same for every seed
+        return synth_image(rng, t, (520, 704), float(rng.uniform(0.1, 0.8)), SYNTH)
+    for split in ('train', 'val'):
+        (work/split).mkdir(parents=True, exist_ok=True)
+        for t in known:
+            for j in range(SYNTH_N[split]):
+                img, lab, _ = draw(t)
+                tifffile.imwrite(work/split/f'{t}_{j}_{split}.tif', img); tifffile.imwrite(work/split/f'{t}_{j}_{split}_masks.tif', lab)
+    for t, n in [(t, SYNTH_N['test']) for t in known] + [(unknown, SYNTH_N['unknown']), ('mixed', SYNTH_N['mixed'])]:
+        for j in range(n):
+            img, lab, names = draw(t); tests.append((f'{t}_{j}_test', img, lab, t if t != 'mixed' else list(names)))
+    return dict(data_folder=str(work/'train'), val_data_folder=str(work/'val')), tests
+
 def model_input(model, img):
     "The whole raw image as the model's input (1, in_channels, H, W), normalised as `infer_maps` normalises it"
     import torch
@@ -69,8 +94,13 @@ def image_cls(model, img) -> np.ndarray:
     with torch.inference_mode(): out = model.eval()(x)
     return torch.softmax(out['cls'].float(), 1)[0].numpy()
 
+def lines_of(line, gt_ids) -> np.ndarray:
+    "The line of each ground-truth cell `gt_ids`: `line` is the image's line, or a list with the line of every label 1..n"
+    g = np.asarray(gt_ids, int)
+    return np.full(len(g), line, object) if isinstance(line, str) else np.asarray(line, object)[g - 1]
+
 def cells_of(model, items, class_names) -> dict:
-    "Matched cells (IoU >= 0.5) of every item: true type (UNKNOWN for other lines), pixel-head types and probabilities, cls-head probabilities"
+    "Matched cells (IoU >= 0.5) of every item (name, image, labels, line or per-label lines): true type (UNKNOWN for other lines), pixel-head types and probabilities, cls-head probabilities"
     from cellseg_nb.infer import segment
     from cellseg_nb.metrics import match_instances, UNKNOWN
     from cellseg_nb.postprocess import PostprocessParams
@@ -85,10 +115,11 @@ def cells_of(model, items, class_names) -> dict:
         k, q = t.cell_type_id.reindex(pr).to_numpy(int), t.type_probability.reindex(pr).to_numpy(float)
         P[np.arange(len(pr)), k] = q; P[np.arange(len(pr)), 1 - k] = 1 - q
         c = image_cls(model, img)
-        rows['true'].append(np.full(len(g), class_names.index(line) if line in class_names else UNKNOWN))
+        ln = lines_of(line, g)
+        rows['true'].append(np.array([class_names.index(x) if x in class_names else UNKNOWN for x in ln], int))
         rows['p'].append(P); rows['cls'].append(np.repeat(c[None], len(g), 0))
         rows['nov'].append(t.type_novelty.reindex(pr).to_numpy(float) if 'type_novelty' in t else np.full(len(pr), np.nan))
-        rows['domain'].append(np.full(len(g), 'known' if line in class_names else ('usiigaci' if line == 'usiigaci' else 'lolo')))
+        rows['domain'].append(np.array(['known' if x in class_names else ('usiigaci' if x == 'usiigaci' else 'lolo') for x in ln], dtype='<U8'))
         rows['image'].append(np.full(len(g), name))
     return {k: np.concatenate(v) for k, v in rows.items()}
 
@@ -118,6 +149,20 @@ def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_ab
         out[f'macro_f1_open_{d}'] = cell_type_scores(both, np.r_[openk[kn], openk[c['domain'] == d]], class_names)['macro_f1']
     return out
 
+def combined_auroc(c:dict, temperature:float, d:str, seed:int=0) -> float:
+    "Unknown AUROC against domain `d` of novelty and 1 - probability combined: the mean of their ranks among known cells (cross-fitted halves)"
+    from cellseg_nb.metrics import auroc
+    from cellseg_nb.postprocess import soften
+    nov, unc = c.get('nov'), 1 - soften(c['p'], temperature).max(1)
+    if nov is None or not np.isfinite(nov).all() or not (c['domain'] == d).any(): return float('nan')
+    idx = np.flatnonzero(c['domain'] == 'known'); np.random.default_rng(seed).shuffle(idx); halves = np.array_split(idx, 2)
+    rank = lambda x, ref: np.searchsorted(np.sort(x[ref]), x, side='right') / len(ref)
+    res = []
+    for ref, ev in (halves, halves[::-1]):   # ranks from one half of the known cells, scored on the other half + domain d
+        sel = np.zeros(len(nov), bool); sel[ev] = True; sel |= c['domain'] == d
+        res.append(auroc((rank(nov, ref) + rank(unc, ref))[sel], c['domain'][sel] == d))
+    return float(np.mean(res))
+
 def run_one(unknown:str, seed:int) -> dict:
     import shutil
     from cellseg_nb.train import train
@@ -125,12 +170,13 @@ def run_one(unknown:str, seed:int) -> dict:
     from realdata import usi_items
     work = OUT/'work'/f'{unknown}_{seed}'
     if work.exists(): shutil.rmtree(work)
-    data, tests = fold_data(unknown, work/'data')
-    class_names = [l for l in LINES if l != unknown]
+    synth = unknown in SYNTH
+    data, tests = (synth_fold_data if synth else fold_data)(unknown, work/'data')
+    class_names = [l for l in (SYNTH if synth else LINES) if l != unknown]
     t0 = time.perf_counter()
     s = train(out=str(work/'run'), seed=seed, progress=False, max_steps=STEPS, class_names=class_names, **data)
     model = load_model(Path(s['run'])/'best')
-    usi = [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
+    usi = [] if synth else [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
     c = cells_of(model, tests + usi, class_names)
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
     return record(unknown, seed, class_names, s['steps'], s.get('type_calibration') or {}, c, time.perf_counter() - t0)
@@ -156,11 +202,13 @@ def rescore(unknown:str, seed:int) -> dict:
     from realdata import usi_items
     work = OUT/'work'/f'{unknown}_{seed}'; t0 = time.perf_counter()
     model = load_model(work/'run/best'); class_names = model.config['class_names']
-    _, tests = fold_data(unknown, work/'data')
+    synth = unknown in SYNTH
+    _, tests = (synth_fold_data if synth else fold_data)(unknown, work/'data')
     cal = calibrate_types(model, MaskFolderSource(str(work/'data/val'), class_names=tuple(class_names)), model.config.get('normalisation') or {})
     model.config['postprocess'].update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below'], type_prototypes=cal['prototypes'],
                                        type_precision=cal['precision'], novel_above=cal['novel_above'])
-    c = cells_of(model, tests + [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)], class_names)
+    usi = [] if synth else [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
+    c = cells_of(model, tests + usi, class_names)
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
     steps = done().get((unknown, seed), {}).get('steps')
     return record(unknown, seed, class_names, steps, {k: v for k, v in cal.items() if k not in ('prototypes', 'precision')}, c, time.perf_counter() - t0)
@@ -177,26 +225,32 @@ def report() -> dict:
     if not runs: sys.exit(f"no runs in {OUT/'runs.jsonl'}: run the benchmark first")
     ms = lambda v: dict(mean=float(np.nanmean(v)), sd=float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
     def agg(rs): return {when: {k: ms([r[when][k] for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
-    rel = {}
-    for when in ('before', 'after'):
-        conf, ok = [], []
-        for r in runs:
-            c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz")); kn = c['domain'] == 'known'
-            q = soften(c['p'][kn], r['temperature'] if when == 'after' else 1.0)
-            conf.append(q.max(1)); ok.append(q.argmax(1) == c['true'][kn])
-        rel[when] = reliability_table(np.concatenate(conf), np.concatenate(ok)).to_dict('records')
-    out = dict(protocol='lc5-open', steps=STEPS, runs=runs, pooled=agg(runs),
-               per_fold={f: agg([r for r in runs if r['fold'] == f]) for f in dict.fromkeys(r['fold'] for r in runs)},
-               reliability=rel, when=time.strftime('%Y-%m-%d'))
+    for r in runs:   # the two unknown scores combined (not the product's rule; computed from the kept cells)
+        c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz"))
+        for d in ('lolo', 'usiigaci'): r['after'][f'auroc_{d}_combined'] = combined_auroc(c, r['temperature'], d)
+    def summary(rs):
+        rel = {}
+        for when in ('before', 'after'):
+            conf, ok = [], []
+            for r in rs:
+                c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz")); kn = c['domain'] == 'known'
+                q = soften(c['p'][kn], r['temperature'] if when == 'after' else 1.0)
+                conf.append(q.max(1)); ok.append(q.argmax(1) == c['true'][kn])
+            rel[when] = reliability_table(np.concatenate(conf), np.concatenate(ok)).to_dict('records')
+        return dict(runs=rs, pooled=agg(rs), per_fold={f: agg([r for r in rs if r['fold'] == f]) for f in dict.fromkeys(r['fold'] for r in rs)},
+                    reliability=rel)
+    lc, sy = [r for r in runs if r['fold'] in LINES], [r for r in runs if r['fold'] in SYNTH]
+    out = dict(protocol='lc5-open', steps=STEPS, **(summary(lc) if lc else {}), when=time.strftime('%Y-%m-%d'))
+    if sy: out['synth_open'] = dict(protocol='synth-open', **summary(sy))   # one morphology held out; 'lolo' = its cells
     RESULTS.parent.mkdir(parents=True, exist_ok=True); RESULTS.write_text(json.dumps(out, indent=1))
-    p = out['pooled']
-    for when in ('before', 'after'):
-        print(when, ' '.join(f"{k} {v['mean']:.3f}±{v['sd']:.3f}" for k, v in p[when].items()))
+    for name, o in (('lc5-open', out), ('synth-open', out.get('synth_open', {}))):
+        for when in ('before', 'after') if 'pooled' in o else ():
+            print(name, when, ' '.join(f"{k} {v['mean']:.3f}±{v['sd']:.3f}" for k, v in o['pooled'][when].items()))
     return out
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--folds', nargs='+', default=list(LINES), choices=LINES, help='the line held out as unknown')
+    ap.add_argument('--folds', nargs='+', default=list(LINES), choices=LINES + SYNTH, help='the line (lc5-open) or morphology (synth-open) held out as unknown')
     ap.add_argument('--seeds', nargs='+', type=int, default=[0])
     ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/celltypes.json')
     ap.add_argument('--rescore', action='store_true', help='calibrate and score the finished runs again with the current code (no training)')

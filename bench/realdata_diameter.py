@@ -7,12 +7,15 @@ Re-segments the held-out images of leave-one-line-out with the models `bench/rea
   of neighbouring scales, the measured size crossing the training size);
 - with the product's automatic two-pass size matching (`diameter=None`) and told the true median diameter (the oracle);
 - with the maps of the automatic scale averaged with those of zoomed-out passes (multi-scale fusion).
+With `--variants`, only automatic matching and the true diameter, for the kept models of training variants
+(`bench/realdata.py --ablation ... --name NAME` keeps `ours[NAME]`), e.g. a wider zoom in training (`variants.jsonl`).
 Each finished image is appended to `bench/out/realdata_diameter/runs.jsonl` (maps in `maps/`), so a stopped run
 resumes; `--report` writes `bench/results/realdata_diameter.json`: per criterion, the mean F1 of the scale it picks
 against automatic matching, the oracle and the best scale of the grid.
 
     python bench/realdata_diameter.py            # about 40 CPU-minutes on 2 cores
     python bench/realdata_diameter.py --report
+    python bench/realdata_diameter.py --variants 'ours[zoom1.5]'   # automatic vs true diameter only; `ours` comes from above
 """
 from __future__ import annotations
 import argparse, json, sys, time
@@ -51,9 +54,15 @@ def fused_f1(maps:list, pp:dict, gt) -> float:
     probs = {h: np.mean([z[k].astype(np.float32) / 255 for z in maps], 0) for h, k in (('fg', 'fg'), ('boundary', 'bd'), ('dist', 'di'))}
     return f1_of(gt, instances_from_probs(probs, {k: v for k, v in pp.items() if k not in ('type_temperature', 'unknown_below')})[0])
 
+def auto_oracle(m, img, gt, d:float) -> dict:
+    "F1 of the product's automatic two-pass size matching and of the true diameter `d`, with the scale factors each uses"
+    from cellseg_nb.infer import segment, second_pass_scale, _segment
+    s = second_pass_scale(m, _segment(m, img, m.config.get('postprocess'), 1024, 128, False)[0])
+    return dict(auto_f=1.0 if s is None else s / m.scale, auto_f1=f1_of(gt, segment(m, img)[0]),
+                oracle_f=m.config['cell_diameter'] / (d * m.scale), oracle_f1=f1_of(gt, segment(m, img, diameter=d)[0]))
+
 def one(run:Path, name:str, img, gt, fold:str, seed:int) -> dict:
     from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import segment, second_pass_scale, _segment
     from cellseg_nb.data.targets import median_diameter
     m = load_model(run/'run/best'); cfg = m.config; d = float(median_diameter([gt]))
     r = dict(fold=fold, seed=seed, image=name, true_cells=int(len(np.unique(gt)) - 1), true_d=d, s0=m.scale,
@@ -61,10 +70,7 @@ def one(run:Path, name:str, img, gt, fold:str, seed:int) -> dict:
     (OUT/'maps').mkdir(parents=True, exist_ok=True)
     mf = lambda f: OUT/'maps'/f'{fold}_{seed}_{name}_{f}.npz'
     for f in SCALES: r['scales'][str(f)] = scan_scale(m, img, gt, f, mf(f))
-    s = second_pass_scale(m, _segment(m, img, cfg.get('postprocess'), 1024, 128, False)[0])
-    r['auto_f'] = 1.0 if s is None else s / m.scale
-    r['auto_f1'] = f1_of(gt, segment(m, img)[0])
-    r['oracle_f1'] = f1_of(gt, segment(m, img, diameter=d)[0])
+    r.update(auto_oracle(m, img, gt, d))
     i = int(np.argmin([abs(np.log(g / r['auto_f'])) for g in SCALES]))
     z = [np.load(mf(f)) for f in SCALES]
     r['fusion'] = {k: fused_f1([z[i + o] for o in offs], cfg.get('postprocess') or {}, gt) for k, offs in FUSIONS.items() if i + min(offs) >= 0}
@@ -94,14 +100,56 @@ def report() -> dict:
         for c in CRITERIA: t[f'pick:{c}'] = ms([r['scales'][pick(r, c)]['f1'] for r in rs])
         for k in FUSIONS: t[f'fusion:{k}'] = ms([r['fusion'][k] for r in rs if k in r['fusion']])
         out['by_domain'][dom] = t
+    if (OUT/'variants.jsonl').exists():   # `ours` from the scale study above, on the seeds the variants ran
+        vs = [json.loads(l) for l in open(OUT/'variants.jsonl')]; seeds = {r['seed'] for r in vs}
+        out['variants'] = variants_report([dict(r, variant='ours') for r in rows if r['seed'] in seeds] + [r for r in vs if r['variant'] != 'ours'])
     RESULTS.write_text(json.dumps(out, indent=1))
     for dom, t in out['by_domain'].items():
         print(dom); [print(f"  {k:22s} F1 {v['mean']:.3f} ± {v['sd']:.3f} (n={v['n']})") for k, v in t.items()]
+    for v, t in out.get('variants', {}).items():
+        for dom, x in t.items(): print(f"{v:18s} {dom:14s}", '  '.join(f"{k} {y['mean']:.3f} ± {y['sd']:.3f} (n={y['n']})" for k, y in x.items()))
+    return out
+
+def variants(names, sets, seeds) -> None:
+    "Automatic matching and true diameter only, for the kept models of training variants (`ours`, `ours[NAME]`) -> variants.jsonl"
+    from realdata import lc5_items, usi_items, folds, OUT as RD
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.data.targets import median_diameter
+    import torch; torch.set_num_threads(2)
+    items = {n: (img, lab) for n, img, lab in lc5_items()}; usi = {f'set{s}': (img, lab) for s, (_, img, lab) in zip(sets, usi_items(sets))}
+    OUT.mkdir(parents=True, exist_ok=True); out = OUT/'variants.jsonl'
+    done = {(r['variant'], r['fold'], r['seed'], r['image']) for r in map(json.loads, open(out))} if out.exists() else set()
+    for v in names:
+        for seed in seeds:
+            for fold in folds('lc5-lolo'):
+                run = RD/'work'/f'lc5-lolo_{fold}_{v}_dev_{seed}'
+                if not (run/'run/best').exists(): print('no model', run.name); continue
+                m = load_model(run/'run/best')
+                for n, (img, gt) in [(n, items[n]) for n in folds('lc5-lolo')[fold][2]] + list(usi.items()):
+                    if (v, fold, seed, n) in done: continue
+                    r = dict(variant=v, fold=fold, seed=seed, image=n, **auto_oracle(m, img, gt, float(median_diameter([gt]))))
+                    with open(out, 'a') as f: f.write(json.dumps(r) + '\n')
+                    print(v, fold, seed, n, {k: round(x, 3) for k, x in r.items() if k.startswith(('auto', 'oracle'))}, flush=True)
+
+def variants_report(rows:list) -> dict:
+    "Per variant and domain: F1 of automatic matching and of the true diameter, and the size error |log(auto_f / oracle_f)|"
+    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
+    out = {}
+    for v in dict.fromkeys(r['variant'] for r in rows):
+        for dom, usi in (('livecell_lolo', False), ('usiigaci', True)):
+            rs = [r for r in rows if r['variant'] == v and r['image'].startswith('set') == usi]
+            if rs: out.setdefault(v, {})[dom] = dict(auto=ms([r['auto_f1'] for r in rs]), oracle=ms([r['oracle_f1'] for r in rs]),
+                                                      size_error=ms([abs(np.log(r['auto_f'] / r['oracle_f'])) for r in rs]))
     return out
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--report', action='store_true')
-    if ap.parse_args(argv).report: return report()
+    ap.add_argument('--variants', nargs='+', help="only automatic vs true diameter, for these kept training variants (e.g. ours 'ours[zoom1.5]')")
+    ap.add_argument('--sets', nargs='+', type=int, default=[41], help='Usiigaci sets scored with --variants')
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0], help='seeds scored with --variants')
+    a = ap.parse_args(argv)
+    if a.variants: variants(a.variants, a.sets, a.seeds); return report()
+    if a.report: return report()
     from realdata import lc5_items, usi_items, folds, OUT as RD
     import torch; torch.set_num_threads(2)
     items = {n: (img, lab) for n, img, lab in lc5_items()}; usi = {n: (img, lab) for n, img, lab in usi_items([41])}

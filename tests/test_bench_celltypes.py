@@ -36,3 +36,16 @@ def test_scores_by_novelty():
     assert s['auroc_lolo'] == 7 / 8                                    # one known cell (9) is more novel than one held-out cell (8)
     assert s['flagged_lolo'] == s['flagged_usiigaci'] == 1.0 and s['accuracy_open'] == 0.75   # the flagged known cell (9) was typed wrong anyway
     assert celltypes.scores(c, 1.0, 0.0, ['a', 'b'])['flagged_usiigaci'] == 0.0   # without the rule nothing is flagged
+
+def test_synth_open_fold(tmp_path):
+    # synth-open: the held-out morphology never reaches train/val; mixed test images carry a type per label
+    data, tests = celltypes.synth_fold_data('spindle', tmp_path)
+    names = [p.name for p in (tmp_path/'train').glob('*.tif')] + [p.name for p in (tmp_path/'val').glob('*.tif')]
+    assert {n.split('_')[0] for n in names} == {'round', 'spread'} and len(names) == 2 * 2 * (celltypes.SYNTH_N['train'] + celltypes.SYNTH_N['val'])
+    mixed = [t for t in tests if t[0].startswith('mixed')]
+    assert len(mixed) == celltypes.SYNTH_N['mixed'] and all(len(t[3]) == t[2].max() for t in mixed)
+    assert 'spindle' in set(mixed[0][3]) | set(mixed[1][3])
+    ln = celltypes.lines_of(mixed[0][3], [1, 3])
+    assert list(ln) == [mixed[0][3][0], mixed[0][3][2]] and list(celltypes.lines_of('round', [4, 9])) == ['round', 'round']
+    again = celltypes.synth_fold_data('spindle', tmp_path/'again')[1]
+    assert all((a[1] == b[1]).all() for a, b in zip(tests, again))   # the same images for every seed

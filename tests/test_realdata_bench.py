@@ -55,3 +55,13 @@ def test_smoke_run_and_report(tmp_path):
     last = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()][-1]
     assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.PRODUCT)
     assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.PRODUCT)
+
+def test_diameter_variants_report():
+    # bench/realdata_diameter.py --variants: per variant and domain, automatic vs true-diameter F1 and the size error
+    import math, realdata_diameter as rdd
+    rows = [dict(variant='ours[z]', image='BT474_x', auto_f=1.0, auto_f1=0.5, oracle_f=0.5, oracle_f1=0.6),
+            dict(variant='ours[z]', image='Huh7_x', auto_f=0.5, auto_f1=0.3, oracle_f=0.5, oracle_f1=0.3),
+            dict(variant='ours[z]', image='set41', auto_f=1.0, auto_f1=0.1, oracle_f=0.25, oracle_f1=0.4)]
+    t = rdd.variants_report(rows)['ours[z]']
+    assert t['livecell_lolo']['auto']['mean'] == 0.4 and t['livecell_lolo']['oracle']['n'] == 2
+    assert math.isclose(t['livecell_lolo']['size_error']['mean'], math.log(2) / 2) and math.isclose(t['usiigaci']['size_error']['mean'], math.log(4))
