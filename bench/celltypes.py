@@ -78,6 +78,13 @@ def synth_fold_data(unknown:str, work:Path):
             img, lab, names = draw(t); tests.append((f'{t}_{j}_test', img, lab, t if t != 'mixed' else list(names)))
     return dict(data_folder=str(work/'train'), val_data_folder=str(work/'val')), tests
 
+def fold_items(unknown:str, work:Path):
+    "The fold's train/val folders and every scored item: `synth_fold_data`'s, or `fold_data`'s plus Usiigaci (all unknown)"
+    if unknown in SYNTH: return synth_fold_data(unknown, work)
+    from realdata import usi_items
+    data, tests = fold_data(unknown, work)
+    return data, tests + [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
+
 def model_input(model, img):
     "The whole raw image as the model's input (1, in_channels, H, W), normalised as `infer_maps` normalises it"
     import torch
@@ -167,17 +174,14 @@ def run_one(unknown:str, seed:int) -> dict:
     import shutil
     from cellseg_nb.train import train
     from cellseg_nb.models.unet import load_model
-    from realdata import usi_items
     work = OUT/'work'/f'{unknown}_{seed}'
     if work.exists(): shutil.rmtree(work)
-    synth = unknown in SYNTH
-    data, tests = (synth_fold_data if synth else fold_data)(unknown, work/'data')
-    class_names = [l for l in (SYNTH if synth else LINES) if l != unknown]
+    data, tests = fold_items(unknown, work/'data')
+    class_names = [l for l in (SYNTH if unknown in SYNTH else LINES) if l != unknown]
     t0 = time.perf_counter()
     s = train(out=str(work/'run'), seed=seed, progress=False, max_steps=STEPS, class_names=class_names, **data)
     model = load_model(Path(s['run'])/'best')
-    usi = [] if synth else [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
-    c = cells_of(model, tests + usi, class_names)
+    c = cells_of(model, tests, class_names)
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
     return record(unknown, seed, class_names, s['steps'], s.get('type_calibration') or {}, c, time.perf_counter() - t0)
 
@@ -199,16 +203,13 @@ def rescore(unknown:str, seed:int) -> dict:
     from cellseg_nb.train import calibrate_types
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.data.sources import MaskFolderSource
-    from realdata import usi_items
     work = OUT/'work'/f'{unknown}_{seed}'; t0 = time.perf_counter()
     model = load_model(work/'run/best'); class_names = model.config['class_names']
-    synth = unknown in SYNTH
-    _, tests = (synth_fold_data if synth else fold_data)(unknown, work/'data')
+    _, tests = fold_items(unknown, work/'data')
     cal = calibrate_types(model, MaskFolderSource(str(work/'data/val'), class_names=tuple(class_names)), model.config.get('normalisation') or {})
     model.config['postprocess'].update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below'], type_prototypes=cal['prototypes'],
                                        type_precision=cal['precision'], novel_above=cal['novel_above'])
-    usi = [] if synth else [(n, img, lab, 'usiigaci') for n, img, lab in usi_items(USI_TEST[:1] if SMOKE else USI_TEST)]
-    c = cells_of(model, tests + usi, class_names)
+    c = cells_of(model, tests, class_names)
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
     steps = done().get((unknown, seed), {}).get('steps')
     return record(unknown, seed, class_names, steps, {k: v for k, v in cal.items() if k not in ('prototypes', 'precision')}, c, time.perf_counter() - t0)

@@ -29,6 +29,8 @@ SCALES = (0.32, 0.4, 0.5, 0.63, 0.8, 1.0, 1.25)   # x the model's own scale
 CRITERIA = ('area_w_score', 'score_med', 'fg_conf', 'bd_conf', 'agree', 'size_cross')  # picked scale: the arg-max (size_cross: see `pick`)
 FUSIONS = {'a': (0,), 'a+a/1.25': (0, -1), 'a+a/1.6': (0, -2), 'a+a/2': (0, -3)}  # grid steps below the automatic scale's grid point
 
+def ms(v) -> dict: return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
+
 def f1_of(gt, lab) -> float:
     from cellseg_nb.metrics import match_instances
     m = match_instances(gt, lab, thresholds=(0.5,)); tp, fp, fn = m['tp'][0], m['fp'][0], m['fn'][0]
@@ -89,7 +91,6 @@ def pick(r:dict, crit:str) -> str:
 
 def report() -> dict:
     rows = [json.loads(l) for l in open(OUT/'runs.jsonl')]
-    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
     out = dict(images=rows, by_domain={}, when=time.strftime('%Y-%m-%d'))
     for dom, sel in (('livecell_lolo', lambda r: not r['image'].startswith('set')), ('usiigaci', lambda r: r['image'].startswith('set'))):
         rs = [r for r in rows if sel(r)]
@@ -133,7 +134,6 @@ def variants(names, sets, seeds) -> None:
 
 def variants_report(rows:list) -> dict:
     "Per variant and domain: F1 of automatic matching and of the true diameter, and the size error |log(auto_f / oracle_f)|"
-    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
     out = {}
     for v in dict.fromkeys(r['variant'] for r in rows):
         for dom, usi in (('livecell_lolo', False), ('usiigaci', True)):
