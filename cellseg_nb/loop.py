@@ -262,7 +262,7 @@ def plot_history(records:list[dict], # `read_log` records
     if va:
         ax2 = ax.twinx()
         for i, k in enumerate(sorted({k for r in va for k in r if k.startswith('val_') and isinstance(r[k], (int, float))})):
-            if metric and k != f'val_{metric}' and k not in ('val_f1', 'val_msa', 'val_dice'): continue
+            if metric and k != f'val_{metric}' and k not in ('val_f1', 'val_msa', 'val_dice', 'val_type_acc'): continue
             pts = [(r['step'], r[k]) for r in va if k in r]
             ax2.plot(*zip(*pts), 'o-', ms=3, color=f'C{i+1}', label=k)
         ax2.set_ylabel('validation'); ax2.set_ylim(0, 1); ax2.legend(fontsize=7, loc='lower right')

@@ -151,18 +151,24 @@ def make_val_fn(val_source, # validation `Source`
                 params=None, # `PostprocessParams` (default thresholds)
                 max_images:int|None=None, # use only the first images
                 progress:bool=False):
-    "A `val_fn(model) -> {'f1', 'msa', 'dice', ...}` scoring whole validation images with post-processing"
+    "A `val_fn(model) -> {'f1', 'msa', 'dice', ..., 'type_acc'}` scoring whole validation images with post-processing"
     # (one documented parameter a line: the cell runs past 15 lines)
     n = len(val_source) if max_images is None else min(max_images, len(val_source))
     items = [val_source.read(i) for i in range(n)]
     xs = [img for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
+    tts = [val_source.cell_types(i) for i in range(n)] if len(val_source.class_names) > 1 else None   # several types: score them too
     def val_fn(model, return_probs=False):
         kw = dict(device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
         xi = tqdm(xs, desc='validating', leave=False, disable=not progress)
         if return_probs: return [infer_maps(model, x, **kw).probs() for x in xi], gts   # maps at the training scale, to tune thresholds on
-        ms = [match_instances(g, segment(model, x, params, **kw)[0]) for x, g in zip(xi, gts)]   # the cells `cellseg predict` writes
-        pooled = object_scores(gts, ms)['summary']['pooled']
-        return {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
+        segs = [segment(model, x, params, **kw) for x in xi]   # the cells `cellseg predict` writes
+        ms = [match_instances(g, lab) for g, (lab, _) in zip(gts, segs)]
+        pts = [c.set_index('label').cell_type_id for _, c in segs] if tts else None
+        sc = object_scores(gts, ms, gt_types=tts, pred_types=pts, class_names=val_source.class_names)
+        pooled, ct = sc['summary']['pooled'], sc['cell_type']
+        out = {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
+        if ct is not None and np.isfinite(ct['accuracy']): out['type_acc'] = ct['accuracy']   # a type head that calls every cell one type shows here
+        return out
     val_fn.n_images, val_fn.source = n, val_source
     return val_fn
 
