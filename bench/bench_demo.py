@@ -8,6 +8,7 @@ model alone (data, loss, logging, validation and checkpoints amortised).
 
     python bench/bench_demo.py                      # seeds 0 and 1, CPU preset
     python bench/bench_demo.py --seeds 1 --steps 300
+    python bench/bench_demo.py --real               # also score each demo model on the 5 real LIVECell images of ../shared
 
 Writes bench/out/bench_demo.json (and the demo folders under bench/out/demo/); exits 1 if a seed misses the target.
 
@@ -44,14 +45,26 @@ def bare_step_seconds(preset:dict, steps:int=8, threads:int|None=None) -> float:
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); ts.append(time.perf_counter() - t)
     return float(np.median(ts[2:]))
 
+def real_scores(what, progress=False) -> dict|None:
+    "F1@0.5 / mSA / AP of a model folder (or an image -> labels function) on the annotated LIVECell images of ../shared; None without them"
+    from cellseg_nb.core import shared_data
+    from cellseg_nb.evaluate import evaluate
+    lc = shared_data('livecell-sample')
+    if lc is None: return None
+    r = evaluate(what, lc/'livecell_coco_val.json', lc/'images', figures=False, progress=progress)
+    p = r['summary']['pooled']
+    return dict(f1=p['f1@0.5'], msa=p['msa'], ap=r['coco']['AP'], n_images=r['n_images'])
+
 def main(argv=None) -> int:
     from cellseg_nb.demo import run_demo, demo_preset, DEMO_TARGET_F1, cpu_cores
+    from cellseg_nb.evaluate import classical_baseline
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     ap.add_argument('--preset', default='cpu'); ap.add_argument('--steps', type=int); ap.add_argument('--threads', type=int)
     ap.add_argument('--minutes', type=float, help='safety cap (default: the preset\'s)')
     ap.add_argument('--out', default=str(Path(__file__).parent/'out'))
     ap.add_argument('--keep', action='store_true', help='keep an existing run (resume / re-evaluate) instead of training afresh')
+    ap.add_argument('--real', action='store_true', help='also score each demo model and the classical baseline on the real LIVECell images of ../shared')
     a = ap.parse_args(argv)
     p = demo_preset(a.preset); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     res = dict(machine=dict(cpus=os.cpu_count(), cores_available=cpu_cores(), load_start=os.getloadavg()), preset=p, runs={})
@@ -70,10 +83,14 @@ def main(argv=None) -> int:
                                  cpu_min=cpu/60, sec_per_step=spp, bare_sec_per_step=bare, step_vs_bare=spp/bare,
                                  threads=r['threads'], load_before=l0, load_after=os.getloadavg(), out=str(d))
         x = res['runs'][seed]
+        if a.real and (rs := real_scores(d/'run'/'best')) is not None:
+            x['real'] = rs; print(f"seed {seed}: real LIVECell images F1@0.5 {rs['f1']:.3f}, mSA {rs['msa']:.3f}, AP {rs['ap']:.3f}", flush=True)
         print(f"seed {seed}: F1@0.5 {x['f1']:.3f} (target {DEMO_TARGET_F1}: {'ok' if x['f1'] >= DEMO_TARGET_F1 else 'MISSED'}), "
               f"mSA {x['msa']:.3f}, Dice {x['dice']:.3f}; {x['steps']} steps ({x['stop']}) in {x['train_min']:.1f} min, "
               f"demo {x['demo_min']:.1f} min, {x['cpu_min']:.1f} CPU-min; {spp:.2f} s/step = {x['step_vs_bare']:.2f}x the bare step "
               f"({bare:.2f} s); load {l0[0]:.1f} -> {x['load_after'][0]:.1f}", flush=True)
+    if a.real and (rs := real_scores(classical_baseline)) is not None:
+        res['classical_real'] = rs; print(f"classical baseline, real LIVECell images: F1@0.5 {rs['f1']:.3f}, mSA {rs['msa']:.3f}, AP {rs['ap']:.3f}")
     f1s = [x['f1'] for x in res['runs'].values()]
     res['summary'] = dict(min_f1=min(f1s), mean_f1=sum(f1s)/len(f1s), target=DEMO_TARGET_F1, all_reached=min(f1s) >= DEMO_TARGET_F1)
     (out/'bench_demo.json').write_text(json.dumps(res, indent=1, default=str))
