@@ -224,9 +224,7 @@ def report() -> dict:
     from cellseg_nb.postprocess import soften
     runs = list(done().values())
     if not runs: sys.exit(f"no runs in {OUT/'runs.jsonl'}: run the benchmark first")
-    def ms(v):   # over the runs where the score exists (synth-open has no Usiigaci cells)
-        f = [x for x in v if np.isfinite(x)]
-        return dict(mean=float(np.mean(f)) if f else float('nan'), sd=float(np.std(f, ddof=1)) if len(f) > 1 else 0.0, n=len(f))
+    from realdata import ms   # over the runs where the score exists (synth-open has no Usiigaci cells)
     def agg(rs): return {when: {k: ms([r[when][k] for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
     for r in runs:   # the two unknown scores combined (not the product's rule; computed from the kept cells)
         c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz"))

@@ -38,6 +38,11 @@ DEV_STEPS = {'ours': 300, 'smp': 240, 'cellpose': {'lc5': 60, 'usiigaci': 6}}
 if SMOKE: DEV_STEPS = {'ours': 3, 'smp': 3, 'cellpose': {'lc5': 1, 'usiigaci': 1}}
 BUDGETS = ('dev', '15min')
 
+def ms(v) -> dict:
+    "Mean, sd (ddof 1) and n of the finite values of `v` (a score some runs lack is NaN there): the pooling of every bench report"
+    f = [float(x) for x in v if np.isfinite(x)]
+    return dict(mean=float(np.mean(f)) if f else float('nan'), sd=float(np.std(f, ddof=1)) if len(f) > 1 else 0.0, n=len(f))
+
 def shared():
     from cellseg_nb.core import shared_data
     d = shared_data()
@@ -250,7 +255,6 @@ def report():
             preds += [(d[f'labels_{i}'], d[f'scores_{i}']) for i in range(len(its))]
         pooled[(p, b, m)].append(dict(seed=s, **score(items, preds), s_per_step=float(np.mean([r['s_per_step'] or 0 for r in rs])),
                                       steps=float(np.mean([r['steps'] for r in rs]))))
-    def ms(v): return dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v))
     per_fold = defaultdict(list)
     for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
     out = dict(pooled=[dict(protocol=p, budget=b, method=m, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap', 'steps', 's_per_step')},

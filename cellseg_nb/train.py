@@ -161,10 +161,11 @@ def make_val_fn(val_source, # validation `Source`
         kw = dict(device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
         xi = tqdm(xs, desc='validating', leave=False, disable=not progress)
         if return_probs: return [infer_maps(model, x, **kw).probs() for x in xi], gts   # maps at the training scale, to tune thresholds on
-        segs = [segment(model, x, params, **kw) for x in xi]   # the cells `cellseg predict` writes
-        ms = [match_instances(g, lab) for g, (lab, _) in zip(gts, segs)]
-        pts = [c.set_index('label').cell_type_id for _, c in segs] if tts else None
-        sc = object_scores(gts, ms, gt_types=tts, pred_types=pts, class_names=val_source.class_names)
+        ms, pts = [], []
+        for x, g in zip(xi, gts):   # the cells `cellseg predict` writes; only their matches and types are kept
+            lab, cells = segment(model, x, params, **kw)
+            ms.append(match_instances(g, lab)); pts.append(cells.set_index('label').cell_type_id)
+        sc = object_scores(gts, ms, gt_types=tts, pred_types=pts if tts else None, class_names=val_source.class_names)
         pooled, ct = sc['summary']['pooled'], sc['cell_type']
         out = {'f1': pooled['f1@0.5'], 'msa': pooled['msa'], 'dice': pooled['dice'], 'f1@0.75': pooled['f1@0.75']}
         if ct is not None and np.isfinite(ct['accuracy']): out['type_acc'] = ct['accuracy']   # a type head that calls every cell one type shows here
