@@ -4,7 +4,7 @@ Re-segments the held-out images of leave-one-line-out with the models `bench/rea
 (`bench/out/realdata/work/lc5-lolo_*_ours_dev_*`), and Usiigaci set 41 (another microscope) with the seed-0 models:
 - at 7 scales relative to the model's own (`SCALES`), recording F1@0.5, cell count, the cells' median diameter and
   candidate signals for choosing the scale without ground truth (`CRITERIA`: cell scores, map confidences, agreement
-  of neighbouring scales, the measured size crossing the training size);
+  of neighbouring scales, the measured size crossing the training size, the cells' area-weighted separation);
 - with the product's automatic two-pass size matching (`diameter=None`) and told the true median diameter (the oracle);
 - with the maps of the automatic scale averaged with those of zoomed-out passes (multi-scale fusion).
 With `--variants`, only automatic matching and the true diameter, for the kept models of training variants
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 OUT = ROOT/'bench/out/realdata_diameter'
 RESULTS = ROOT/'bench/results/realdata_diameter.json'
 SCALES = (0.32, 0.4, 0.5, 0.63, 0.8, 1.0, 1.25)   # x the model's own scale
-CRITERIA = ('area_w_score', 'score_med', 'fg_conf', 'bd_conf', 'agree', 'size_cross')  # picked scale: the arg-max (size_cross: see `pick`)
+CRITERIA = ('area_w_score', 'score_med', 'fg_conf', 'bd_conf', 'agree', 'size_cross', 'sep_area')  # picked scale: the arg-max (size_cross: see `pick`)
 FUSIONS = {'a': (0,), 'a+a/1.25': (0, -1), 'a+a/1.6': (0, -2), 'a+a/2': (0, -3)}  # grid steps below the automatic scale's grid point
 
 from realdata import ms   # the benches' one pooling
@@ -35,6 +35,12 @@ def f1_of(gt, lab) -> float:
     from cellseg_nb.metrics import match_instances
     m = match_instances(gt, lab, thresholds=(0.5,)); tp, fp, fn = m['tp'][0], m['fp'][0], m['fn'][0]
     return float(2 * tp / max(2 * tp + fp + fn, 1))
+
+def sep_area(lab, bd) -> float:
+    "Area-weighted mean `separation` of the cells (cells cut into pieces have weakly separated pieces)"
+    from cellseg_nb.postprocess import separation
+    a = np.bincount(lab.ravel().astype(np.int64))[1:].astype(float)
+    return float((separation(lab, bd)[1:len(a) + 1] * a).sum() / max(a.sum(), 1))
 
 def scan_scale(m, img, gt, f, maps_file:Path) -> dict:
     "Segment at `f` x the model's scale: F1, cells, median diameter (image px) and the criteria's raw signals; maps saved for fusion"
@@ -49,7 +55,7 @@ def scan_scale(m, img, gt, f, maps_file:Path) -> dict:
     s, a = cells['score'].to_numpy(float), cells['area'].to_numpy(float)
     return dict(f1=f1_of(gt, lab), cells=int(len(cells)), d=float(median_diameter([lab])) if lab.max() else 0.0,
                 area_w_score=float((s * a).sum() / max(a.sum(), 1)), score_med=float(np.median(s)) if len(s) else 0.0,
-                fg_conf=float(np.abs(fg - 0.5).mean() * 2), bd_conf=float(np.abs(bd - 0.5).mean() * 2))
+                fg_conf=float(np.abs(fg - 0.5).mean() * 2), bd_conf=float(np.abs(bd - 0.5).mean() * 2), sep_area=sep_area(lab, bd))
 
 def fused_f1(maps:list, pp:dict, gt) -> float:
     from cellseg_nb.postprocess import instances_from_probs
@@ -91,6 +97,10 @@ def pick(r:dict, crit:str) -> str:
 
 def report() -> dict:
     rows = [json.loads(l) for l in open(OUT/'runs.jsonl')]
+    for r in rows:   # runs from before `sep_area` was recorded: from their kept maps
+        for f, v in r['scales'].items():
+            if 'sep_area' not in v:
+                z = np.load(OUT/'maps'/f"{r['fold']}_{r['seed']}_{r['image']}_{f}.npz"); v['sep_area'] = sep_area(z['lab'], z['bd'].astype(np.float32) / 255)
     out = dict(images=rows, by_domain={}, when=time.strftime('%Y-%m-%d'))
     for dom, sel in (('livecell_lolo', lambda r: not r['image'].startswith('set')), ('usiigaci', lambda r: r['image'].startswith('set'))):
         rs = [r for r in rows if sel(r)]

@@ -15,7 +15,10 @@ as `cellseg train` does when it has no validation images. Variants:
   first pass, matches the training median (as Cellpose's size model);
 - `after+flips+matched`: `cellseg_nb.infer.segment`'s default (`PRODUCT`): as `after+flips+size` for a model trained on
   fewer than 10 images; with more, only images whose measured size lies outside the range of the training images' own
-  median sizes are resized, to the nearest edge of that range.
+  median sizes are resized, to the nearest edge of that range;
+- `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
+  neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
+  only the AP can change).
 A model trained before models recorded their cell sizes gets the ones training records now (its scale times the
 training images' median cell diameter; with 10 images or more, the 10th-90th percentiles of their per-image medians).
 Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled over a protocol's test images.
@@ -49,7 +52,9 @@ def variants():
             'after': (P(), TRAIN_IMAGE_GRID, False), 'after-tune-all': (P(), DEFAULT_GRID, False),
             'h=0.03': (P(seed_h=0.03), TRAIN_IMAGE_GRID, False), 'h=0.1': (P(seed_h=0.1), TRAIN_IMAGE_GRID, False),
             'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips'), 'after+flips+size': (P(), TRAIN_IMAGE_GRID, 'flips', 'size'),
-            'after+flips+matched': (P(), TRAIN_IMAGE_GRID, 'flips', 'matched')}
+            'after+flips+matched': (P(), TRAIN_IMAGE_GRID, 'flips', 'matched'),
+            'matched,sep0': (P(separation_power=0.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
+            'matched,sep1': (P(separation_power=1.0), TRAIN_IMAGE_GRID, 'flips', 'matched')}
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
@@ -91,17 +96,18 @@ def as_ours(protocol, fold, method, budget, seed, preds, pp):
                       test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp),
                  preds)
 
-def cached_fold(protocol, fold, method, budget, seed):
-    "`fold_preds`, computed once and kept in bench/out/realdata/pp/ (so runs resume and pool across calls)"
+def cached_fold(protocol, fold, method, budget, seed, only=None):
+    "`fold_preds` (`only`: these variants), computed once and kept in bench/out/realdata/pp/ (so runs resume and pool across calls)"
     f, n = R.OUT/'pp'/f'{protocol}_{fold}_{method}_{budget}_{seed}.npz', len(R.folds(protocol)[fold][2])
     have = {}
     if f.exists():
         d = np.load(f); have = {v: ([(d[f'{v}|labels_{i}'], d[f'{v}|scores_{i}']) for i in range(n)], pp) for v, pp in json.loads(str(d['params'])).items()}
-    if missing := [v for v in variants() if v not in have]:   # a variant added since: only it is computed
+    want = [v for v in variants() if only is None or v in only]
+    if missing := [v for v in want if v not in have]:   # a variant added since: only it is computed
         have.update(fold_preds(protocol, fold, method, budget, seed, only=missing)); f.parent.mkdir(parents=True, exist_ok=True)
         arrs = {f'{v}|{k}_{i}': x for v, (preds, _) in have.items() for i, (l, sc) in enumerate(preds) for k, x in (('labels', l), ('scores', sc))}
         np.savez_compressed(f, params=json.dumps({v: pp for v, (_, pp) in have.items()}), **arrs)
-    return {v: have[v] for v in variants()}
+    return {v: have[v] for v in want}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -109,18 +115,23 @@ def main(argv=None):
     ap.add_argument('--budget', default='dev', help="the trained runs' budget: dev, 15min or 15min-2lanes")
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo'])
+    ap.add_argument('--variants', nargs='+', choices=list(variants()), help='only these variants (default: all)')
     ap.add_argument('--as-ours', action='store_true', help="record `PRODUCT` as realdata.py's `ours` run of each fold")
     a = ap.parse_args(argv)
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else dict(per_fold=[], pooled=[])
     res['protocol'] = __doc__.split('\n\n')[1]
-    keep = lambda r: not (r['method'] == a.method and r['budget'] == a.budget and r['seed'] == a.seed and r['protocol'] in a.protocols)
+    have = {p: [f for f in R.folds(p) if (R.OUT/'work'/f'{p}_{f}_{a.method}_{a.budget}_{a.seed}'/'run'/'best').exists()] for p in a.protocols}
+    def keep(r):   # rows this call does not redo: other runs, variants, or folds whose model is gone
+        same = (r['method'], r['budget'], r['seed']) == (a.method, a.budget, a.seed) and r['protocol'] in a.protocols
+        redo = a.variants is None or r['variant'] in a.variants
+        return not (same and redo and set(r.get('folds', [r.get('fold')])) <= set(have[r['protocol']]))
     res['per_fold'] = [r for r in res['per_fold'] if keep(r)]; res['pooled'] = [r for r in res['pooled'] if keep(r)]
     for p in a.protocols:
-        fl = [f for f in R.folds(p) if (R.OUT/'work'/f'{p}_{f}_{a.method}_{a.budget}_{a.seed}'/'run'/'best').exists()]
+        fl = have[p]
         pooled = {}
         for f in fl:
             t0 = time.perf_counter(); items = R.items_of(p, R.folds(p)[f][2])
-            for name, (preds, pp) in cached_fold(p, f, a.method, a.budget, a.seed).items():
+            for name, (preds, pp) in cached_fold(p, f, a.method, a.budget, a.seed, a.variants).items():
                 prev = R.done_runs().get((p, f, 'ours', a.budget, a.seed), {})
                 if name == PRODUCT and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, PRODUCT):
                     as_ours(p, f, a.method, a.budget, a.seed, preds, pp)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
 from .data.targets import median_diameter
-from .postprocess import PostprocessParams, instances_from_probs, cell_table, CELL_COLUMNS, HEADS
+from .postprocess import PostprocessParams, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS
 
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
@@ -345,6 +345,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         ey0, ex0, ey1, ex1 = max(y0 - halo, 0), max(x0 - halo, 0), min(y1 + halo, H), min(x1 + halo, W)
         pr = maps.probs(slice(ey0, ey1), slice(ex0, ex1), with_type=False)
         lab, cells = instances_from_probs(pr, p)
+        sep = separation(lab, pr['boundary']) if p.separation_power else None   # with the neighbours other blocks keep
         if not len(cells): continue
         cy, cx = cells.centroid_y.to_numpy() + ey0, cells.centroid_x.to_numpy() + ex0
         own = (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
@@ -358,7 +359,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         new = loc[lab]; g = labels[ey0:ey1, ex0:ex1]
         put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
         new[~put] = 0
-        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), **p.type_args())
+        ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), **p.table_args(), sep=None if sep is None else np.r_[1.0, sep[keep]])
         small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
         if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
         ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)

@@ -20,7 +20,7 @@ from .metrics import object_scores, match_instances
 __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
            'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means',
            'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty',
-           'novelty_threshold', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
+           'novelty_threshold', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -56,6 +56,7 @@ class PostprocessParams:
     type_prototypes:list|None = None # (K', C) mean decoder features of each cell type's validation cells (`fit_prototypes`); None: no novelty score
     type_precision:list|None = None # (C, C) inverse of their shared, shrunk covariance
     novel_above:float|None = None # a cell whose `type_novelty` exceeds this gets the type 'unknown' (chosen on validation cells by `novelty_threshold`); None: off
+    separation_power:float = 0.5 # each cell's score is multiplied by its weakest separation from a neighbour (`separation`) to this power; 0: off
 
     @classmethod
     def from_dict(cls, d:Mapping|None):
@@ -68,10 +69,10 @@ class PostprocessParams:
         if unknown: warnings.warn(f"ignoring unknown post-processing parameters {unknown}; valid: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def type_args(self) -> dict:
-        "The cell-type keyword arguments of `cell_table`"
+    def table_args(self) -> dict:
+        "The keyword arguments of `cell_table`: cell types and the score's separation power"
         return dict(temperature=self.type_temperature, unknown_below=self.unknown_below, prototypes=self.type_prototypes,
-                    precision=self.type_precision, novel_above=self.novel_above)
+                    precision=self.type_precision, novel_above=self.novel_above, separation_power=self.separation_power)
 
 # %% ../nbs/09_postprocess.ipynb #095bedaf
 def _per_label_max(values:np.ndarray, labels:np.ndarray, n:int) -> np.ndarray:
@@ -206,6 +207,26 @@ def novelty_threshold(nov, # novelty of each validation cell
     "The smallest novelty above which at most `max_cost` of the cells are right ones (`unknown_threshold`, mirrored)"
     return -unknown_threshold(-np.asarray(nov, float), correct, max_cost)
 
+# %% ../nbs/09_postprocess.ipynb #8b22a085
+def separation(labels:np.ndarray, # (H, W) instance labels 1..n
+               boundary:np.ndarray, # (H, W) boundary probabilities
+               min_contact:int=3, # shorter contacts (pixel pairs) between two cells are ignored
+              ) -> np.ndarray:
+    "(n+1,): each cell's mean boundary probability along the contact with its least separated neighbour (1: touches none)"
+    lab, bd = np.asarray(labels), np.asarray(boundary, np.float64)
+    n = int(lab.max(initial=0)); out = np.ones(n + 1)
+    a, b, v = [], [], []
+    for s0, s1 in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))), ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        l0, l1 = lab[s0], lab[s1]; m = (l0 != l1) & (l0 > 0) & (l1 > 0)
+        a.append(np.minimum(l0[m], l1[m])); b.append(np.maximum(l0[m], l1[m])); v.append(np.maximum(bd[s0][m], bd[s1][m]))
+    a, b, v = (np.concatenate(x) for x in (a, b, v))
+    if not len(a): return out
+    pair, inv = np.unique(a.astype(np.int64) * (n + 1) + b, return_inverse=True)
+    cnt = np.bincount(inv); mean = np.bincount(inv, v) / cnt; ok = cnt >= min_contact
+    pa, pb = pair[ok] // (n + 1), pair[ok] % (n + 1)
+    np.minimum.at(out, pa, mean[ok]); np.minimum.at(out, pb, mean[ok])
+    return out
+
 # %% ../nbs/09_postprocess.ipynb #161c017f
 CELL_COLUMNS = ['label', 'score', 'cell_type', 'type_probability', 'type_novelty', 'area', 'centroid_y', 'centroid_x',
                 'bbox_y0', 'bbox_x0', 'bbox_y1', 'bbox_x1']
@@ -216,6 +237,8 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
                unknown_below:float=0.0, # cells with a lower type probability get type -1 (their probability is kept: 'unknown')
                prototypes=None, precision=None, # `fit_prototypes` of the validation cells: `type_novelty` needs them and `probs['features']`
                novel_above:float|None=None, # cells with a higher novelty get type -1; None: off
+               separation_power:float=PostprocessParams.separation_power, # the score's power of each cell's `separation` (0: off)
+               sep:np.ndarray|None=None, # (n+1,) each cell's separation when known beyond `labels` (a block of a larger image); None: from `labels`
               ) -> pd.DataFrame:
     "One row per cell: label, score, cell_type, type_probability, type_novelty, area, centroid, bbox (`CELL_COLUMNS`)"
     from skimage.measure import regionprops_table
@@ -223,6 +246,7 @@ def cell_table(labels:np.ndarray, # (H, W) instance labels 1..n
     area = np.bincount(lf, minlength=n + 1).astype(float); a = np.maximum(area, 1)
     mean = lambda m: np.bincount(lf, np.asarray(m, np.float64).ravel(), minlength=n + 1) / a
     score = mean(probs['fg']) * (1 - mean(probs['boundary'])) * _per_label_max(probs['dist'], labels, n)
+    if separation_power: score = score * (separation(labels, probs['boundary']) if sep is None else np.asarray(sep, float)[:n + 1]) ** separation_power
     if probs.get('type') is not None and len(probs['type']) > 1:
         tp = cell_type_probs(labels, probs['type'], temperature)  # (n+1, K)
         ct = np.where(tp.max(1) < unknown_below, -1, tp.argmax(1)); tprob = tp.max(1)
@@ -278,7 +302,7 @@ def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type'
         rest, m = ndi.label(mask & (labels == 0))
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     labels = remove_small(labels.astype(np.int32), p.min_size)
-    return labels, cell_table(labels, probs, **p.type_args())
+    return labels, cell_table(labels, probs, **p.table_args())
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
 DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),

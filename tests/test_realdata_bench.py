@@ -55,6 +55,13 @@ def test_smoke_run_and_report(tmp_path):
     last = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()][-1]
     assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.PRODUCT)
     assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.PRODUCT)
+    # the separation power changes the cell scores only, so F1 is the product's; redoing one variant keeps the others' rows
+    f1 = {x['variant']: x['f1'] for x in pp['per_fold']}
+    assert f1['matched,sep0'] == f1['matched,sep1'] == f1[rpp.PRODUCT]
+    r = subprocess.run(cmd[:-1] + ['--variants', 'matched,sep1'], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.loads((out/'realdata_postprocess.json').read_text())
+    assert sorted(x['variant'] for x in again['per_fold']) == sorted(x['variant'] for x in pp['per_fold'])
 
 def test_diameter_variants_report():
     # bench/realdata_diameter.py --variants: per variant and domain, automatic vs true-diameter F1 and the size error
