@@ -39,8 +39,8 @@ def f1_of(gt, lab) -> float:
 def sep_area(lab, bd) -> float:
     "Area-weighted mean `separation` of the cells (cells cut into pieces have weakly separated pieces)"
     from cellseg_nb.postprocess import separation
-    a = np.bincount(lab.ravel().astype(np.int64))[1:].astype(float)
-    return float((separation(lab, bd)[1:len(a) + 1] * a).sum() / max(a.sum(), 1))
+    a = np.bincount(lab.ravel().astype(np.int64))[1:].astype(float)   # lab.max() cells, as `separation`'s rows 1..n
+    return float((separation(lab, bd)[1:] * a).sum() / max(a.sum(), 1))
 
 def scan_scale(m, img, gt, f, maps_file:Path) -> dict:
     "Segment at `f` x the model's scale: F1, cells, median diameter (image px) and the criteria's raw signals; maps saved for fusion"

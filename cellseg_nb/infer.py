@@ -344,9 +344,9 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         y1, x1 = min(y0 + block, H), min(x0 + block, W)
         ey0, ex0, ey1, ex1 = max(y0 - halo, 0), max(x0 - halo, 0), min(y1 + halo, H), min(x1 + halo, W)
         pr = maps.probs(slice(ey0, ey1), slice(ex0, ex1), with_type=False)
-        lab, cells = instances_from_probs(pr, p)
-        sep = separation(lab, pr['boundary']) if p.separation_power else None   # with the neighbours other blocks keep
+        lab, cells = instances_from_probs(pr, dataclasses.replace(p, separation_power=0.0))   # scored below, once
         if not len(cells): continue
+        sep = separation(lab, pr['boundary']) if p.separation_power else None   # with the neighbours other blocks keep
         cy, cx = cells.centroid_y.to_numpy() + ey0, cells.centroid_x.to_numpy() + ex0
         own = (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
         h, w = lab.shape
