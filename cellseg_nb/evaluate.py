@@ -16,7 +16,7 @@ from .core import (read_image, normalize_image, cell_line_from_name, CELL_LINES,
                              atomic_write, shared_data, in_test)
 from .postprocess import PostprocessParams, remove_small, fill_small_holes
 from .clitools import dataclass_parser, run_cli
-from .infer import segment, resolve_device, InferConfig, INFER_CLI, INFER_DEFAULTS
+from .infer import segment, resolve_device, InferConfig, INFER_CLI, INFER_DEFAULTS, model_params
 from .metrics import (match_instances, object_scores, coco_ap, labels_to_results, results_to_labels,
                                 as_coco_dict, IOU_THRESHOLDS, UNKNOWN, NO_TYPE)
 from tqdm.auto import tqdm
@@ -170,6 +170,7 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
     "A function (image_id, raw image) -> (labels, cells or None, types or None) and its description"
     import torch
     classes = None   # cell-type names of saved predictions, where `cellseg predict` recorded them
+    seed_h = infer.pop('seed_h', None)
     if isinstance(what, (str, Path)):
         p = Path(what)
         if p.suffix.lower() == '.json':
@@ -179,12 +180,13 @@ def _predictor(what, params=None, device='auto', tta=INFER_DEFAULTS['tta'], **in
         else: what = load_model_from(p, device)
     if isinstance(what, torch.nn.Module):
         cfg = getattr(what, 'config', None) or {}
-        pp = PostprocessParams.from_dict(params if params is not None else cfg.get('postprocess'))
+        pp = model_params(what, params, seed_h)
         def f(iid, img):   # what `cellseg predict` writes: same engine, same defaults
             lab, cells = segment(what, img, pp, device=device, tta=tta, **infer)
             cells = cells.assign(cell_type=cells.cell_type_id)
             return lab, cells, cells.set_index('label').cell_type
         return f, 'model', cfg.get('class_names'), pp
+    if seed_h is not None: raise ValueError(f"seed_h={seed_h} re-segments with a model; saved predictions and functions are scored as they are -- drop --seed-h")
     if isinstance(what, list):
         by_image = {}
         for r in what: by_image.setdefault(r['image_id'], []).append(r)

@@ -18,8 +18,8 @@ from .postprocess import PostprocessParams, instances_from_probs, cell_table, se
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
            'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
            'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps',
-           'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'matched_scale',
-           'model_scale', 'two_passes', 'second_pass_scale', 'segment']
+           'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params',
+           'matched_scale', 'model_scale', 'two_passes', 'second_pass_scale', 'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -32,8 +32,9 @@ class InferConfig:
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
     diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: measured on a first pass; 0: the training scale
+    seed_h:float|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge
 
-INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter')}  # the settings every caller uses unless told otherwise
+INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'seed_h')}  # the settings every caller uses unless told otherwise
 
 # %% ../nbs/09b_infer.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -395,6 +396,16 @@ def labelled_cells(maps, # `StitchedMaps` (or the contract's dict of probability
     if labels.max(initial=0) <= np.iinfo(np.uint16).max: labels = labels.astype(np.uint16)
     return labels, stored_cells(name_cell_types(cells, class_names))
 
+def model_params(model, # a model whose `config['postprocess']` holds its tuned thresholds
+                 params:PostprocessParams|Mapping|None=None, # thresholds instead of the tuned ones
+                 seed_h:float|None=None, # peak height of the seeds instead of theirs (`PostprocessParams.seed_h`)
+                ) -> PostprocessParams:
+    "The post-processing `segment` applies: `params`, else the model's tuned thresholds, with `seed_h` replaced where given"
+    p = PostprocessParams.from_dict(params if params is not None else (getattr(model, 'config', None) or {}).get('postprocess'))
+    if seed_h is None: return p
+    if not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level)")
+    return dataclasses.replace(p, seed_h=float(seed_h))
+
 def _segment(model, image, params, block, halo, progress, **kwargs):
     "One pass of `segment` at the model's current scale"
     cfg = getattr(model, 'config', None) or {}
@@ -444,9 +455,11 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             halo:int=128, # post-processing context (px), wider than the largest cell
             progress:bool=False,
             diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: measured on a first pass; 0: the model's own scale
+            seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `model_params`)
             **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
+    params = model_params(model, params, seed_h)
     one = lambda: _segment(model, image, params, block, halo, progress, **kwargs)
     if not two_passes(model, diameter):
         with model_scale(model, matched_scale(model, diameter)): return one()

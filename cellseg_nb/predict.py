@@ -17,7 +17,7 @@ from .data.targets import median_diameter
 from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
-                              two_passes, second_pass_scale)
+                              two_passes, second_pass_scale, model_params)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
@@ -40,9 +40,10 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             progress:bool=True,
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
             diameter:float|None=None, # median cell diameter (px); None: measured on a first pass; 0: the training scale (see `segment`)
+            seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
-    return segment(model, image, params, block, halo, progress, diameter=diameter, tile=tile, overlap=overlap, tta=tta,
+    return segment(model, image, params, block, halo, progress, diameter=diameter, seed_h=seed_h, tile=tile, overlap=overlap, tta=tta,
                    batch_size=batch_size, device=device, precision=precision, compact=compact)
 
 # %% ../nbs/13_predict.ipynb #54b2e70b
@@ -191,7 +192,7 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
     "Segment `items` = (file, name, image): the model here, post-processing and writing in `pool`, at most `limit` images in flight; yields `(file, name, (labels, cells) or the exception)` in input order"
     from collections import deque
     cfg = getattr(model, 'config', None) or {}
-    pp = params if params is not None else cfg.get('postprocess'); cls = cfg.get('class_names')
+    pp = model_params(model, params); cls = cfg.get('class_names')
     first = two_passes(model, diameter); s0 = None if first else matched_scale(model, diameter)
     post = lambda maps, w: pool.submit(_post_job, maps, pp, block, halo, cls, w, progress)
     def maps_at(image, s):
@@ -258,7 +259,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                   out_dir:str, # output folder
                   tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'], # as `InferConfig`
                   batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', precision:str=INFER_DEFAULTS['precision'], # as `InferConfig`
-                  diameter:float|None=None, # as `InferConfig`
+                  diameter:float|None=None, seed_h:float|None=None, # as `InferConfig`
                   params=None, # post-processing (default: the model's tuned thresholds)
                   block:int=1024, # post-processing block size in px
                   halo:int=128, # post-processing context in px, wider than the largest cell
@@ -277,7 +278,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     workers = default_workers(device) if workers is None else int(workers)
     if workers < 0: raise ValueError(f"workers={workers}; expected 0 (post-process here) or more processes")
     kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, precision=precision, progress=progress and not workers,
-              params=params, block=block, halo=halo, diameter=diameter)
+              params=model_params(model, params, seed_h), block=block, halo=halo, diameter=diameter)   # a bad seed_h fails here, before any file
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     lock = lock_out_dir(out); bar = None
     try:

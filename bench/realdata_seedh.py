@@ -1,0 +1,106 @@
+"""The seeds' peak height on real images: is one `seed_h` right for every cell line, and can the maps tell which?
+
+Cells are seeded at the h-maxima of the smoothed distance map: a lower `seed_h` splits more, a higher one merges more.
+This re-segments the held-out images of the kept models of `bench/realdata.py` (`bench/out/realdata/work/*_ours_*`)
+as `cellseg_nb.infer.segment` does (two-pass size matching, flips at test time, the model's tuned thresholds), at the
+peak heights `HS`, and records per image and height the matches (F1@0.5) and candidate signals that need no ground
+truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the cells' separation). `--report` writes
+`bench/results/realdata_seedh.json`: per model group, pooled F1 at each fixed height, at the best height per image
+(the oracle) and at the height each criterion picks. Each finished image is appended to
+`bench/out/realdata_seedh/runs.jsonl`, so a stopped run resumes.
+
+    python bench/realdata_seedh.py     # about 15 s per held-out image and model on 2 cores
+    python bench/realdata_seedh.py --report
+"""
+from __future__ import annotations
+import argparse, dataclasses, json, sys, time
+from pathlib import Path
+import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
+OUT = ROOT/'bench/out/realdata_seedh'
+RESULTS = ROOT/'bench/results/realdata_seedh.json'
+HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05
+CRITERIA = ('contact_f', 'sep_area')   # picked height: the arg-max
+
+from realdata import ms   # the benches' one pooling
+from realdata_diameter import sep_area
+
+def contact_signals(lab, bd, fg) -> dict:
+    "How the cell-cell contacts of `lab` agree with the boundary map `bd` away from the background (soft precision, recall, F)"
+    from scipy import ndimage as ndi
+    from cellseg_nb.data.targets import instance_edges
+    inner = ndi.binary_erosion(fg, iterations=2)   # the cell-background edge is the same at every height: left out
+    c = instance_edges(lab) & inner; b = bd * inner
+    p = float(bd[c].mean()) if c.any() else 1.0
+    r = float(b[ndi.binary_dilation(c) & inner].sum() / max(b.sum(), 1e-6))
+    return dict(contact_p=p, contact_r=r, contact_f=2 * p * r / max(p + r, 1e-9))
+
+def one(run:Path, name:str, img, gt) -> dict:
+    "Matches and signals of one held-out image at every height in `HS`, on the maps `segment` would use"
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.infer import infer_maps, model_scale, second_pass_scale, _segment, two_passes, matched_scale
+    from cellseg_nb.postprocess import instances_from_probs, PostprocessParams
+    from cellseg_nb.metrics import match_instances
+    m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
+    s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
+    with model_scale(m, s): pr = infer_maps(m, img).probs()
+    bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold
+    r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, hs={})
+    for h in HS:
+        lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]
+        mm = match_instances(gt, lab, thresholds=(0.5,))
+        r['hs'][str(h)] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()),
+                               sep_area=sep_area(lab, bd), **contact_signals(lab, bd, fg))
+    return r
+
+def group(run:str) -> str:
+    "Models pooled together: protocol, budget and seed"
+    p, *_, budget, seed = run.split('_')
+    return f'{p} {budget} seed {seed}'
+
+def f1(v:dict) -> float: return 2 * v['tp'] / max(2 * v['tp'] + v['fp'] + v['fn'], 1)
+
+def pooled(rows:list, pick) -> float:
+    "F1@0.5 pooled over `rows`' images at the height `pick(row)`"
+    t = {k: sum(r['hs'][pick(r)][k] for r in rows) for k in ('tp', 'fp', 'fn')}
+    return f1(t)
+
+def report() -> dict:
+    rows = [json.loads(l) for l in open(OUT/'runs.jsonl')]
+    out = dict(heights=list(HS), default=0.05, by_group={}, when=time.strftime('%Y-%m-%d'),
+               images=[dict(run=r['run'], image=r['image'], best=max(r['hs'], key=lambda h: f1(r['hs'][h])),
+                            f1={h: round(f1(v), 4) for h, v in r['hs'].items()}) for r in rows])
+    for g in dict.fromkeys(map(group, (r['run'] for r in rows))):
+        rs = [r for r in rows if group(r['run']) == g]
+        t = {f'h={h}': pooled(rs, lambda r, h=h: str(h)) for h in HS}
+        t['oracle'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: f1(r['hs'][h])))
+        for c in CRITERIA: t[f'pick:{c}'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: r['hs'][h][c]))
+        out['by_group'][g] = dict(images=len(rs), **{k: round(v, 4) for k, v in t.items()})
+    lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev')]
+    out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images'} if lolo else {}
+    RESULTS.write_text(json.dumps(out, indent=1))
+    keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']
+    print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))
+    for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t[k]:10.3f}' for k in keys))
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--report', action='store_true')
+    a = ap.parse_args(argv)
+    if a.report: return report()
+    from realdata import items_of, folds, OUT as RD
+    import torch; torch.set_num_threads(2)
+    OUT.mkdir(parents=True, exist_ok=True); runs = OUT/'runs.jsonl'
+    done = {(r['run'], r['image']) for r in map(json.loads, open(runs))} if runs.exists() else set()
+    for run in sorted((RD/'work').glob('*_ours_*')):
+        p = run.name.split('_')[0]; fold = run.name[len(p) + 1:].rsplit('_ours_', 1)[0]
+        if not (run/'run/best').exists() or fold not in folds(p): continue
+        for n, img, gt in items_of(p, folds(p)[fold][2]):
+            if (run.name, n) in done: continue
+            t0 = time.perf_counter(); r = one(run, n, img, gt)
+            with open(runs, 'a') as f: f.write(json.dumps(r) + '\n')
+            print(run.name, n, {h: round(f1(v), 3) for h, v in r['hs'].items()}, f'{time.perf_counter() - t0:.0f} s', flush=True)
+    return report()
+
+if __name__ == '__main__': main()
