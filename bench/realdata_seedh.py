@@ -68,7 +68,8 @@ def pooled(rows:list, pick) -> float:
 
 def report() -> dict:
     rows = [json.loads(l) for l in open(OUT/'runs.jsonl')]
-    out = dict(heights=list(HS), default=0.05, by_group={}, when=time.strftime('%Y-%m-%d'),
+    from cellseg_nb.postprocess import PostprocessParams
+    out = dict(heights=list(HS), default=PostprocessParams().seed_h, by_group={}, when=time.strftime('%Y-%m-%d'),
                images=[dict(run=r['run'], image=r['image'], best=max(r['hs'], key=lambda h: f1(r['hs'][h])),
                             f1={h: round(f1(v), 4) for h, v in r['hs'].items()}) for r in rows])
     for g in dict.fromkeys(map(group, (r['run'] for r in rows))):

@@ -407,10 +407,9 @@ def model_params(model, # a model whose `config['postprocess']` holds its tuned 
     return dataclasses.replace(p, seed_h=float(seed_h))
 
 def _segment(model, image, params, block, halo, progress, **kwargs):
-    "One pass of `segment` at the model's current scale"
-    cfg = getattr(model, 'config', None) or {}
-    return labelled_cells(infer_maps(model, image, progress=progress, **kwargs), params if params is not None else cfg.get('postprocess'),
-                          block, halo, cfg.get('class_names'), progress)
+    "One pass of `segment` at the model's current scale, with the thresholds `segment` resolved (`model_params`)"
+    return labelled_cells(infer_maps(model, image, progress=progress, **kwargs), params, block, halo,
+                          (getattr(model, 'config', None) or {}).get('class_names'), progress)
 
 # %% ../nbs/09b_infer.ipynb #126489eb
 MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)
