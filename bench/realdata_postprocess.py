@@ -17,6 +17,7 @@ as `cellseg train` does when it has no validation images. Variants:
   fewer than 10 images; with more, only images whose measured size lies outside the range of the training images' own
   median sizes are resized, to the nearest edge of that range;
 - `matched,h=H`: `PRODUCT` with another fixed peak height `seed_h` (the default is 0.05);
+- `matched,fg=T`: `PRODUCT` with a fixed foreground level `fg_threshold` instead of the one tuned on the training images;
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -56,7 +57,8 @@ def variants():
             'after+flips+matched': (P(), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             'matched,sep0': (P(separation_power=0.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             'matched,sep1': (P(separation_power=1.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
-            **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)}}
+            **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)},
+            **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)}}
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
