@@ -18,6 +18,13 @@ as `cellseg train` does when it has no validation images. Variants:
   median sizes are resized, to the nearest edge of that range;
 - `matched,h=H`: `PRODUCT` with another fixed peak height `seed_h` (the default is 0.05);
 - `matched,fg=T`: `PRODUCT` with a fixed foreground level `fg_threshold` instead of the one tuned on the training images;
+- `matched+verify`: `PRODUCT`, but the second pass is kept only if it moved the cells' measured size (in the model's
+  pixels) at least half way (in log) to the edge of the training range it aimed at; otherwise the first pass stands.
+  Resizing scales real cells with the image, so a true size mismatch lands near the edge; a first pass that measured
+  merged clusters (too large) or cut cells (too small) does not, and its resize makes it worse (`VERIFY_FRACTION`);
+- `matched,convex`: `PRODUCT`, but the first pass measures the median diameter of its convex cells only (solidity
+  >= `CONVEX_SOLIDITY`; all cells if fewer than `MIN_CELLS_TO_MEASURE` are): merged neighbours are not convex, so a
+  first pass that merged dense clusters should no longer measure the cells too large;
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -44,6 +51,34 @@ import realdata as R
 
 RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
 PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` do now
+VERIFY_FRACTION = 0.5  # `matched+verify`: the second pass must leave at most this fraction of the first pass's log size error
+CONVEX_SOLIDITY = 0.9  # `matched,convex`: cells at least this convex (area / convex hull area) measure the size
+PASSES = []  # `verified_segment`'s measurements of the last fold: one dict per image
+
+def convex_cells(labels):
+    "`labels` with only the cells of solidity >= `CONVEX_SOLIDITY` (all of them if fewer than `MIN_CELLS_TO_MEASURE` are)"
+    from skimage.measure import regionprops
+    from cellseg_nb.infer import MIN_CELLS_TO_MEASURE
+    keep = [r.label for r in regionprops(labels) if r.solidity >= CONVEX_SOLIDITY]
+    return np.where(np.isin(labels, keep), labels, 0) if len(keep) >= MIN_CELLS_TO_MEASURE else labels
+
+def verified_segment(model, img, pp, tta, mode='verify'):
+    "`PRODUCT`'s two passes; `verify`: the second kept only if it moved the measured size at least `1 - VERIFY_FRACTION` of the way; `convex`: the size measured on convex cells"
+    import math
+    from cellseg_nb.infer import segment, second_pass_scale, model_scale
+    from cellseg_nb.data.targets import median_diameter
+    s0 = model.scale; first = segment(model, img, pp, tta=tta, diameter=0)
+    s = second_pass_scale(model, convex_cells(first[0]) if mode == 'convex' else first[0])
+    if s is None: PASSES.append(dict(s0=s0, s=None)); return first
+    if mode == 'convex':
+        with model_scale(model, s): PASSES.append(dict(s0=round(s0, 4), s=round(s, 4))); return segment(model, img, pp, tta=tta, diameter=0)
+    with model_scale(model, s): second = segment(model, img, pp, tta=tta, diameter=0)
+    lo, hi = model.config.get('cell_diameter_range') or [model.config['cell_diameter']] * 2
+    d1, d2 = median_diameter([first[0]]) * s0, median_diameter([second[0]]) * s
+    edge = hi if d1 > hi else lo; e1, e2 = math.log(d1 / edge), math.log(d2 / edge)
+    keep = abs(e2) <= VERIFY_FRACTION * abs(e1)
+    PASSES.append(dict(s0=round(s0, 4), s=round(s, 4), d1_edge=round(d1 / edge, 3), d2_edge=round(d2 / edge, 3), kept=keep))
+    return second if keep else first
 
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
@@ -55,6 +90,7 @@ def variants():
             'h=0.03': (P(seed_h=0.03), TRAIN_IMAGE_GRID, False), 'h=0.1': (P(seed_h=0.1), TRAIN_IMAGE_GRID, False),
             'after+flips': (P(), TRAIN_IMAGE_GRID, 'flips'), 'after+flips+size': (P(), TRAIN_IMAGE_GRID, 'flips', 'size'),
             'after+flips+matched': (P(), TRAIN_IMAGE_GRID, 'flips', 'matched'),
+            'matched+verify': (P(), TRAIN_IMAGE_GRID, 'flips', 'verify'), 'matched,convex': (P(), TRAIN_IMAGE_GRID, 'flips', 'convex'),
             'matched,sep0': (P(separation_power=0.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             'matched,sep1': (P(separation_power=1.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)},
@@ -84,11 +120,13 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
         if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
         rng = model.config['cell_diameter_range']; model.config['cell_diameter_range'] = None if size == ['size'] else rng  # 'size': match the median
-        pairs = ([segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
+        PASSES.clear()
+        pairs = ([verified_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if size in (['verify'], ['convex']) else
+                 [segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
                  (instances_from_probs(p, pp) for p in probs(tei, tta)))
         model.config['cell_diameter_range'] = rng
         preds = [(lab, R.label_scores(lab, cells)) for lab, cells in pairs]
-        out[name] = (preds, asdict(pp))
+        out[name] = (preds, {**asdict(pp), **({'passes': list(PASSES)} if size in (['verify'], ['convex']) else {})})
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):
