@@ -259,9 +259,7 @@ def report():
     for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
     out = dict(pooled=[dict(protocol=p, budget=b, method=m, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap', 'steps', 's_per_step')},
                             seeds=[x['seed'] for x in v]) for (p, b, m), v in sorted(pooled.items())],
-               per_fold=[dict(protocol=p, budget=b, method=m, fold=f, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap')},
-                              steps=float(np.mean([x['steps'] for x in v])), seeds=[x['seed'] for x in v])
-                         for (p, b, m, f), v in sorted(per_fold.items())],
+               per_fold=[fold_row(p, b, m, f, [{k: x[k] for k in SEED_KEYS} for x in v]) for (p, b, m, f), v in sorted(per_fold.items())],
                protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
     out = keep_earlier(out)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -272,11 +270,32 @@ def report():
               f"(n={r['f1']['n']}, {r['steps']['mean']:.0f} steps, {r['s_per_step']['mean']:.2f} s/step)")
     return out
 
+SEED_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps')  # what a per-fold row keeps of each of its runs
+
+def fold_row(p, b, m, f, seeds:list, **extra) -> dict:
+    "A per-fold row: mean +- sd over `seeds` (one dict of `SEED_KEYS` per run), which it keeps"
+    return dict(protocol=p, budget=b, method=m, fold=f, **{k: ms([x[k] for x in seeds]) for k in ('f1', 'msa', 'ap')},
+                steps=float(np.mean([x['steps'] for x in seeds])), seeds=[x['seed'] for x in seeds], per_seed=seeds, **extra)
+
+def earlier_seeds(r:dict) -> list:
+    "The runs an earlier per-fold row was made of (a row of one run from before rows kept them: its mean is the run)"
+    if 'per_seed' in r: return r['per_seed']
+    if r['f1']['n'] != 1 or len(r['seeds']) != 1: return []
+    return [dict(seed=r['seeds'][0], **{k: r[k]['mean'] for k in ('f1', 'msa', 'ap')}, steps=r['steps'])]
+
 def keep_earlier(out:dict) -> dict:
-    "Rows of the previous results file that these runs do not measure again, kept and marked with their date (`measured`)"
+    "Earlier rows these runs do not measure again, marked `measured`; a fold row measured again keeps the earlier seeds its runs lack"
     if not RESULTS.exists(): return out
     prev = json.loads(RESULTS.read_text())
-    for part, key in (('pooled', ('protocol', 'budget', 'method')), ('per_fold', ('protocol', 'budget', 'method', 'fold'))):
+    fkey = ('protocol', 'budget', 'method', 'fold')
+    old = {tuple(r[k] for k in fkey): r for r in prev.get('per_fold', [])}
+    for i, r in enumerate(out['per_fold']):   # runs.jsonl may not hold every run a row was made of (a fresh bench/out)
+        e = old.get(tuple(r[k] for k in fkey)) or {}
+        add = [x for x in (earlier_seeds(e) if e else []) if x['seed'] not in r['seeds']]
+        if not add: continue
+        when = {str(x['seed']): e.get('seeds_measured', {}).get(str(x['seed'])) or e.get('measured') or prev.get('when') for x in add}
+        out['per_fold'][i] = fold_row(*(r[k] for k in fkey), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when)
+    for part, key in (('pooled', ('protocol', 'budget', 'method')), ('per_fold', fkey)):
         have = {tuple(r[k] for k in key) for r in out[part]}
         out[part] += [{**r, 'measured': r.get('measured', prev.get('when'))} for r in prev.get(part, []) if tuple(r[k] for k in key) not in have]
         out[part].sort(key=lambda r: tuple(str(r[k]) for k in key))

@@ -19,12 +19,13 @@ as `cellseg train` does when it has no validation images. Variants:
 - `matched,h=H`: `PRODUCT` with another fixed peak height `seed_h` (the default is 0.05);
 - `matched,fg=T`: `PRODUCT` with a fixed foreground level `fg_threshold` instead of the one tuned on the training images;
 - `matched+verify`: `PRODUCT`, but the second pass is kept only if it moved the cells' measured size (in the model's
-  pixels) at least half way (in log) to the edge of the training range it aimed at; otherwise the first pass stands.
-  Resizing scales real cells with the image, so a true size mismatch lands near the edge; a first pass that measured
-  merged clusters (too large) or cut cells (too small) does not, and its resize makes it worse (`VERIFY_FRACTION`);
+  pixels) at least half way (in log) to the size it aimed at; otherwise the first pass stands (`VERIFY_FRACTION`).
+  The premise: resizing scales real cells with the image, so a true size mismatch should land near the aim, and a
+  first pass that measured merged clusters (too large) or cut cells (too small) should not. Measured, it does not
+  hold: the size moved 3-61% of the way on every leave-one-line-out image, whether or not the resize helped;
 - `matched,convex`: `PRODUCT`, but the first pass measures the median diameter of its convex cells only (solidity
-  >= `CONVEX_SOLIDITY`; all cells if fewer than `MIN_CELLS_TO_MEASURE` are): merged neighbours are not convex, so a
-  first pass that merged dense clusters should no longer measure the cells too large;
+  >= `CONVEX_SOLIDITY`; all cells if fewer than `MIN_CELLS_TO_MEASURE` are), meant to leave merged neighbours out
+  (measured: the convex cells are mostly the small pieces of cut cells);
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -53,7 +54,6 @@ RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/result
 PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` do now
 VERIFY_FRACTION = 0.5  # `matched+verify`: the second pass must leave at most this fraction of the first pass's log size error
 CONVEX_SOLIDITY = 0.9  # `matched,convex`: cells at least this convex (area / convex hull area) measure the size
-PASSES = []  # `verified_segment`'s measurements of the last fold: one dict per image
 
 def convex_cells(labels):
     "`labels` with only the cells of solidity >= `CONVEX_SOLIDITY` (all of them if fewer than `MIN_CELLS_TO_MEASURE` are)"
@@ -62,23 +62,22 @@ def convex_cells(labels):
     keep = [r.label for r in regionprops(labels) if r.solidity >= CONVEX_SOLIDITY]
     return np.where(np.isin(labels, keep), labels, 0) if len(keep) >= MIN_CELLS_TO_MEASURE else labels
 
-def verified_segment(model, img, pp, tta, mode='verify'):
-    "`PRODUCT`'s two passes; `verify`: the second kept only if it moved the measured size at least `1 - VERIFY_FRACTION` of the way; `convex`: the size measured on convex cells"
+def checked_segment(model, img, pp, tta, mode='verify'):
+    "`PRODUCT`'s two passes as `mode` changes them (`verify`, `convex`: see the variants): `(labels, cells, what the passes measured)`"
     import math
     from cellseg_nb.infer import segment, second_pass_scale, model_scale
     from cellseg_nb.data.targets import median_diameter
     s0 = model.scale; first = segment(model, img, pp, tta=tta, diameter=0)
     s = second_pass_scale(model, convex_cells(first[0]) if mode == 'convex' else first[0])
-    if s is None: PASSES.append(dict(s0=s0, s=None)); return first
-    if mode == 'convex':
-        with model_scale(model, s): PASSES.append(dict(s0=round(s0, 4), s=round(s, 4))); return segment(model, img, pp, tta=tta, diameter=0)
+    if s is None: return (*first, dict(s0=s0, s=None))
     with model_scale(model, s): second = segment(model, img, pp, tta=tta, diameter=0)
-    lo, hi = model.config.get('cell_diameter_range') or [model.config['cell_diameter']] * 2
-    d1, d2 = median_diameter([first[0]]) * s0, median_diameter([second[0]]) * s
-    edge = hi if d1 > hi else lo; e1, e2 = math.log(d1 / edge), math.log(d2 / edge)
+    info = dict(s0=round(s0, 4), s=round(s, 4))
+    if mode == 'convex': return (*second, info)
+    d1, d2 = median_diameter([first[0]]) * s0, median_diameter([second[0]]) * s   # the cells as the model saw them in each pass
+    aim = d1 * s / s0   # the size the second pass aimed at (`matched_scale`: the nearest edge of the training range)
+    e1, e2 = math.log(d1 / aim), math.log(d2 / aim)
     keep = abs(e2) <= VERIFY_FRACTION * abs(e1)
-    PASSES.append(dict(s0=round(s0, 4), s=round(s, 4), d1_edge=round(d1 / edge, 3), d2_edge=round(d2 / edge, 3), kept=keep))
-    return second if keep else first
+    return (*(second if keep else first), dict(info, d1_edge=round(d1 / aim, 3), d2_edge=round(d2 / aim, 3), kept=keep))
 
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
@@ -120,13 +119,13 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
         if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
         rng = model.config['cell_diameter_range']; model.config['cell_diameter_range'] = None if size == ['size'] else rng  # 'size': match the median
-        PASSES.clear()
-        pairs = ([verified_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if size in (['verify'], ['convex']) else
+        checked = size in (['verify'], ['convex'])
+        pairs = ([checked_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if checked else
                  [segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
-                 (instances_from_probs(p, pp) for p in probs(tei, tta)))
+                 [instances_from_probs(p, pp) for p in probs(tei, tta)])
         model.config['cell_diameter_range'] = rng
-        preds = [(lab, R.label_scores(lab, cells)) for lab, cells in pairs]
-        out[name] = (preds, {**asdict(pp), **({'passes': list(PASSES)} if size in (['verify'], ['convex']) else {})})
+        preds = [(lab, R.label_scores(lab, cells)) for lab, cells, *_ in pairs]
+        out[name] = (preds, {**asdict(pp), **({'passes': [p[2] for p in pairs]} if checked else {})})
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):

@@ -72,3 +72,20 @@ def test_diameter_variants_report():
     t = rdd.variants_report(rows)['ours[z]']
     assert t['livecell_lolo']['auto']['mean'] == 0.4 and t['livecell_lolo']['oracle']['n'] == 2
     assert math.isclose(t['livecell_lolo']['size_error']['mean'], math.log(2) / 2) and math.isclose(t['usiigaci']['size_error']['mean'], math.log(4))
+
+def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
+    # a fold row measured again keeps the seeds of the earlier row that the new runs lack (runs.jsonl may be fresh)
+    import realdata as rd
+    ms = lambda v: dict(mean=v, sd=0.0, n=1)
+    old = dict(protocol='lc5-lolo', budget='15min', method='ours', fold='Huh7', f1=ms(0.2), msa=ms(0.05), ap=ms(0.1), steps=500.0, seeds=[0])
+    two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: nothing to add
+    gone = dict(old, fold='BT474')                                                # not measured again: kept, dated
+    monkeypatch.setattr(rd, 'RESULTS', tmp_path/'r.json')
+    rd.RESULTS.write_text(json.dumps(dict(pooled=[], per_fold=[old, two, gone], when='2026-12-01 10:00')))
+    new = lambda f: rd.fold_row('lc5-lolo', '15min', 'ours', f, [dict(seed=1, f1=0.4, msa=0.1, ap=0.2, steps=520)])
+    out = rd.keep_earlier(dict(pooled=[], per_fold=[new('Huh7'), new('MCF7')]))
+    rows = {r['fold']: r for r in out['per_fold']}
+    h = rows['Huh7']
+    assert h['seeds'] == [0, 1] and h['f1']['n'] == 2 and abs(h['f1']['mean'] - 0.3) < 1e-9 and h['steps'] == 510
+    assert h['seeds_measured'] == {'0': '2026-12-01 10:00'} and [x['seed'] for x in rd.earlier_seeds(h)] == [0, 1]
+    assert rows['MCF7']['seeds'] == [1] and rows['BT474']['measured'] == '2026-12-01 10:00'
