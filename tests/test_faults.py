@@ -13,20 +13,26 @@ torch = pytest.importorskip('torch')
 tifffile = pytest.importorskip('tifffile')
 
 # `cellseg predict` in a subprocess; CELLSEG_TEST_SLOW=s sleeps s seconds before each model pass (test instrumentation only),
-# so a kill or a second run lands in the middle of a run
+# so a kill or a second run lands in the middle of a run; CELLSEG_TEST_HOLD=file: once the run has written an image's labels,
+# each pass also waits (at most 600 s) until `file` exists, so a second run surely starts before this one ends, however
+# loaded the machine
 PREDICT = r'''
-import os, sys, time
+import glob, os, sys, time
 import cellseg_nb.predict as P
-slow = float(os.environ.get('CELLSEG_TEST_SLOW', '0'))
+slow, hold = float(os.environ.get('CELLSEG_TEST_SLOW', '0')), os.environ.get('CELLSEG_TEST_HOLD')
 if slow:
     _maps = P.infer_maps   # the model's pass over each image (predict_files' pipeline calls it once or twice per image)
-    def infer_maps(*a, **k): time.sleep(slow); return _maps(*a, **k)
+    written = lambda: glob.glob(os.path.join(sys.argv[sys.argv.index('--out') + 1], '*_labels.tif'))
+    def infer_maps(*a, **k):
+        time.sleep(slow); t0 = time.time()
+        while hold and not os.path.exists(hold) and written() and time.time() - t0 < 600: time.sleep(0.05)
+        return _maps(*a, **k)
     P.infer_maps = infer_maps
 sys.exit(P.predict_cli(sys.argv[1:]))
 '''
 
-def _predict_proc(args, slow=0.0):
-    env = {**os.environ, 'CELLSEG_TEST_SLOW': str(slow), 'OMP_NUM_THREADS': '1'}
+def _predict_proc(args, slow=0.0, hold=None):
+    env = {**os.environ, 'CELLSEG_TEST_SLOW': str(slow), 'OMP_NUM_THREADS': '1', **({'CELLSEG_TEST_HOLD': str(hold)} if hold else {})}
     return subprocess.Popen([sys.executable, '-c', PREDICT, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=Path(args[0]).parent)   # not the repo: `python -c` imports from its cwd
 
@@ -139,12 +145,14 @@ def test_two_concurrent_predicts_into_one_out(model, tmp_path):
     d1, d2 = _images(tmp_path/'in1', 6, seed=1), _images(tmp_path/'in2', 6, seed=2)
     for i, f in enumerate(sorted(d2.iterdir())): f.rename(d2/f'other{i:02d}.tif')
     out = tmp_path/'out'
-    a = _predict_proc([model, d1, '--out', out, *TILE], slow=2.0)
+    go = tmp_path/'go'   # the first run holds after its first image until the second one has ended
+    a = _predict_proc([model, d1, '--out', out, *TILE], slow=2.0, hold=go)
     t0 = time.time()
     while not list(out.glob('*_labels.tif')) and time.time() - t0 < 300: time.sleep(0.02)
     b = _predict_proc([model, d2, '--out', out, *TILE])
     _, eb = b.communicate(timeout=600)
     assert a.poll() is None, 'the first run ended before the second one: the runs did not overlap, the test proves nothing'
+    go.touch()
     _, ea = a.communicate(timeout=600)
     assert a.returncode == 0, ea
     n_res = len(json.loads((out/'predictions.json').read_text()))
