@@ -257,8 +257,7 @@ def report():
                                       steps=float(np.mean([r['steps'] for r in rs]))))
     per_fold = defaultdict(list)
     for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
-    out = dict(pooled=[dict(protocol=p, budget=b, method=m, **{k: ms([x[k] for x in v]) for k in ('f1', 'msa', 'ap', 'steps', 's_per_step')},
-                            seeds=[x['seed'] for x in v]) for (p, b, m), v in sorted(pooled.items())],
+    out = dict(pooled=[pooled_row(p, b, m, [{k: x[k] for k in POOLED_KEYS} for x in v]) for (p, b, m), v in sorted(pooled.items())],
                per_fold=[fold_row(p, b, m, f, [{k: x[k] for k in SEED_KEYS} for x in v]) for (p, b, m, f), v in sorted(per_fold.items())],
                protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
     out = keep_earlier(out)
@@ -271,31 +270,36 @@ def report():
     return out
 
 SEED_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps')  # what a per-fold row keeps of each of its runs
+POOLED_KEYS = SEED_KEYS + ('s_per_step',)         # ... and a pooled row of each seed
 
 def fold_row(p, b, m, f, seeds:list, **extra) -> dict:
     "A per-fold row: mean +- sd over `seeds` (one dict of `SEED_KEYS` per run), which it keeps"
     return dict(protocol=p, budget=b, method=m, fold=f, **{k: ms([x[k] for x in seeds]) for k in ('f1', 'msa', 'ap')},
                 steps=float(np.mean([x['steps'] for x in seeds])), seeds=[x['seed'] for x in seeds], per_seed=seeds, **extra)
 
+def pooled_row(p, b, m, seeds:list, **extra) -> dict:
+    "A pooled row: mean +- sd over `seeds` (one dict of `POOLED_KEYS` per seed), which it keeps"
+    return dict(protocol=p, budget=b, method=m, **{k: ms([x[k] for x in seeds]) for k in POOLED_KEYS[1:]},
+                seeds=[x['seed'] for x in seeds], per_seed=seeds, **extra)
+
 def earlier_seeds(r:dict) -> list:
-    "The runs an earlier per-fold row was made of (a row of one run from before rows kept them: its mean is the run)"
+    "The seeds an earlier row was made of (a row of one seed from before rows kept them: its mean is the seed)"
     if 'per_seed' in r: return r['per_seed']
     if r['f1']['n'] != 1 or len(r['seeds']) != 1: return []
-    return [dict(seed=r['seeds'][0], **{k: r[k]['mean'] for k in ('f1', 'msa', 'ap')}, steps=r['steps'])]
+    return [dict(seed=r['seeds'][0], **{k: (v['mean'] if isinstance(v, dict) else v) for k in POOLED_KEYS[1:] if (v := r.get(k)) is not None})]
 
 def keep_earlier(out:dict) -> dict:
-    "Earlier rows these runs do not measure again, marked `measured`; a fold row measured again keeps the earlier seeds its runs lack"
+    "Earlier rows these runs do not measure again, marked `measured`; a row measured again keeps the earlier seeds its runs lack"
     if not RESULTS.exists(): return out
     prev = json.loads(RESULTS.read_text())
-    fkey = ('protocol', 'budget', 'method', 'fold')
-    old = {tuple(r[k] for k in fkey): r for r in prev.get('per_fold', [])}
-    for i, r in enumerate(out['per_fold']):   # runs.jsonl may not hold every run a row was made of (a fresh bench/out)
-        e = old.get(tuple(r[k] for k in fkey)) or {}
-        add = [x for x in (earlier_seeds(e) if e else []) if x['seed'] not in r['seeds']]
-        if not add: continue
-        when = {str(x['seed']): e.get('seeds_measured', {}).get(str(x['seed'])) or e.get('measured') or prev.get('when') for x in add}
-        out['per_fold'][i] = fold_row(*(r[k] for k in fkey), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when)
-    for part, key in (('pooled', ('protocol', 'budget', 'method')), ('per_fold', fkey)):
+    for part, key, make in (('pooled', ('protocol', 'budget', 'method'), pooled_row), ('per_fold', ('protocol', 'budget', 'method', 'fold'), fold_row)):
+        old = {tuple(r[k] for k in key): r for r in prev.get(part, [])}
+        for i, r in enumerate(out[part]):   # runs.jsonl may not hold every run a row was made of (a fresh bench/out)
+            e = old.get(tuple(r[k] for k in key))
+            add = [x for x in (earlier_seeds(e) if e else []) if x['seed'] not in r['seeds']]
+            if not add: continue
+            when = {str(x['seed']): e.get('seeds_measured', {}).get(str(x['seed'])) or e.get('measured') or prev.get('when') for x in add}
+            out[part][i] = make(*(r[k] for k in key), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when)
         have = {tuple(r[k] for k in key) for r in out[part]}
         out[part] += [{**r, 'measured': r.get('measured', prev.get('when'))} for r in prev.get(part, []) if tuple(r[k] for k in key) not in have]
         out[part].sort(key=lambda r: tuple(str(r[k]) for k in key))

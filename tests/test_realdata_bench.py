@@ -81,9 +81,12 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: nothing to add
     gone = dict(old, fold='BT474')                                                # not measured again: kept, dated
     monkeypatch.setattr(rd, 'RESULTS', tmp_path/'r.json')
-    rd.RESULTS.write_text(json.dumps(dict(pooled=[], per_fold=[old, two, gone], when='2026-12-01 10:00')))
+    pool = dict(protocol='usiigaci', budget='dev', method='ours', f1=ms(0.6), msa=ms(0.2), ap=ms(0.2), steps=ms(300), s_per_step=ms(2.0), seeds=[0])
+    rd.RESULTS.write_text(json.dumps(dict(pooled=[pool], per_fold=[old, two, gone], when='2026-12-01 10:00')))
     new = lambda f: rd.fold_row('lc5-lolo', '15min', 'ours', f, [dict(seed=1, f1=0.4, msa=0.1, ap=0.2, steps=520)])
-    out = rd.keep_earlier(dict(pooled=[], per_fold=[new('Huh7'), new('MCF7')]))
+    pnew = rd.pooled_row('usiigaci', 'dev', 'ours', [dict(seed=1, f1=0.7, msa=0.2, ap=0.2, steps=300, s_per_step=4.0)])
+    out = rd.keep_earlier(dict(pooled=[pnew], per_fold=[new('Huh7'), new('MCF7')]))
+    assert out['pooled'][0]['seeds'] == [0, 1] and abs(out['pooled'][0]['f1']['mean'] - 0.65) < 1e-9 and out['pooled'][0]['s_per_step']['mean'] == 3
     rows = {r['fold']: r for r in out['per_fold']}
     h = rows['Huh7']
     assert h['seeds'] == [0, 1] and h['f1']['n'] == 2 and abs(h['f1']['mean'] - 0.3) < 1e-9 and h['steps'] == 510
