@@ -16,7 +16,8 @@ Per fold and seed: known-type accuracy (closed: argmax; open: unknown counts as 
 calibration, unknown-detection AUROC against L and against Usiigaci (the product's unknown score: the novelty, the
 distance to the validation cells' per-type prototypes of decoder features, where `cellseg train` fitted them; also
 1 - calibrated type probability and the `cls` head's confidence as alternatives), and the share of unknown cells flagged.
-Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched cells' probabilities in `cells/`.
+Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched cells' probabilities in `cells/`; `--report`
+keeps the runs of earlier sessions that the results file holds (add seeds one session at a time).
 
     python bench/celltypes.py --seeds 0 1 2          # about 10 CPU-minutes a run on a 2-core machine
     python bench/celltypes.py --rescore --seeds 0    # calibrate and score the kept models again with the current code
@@ -190,7 +191,7 @@ def record(unknown, seed, class_names, steps, cal, c, wall_s) -> dict:
     T, thr, nab = cal.get('temperature', 1.0), cal.get('unknown_below', 0.0), cal.get('novel_above')
     r = dict(fold=unknown, seed=seed, class_names=class_names, steps=steps, temperature=T, unknown_below=thr, novel_above=nab,
              calibration=cal, before=scores(c, 1.0, 0.0, class_names), after=scores(c, T, thr, class_names, nab),
-             wall_s=wall_s, when=time.strftime('%Y-%m-%d %H:%M'))
+             reliability=run_tables(c, T), wall_s=wall_s, when=time.strftime('%Y-%m-%d %H:%M'))
     with open(OUT/'runs.jsonl', 'a') as f: f.write(json.dumps(r) + '\n')
     a = r['after']
     print(f"unknown {unknown:<6} seed {seed}: known acc {a['accuracy_closed']:.3f} (open {a['accuracy_open']:.3f}), ECE {r['before']['ece']:.3f} -> "
@@ -218,31 +219,57 @@ def done() -> dict:
     f = OUT/'runs.jsonl'
     return {(r['fold'], r['seed']): r for r in map(json.loads, f.read_text().splitlines())} if f.exists() else {}
 
-def report() -> dict:
-    "Mean +- sd over folds and seeds (and per fold) of every score, before and after calibration; reliability tables pooled"
+def run_tables(c:dict, temperature:float) -> dict:
+    "A run's reliability tables (records) of its known cells, before (temperature 1) and after calibration"
     from cellseg_nb.metrics import reliability_table
     from cellseg_nb.postprocess import soften
+    kn, out = c['domain'] == 'known', {}
+    for when, T in (('before', 1.0), ('after', temperature)):
+        q = soften(c['p'][kn], T); out[when] = reliability_table(q.max(1), q.argmax(1) == c['true'][kn]).to_dict('records')
+    return out
+
+def pool_tables(tables) -> list:
+    "One reliability table (records) of several runs' tables: cells summed, confidence and accuracy weighted by cells"
+    import pandas as pd
+    ts = [pd.DataFrame(t) for t in tables]; n = sum(t.n for t in ts)
+    w = lambda col: sum(t.n * t[col] for t in ts) / np.maximum(n, 1)
+    return pd.DataFrame(dict(lo=ts[0].lo, hi=ts[0].hi, n=n, confidence=w('confidence'), accuracy=w('accuracy'))).to_dict('records')
+
+def key(r) -> tuple: return (r['fold'], int(r['seed']))
+
+def report() -> dict:
+    """Mean +- sd over folds and seeds (and per fold) of every score, before and after calibration; reliability tables pooled.
+    Runs of earlier sessions that are in the results file but not in runs.jsonl (their `bench/out` is gone) are kept,
+    so seeds can be added one session at a time; a re-run of the same fold and seed replaces its earlier record."""
     runs = list(done().values())
     if not runs: sys.exit(f"no runs in {OUT/'runs.jsonl'}: run the benchmark first")
     from realdata import ms   # over the runs where the score exists (synth-open has no Usiigaci cells)
-    def agg(rs): return {when: {k: ms([r[when][k] for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
-    for r in runs:   # the two unknown scores combined (not the product's rule; computed from the kept cells)
-        c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz"))
+    prev = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    have = {key(r) for r in runs}
+    runs += [r for o in (prev, prev.get('synth_open', {})) for r in o.get('runs', []) if key(r) not in have]
+    def agg(rs): return {when: {k: ms([r[when].get(k, float('nan')) for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
+    for r in runs:   # from the kept cells: the two unknown scores combined (not the product's rule) and the run's reliability tables
+        f = OUT/'cells'/f"{r['fold']}_{r['seed']}.npz"
+        if not f.exists(): continue   # a run of an earlier session: its record keeps both
+        c = dict(np.load(f))
         for d in ('lolo', 'usiigaci'): r['after'][f'auroc_{d}_combined'] = combined_auroc(c, r['temperature'], d)
-    def summary(rs):
-        rel = {}
-        for when in ('before', 'after'):
-            conf, ok = [], []
-            for r in rs:
-                c = dict(np.load(OUT/'cells'/f"{r['fold']}_{r['seed']}.npz")); kn = c['domain'] == 'known'
-                q = soften(c['p'][kn], r['temperature'] if when == 'after' else 1.0)
-                conf.append(q.max(1)); ok.append(q.argmax(1) == c['true'][kn])
-            rel[when] = reliability_table(np.concatenate(conf), np.concatenate(ok)).to_dict('records')
-        return dict(runs=rs, pooled=agg(rs), per_fold={f: agg([r for r in rs if r['fold'] == f]) for f in dict.fromkeys(r['fold'] for r in rs)},
-                    reliability=rel)
+        r['reliability'] = run_tables(c, r['temperature'])
+    def summary(rs, before:dict):
+        "`before`: this protocol's part of the earlier results file, whose pooled tables cover its runs without tables of their own"
+        legacy = sorted(key(r) for r in rs if 'reliability' not in r)
+        blk = before.get('reliability_legacy') or (dict(runs=sorted(key(r) for r in before.get('runs', [])), **before['reliability'])
+                                                    if before.get('reliability') and not any('reliability' in r for r in before.get('runs', [])) else None)
+        use_blk = bool(legacy) and blk is not None and sorted(map(tuple, blk['runs'])) == legacy
+        if legacy and not use_blk: print(f"no reliability table for runs {legacy}: the pooled diagram leaves them out", flush=True)
+        rel = {when: pool_tables([r['reliability'][when] for r in rs if 'reliability' in r] + ([blk[when]] if use_blk else []))
+               for when in ('before', 'after')}
+        out = dict(runs=rs, pooled=agg(rs), per_fold={f: agg([r for r in rs if r['fold'] == f]) for f in dict.fromkeys(r['fold'] for r in rs)},
+                   reliability=rel, reliability_runs=sorted(key(r) for r in rs if 'reliability' in r or use_blk))
+        if use_blk: out['reliability_legacy'] = dict(runs=legacy, before=blk['before'], after=blk['after'])
+        return out
     lc, sy = [r for r in runs if r['fold'] in LINES], [r for r in runs if r['fold'] in SYNTH]
-    out = dict(protocol='lc5-open', steps=STEPS, **(summary(lc) if lc else {}), when=time.strftime('%Y-%m-%d'))
-    if sy: out['synth_open'] = dict(protocol='synth-open', **summary(sy))   # one morphology held out; 'lolo' = its cells
+    out = dict(protocol='lc5-open', steps=STEPS, **(summary(lc, prev) if lc else {}), when=time.strftime('%Y-%m-%d'))
+    if sy: out['synth_open'] = dict(protocol='synth-open', **summary(sy, prev.get('synth_open', {})))   # one morphology held out; 'lolo' = its cells
     RESULTS.parent.mkdir(parents=True, exist_ok=True); RESULTS.write_text(json.dumps(out, indent=1))
     for name, o in (('lc5-open', out), ('synth-open', out.get('synth_open', {}))):
         for when in ('before', 'after') if 'pooled' in o else ():

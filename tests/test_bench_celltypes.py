@@ -49,3 +49,45 @@ def test_synth_open_fold(tmp_path):
     assert list(ln) == [mixed[0][3][0], mixed[0][3][2]] and list(celltypes.lines_of('round', [4, 9])) == ['round', 'round']
     again = celltypes.synth_fold_data('spindle', tmp_path/'again')[1]
     assert all((a[1] == b[1]).all() for a, b in zip(tests, again))   # the same images for every seed
+
+def made_up_run(fold, seed, rng):
+    "A run record and its matched cells, as `record` writes them (scores of made-up cells)"
+    p0 = rng.uniform(0.5, 1, 40); true = rng.integers(0, 2, 40); k = np.where(rng.uniform(size=40) < 0.8, true, 1 - true)
+    p = np.where(k[:, None] == np.arange(2), p0[:, None], 1 - p0[:, None])
+    c = dict(p=p, true=np.r_[true[:30], np.full(10, UNKNOWN)], domain=np.array(['known'] * 30 + ['lolo'] * 5 + ['usiigaci'] * 5),
+             cls=np.tile([[0.6, 0.4]], (40, 1)), nov=rng.uniform(0, 1, 40))
+    r = dict(fold=fold, seed=seed, temperature=1.5, before=celltypes.scores(c, 1.0, 0.0, ['a', 'b']),
+             after=celltypes.scores(c, 1.5, 0.0, ['a', 'b'], 0.5), reliability=celltypes.run_tables(c, 1.5))
+    return r, c
+
+def test_pooled_tables_are_exact():
+    # pooling the runs' tables gives the table of all their cells at once (so seeds of different sessions pool exactly)
+    from cellseg_nb.metrics import reliability_table
+    from cellseg_nb.postprocess import soften
+    rng = np.random.default_rng(0); (r1, c1), (r2, c2) = made_up_run('BT474', 0, rng), made_up_run('BT474', 1, rng)
+    q = soften(np.r_[c1['p'][:30], c2['p'][:30]], 1.5); ok = q.argmax(1) == np.r_[c1['true'][:30], c2['true'][:30]]
+    want = reliability_table(q.max(1), ok)
+    got = celltypes.pool_tables([r1['reliability']['after'], r2['reliability']['after']])
+    assert [g['n'] for g in got] == list(want.n) and sum(g['n'] for g in got) == 60
+    assert np.allclose([g['accuracy'] for g in got], want.accuracy) and np.allclose([g['confidence'] for g in got], want.confidence)
+
+def test_report_keeps_earlier_sessions_runs(tmp_path, monkeypatch):
+    # an earlier session left 2 runs in the results file (no per-run tables, its bench/out gone); this session adds one
+    import json
+    monkeypatch.setattr(celltypes, 'OUT', tmp_path); monkeypatch.setattr(celltypes, 'RESULTS', tmp_path/'res.json')
+    rng = np.random.default_rng(1); old = [made_up_run(f, 0, rng) for f in ('BT474', 'MCF7')]
+    legacy = [{k: v for k, v in r.items() if k != 'reliability'} for r, _ in old]
+    block = {w: celltypes.pool_tables([r['reliability'][w] for r, _ in old]) for w in ('before', 'after')}
+    (tmp_path/'res.json').write_text(json.dumps(dict(runs=legacy, reliability=block)))
+    new, c = made_up_run('BT474', 2, rng); new.pop('reliability')   # its cells are kept: the report makes its tables
+    (tmp_path/'cells').mkdir(); np.savez(tmp_path/'cells'/'BT474_2.npz', **c)
+    (tmp_path/'runs.jsonl').write_text(json.dumps(new) + '\n')
+    out = celltypes.report()
+    assert sorted(celltypes.key(r) for r in out['runs']) == [('BT474', 0), ('BT474', 2), ('MCF7', 0)]
+    accs = [r['after']['accuracy_closed'] for r, _ in old] + [new['after']['accuracy_closed']]
+    assert np.isclose(out['pooled']['after']['accuracy_closed']['mean'], np.mean(accs))
+    assert sum(t['n'] for t in out['reliability']['after']) == 90 and len(out['reliability_runs']) == 3
+    again = celltypes.report()   # the next report (or session) carries the block on, without counting a run twice
+    assert sum(t['n'] for t in again['reliability']['after']) == 90 and len(again['runs']) == 3
+    (tmp_path/'res.json').write_text(json.dumps(dict(runs=legacy)))   # no tables for the earlier runs: left out of the diagram, said so
+    assert sum(t['n'] for t in celltypes.report()['reliability']['after']) == 30
