@@ -26,6 +26,12 @@ as `cellseg train` does when it has no validation images. Variants:
 - `matched,convex`: `PRODUCT`, but the first pass measures the median diameter of its convex cells only (solidity
   >= `CONVEX_SOLIDITY`; all cells if fewer than `MIN_CELLS_TO_MEASURE` are), meant to leave merged neighbours out
   (measured: the convex cells are mostly the small pieces of cut cells);
+- `matched,img-median`: `PRODUCT`, matching the median of the training images' own median sizes (each image counts
+  once) instead of the median over all their cells (which the densest training image dominates);
+- `matched,range`: `PRODUCT` with the range rule whatever the number of training images: only an image whose measured
+  size lies outside the smallest..largest of the training images' own median sizes is resized, to the nearest edge;
+- `matched,line`: `PRODUCT`, matching the median size of the training images of the cell line the first pass calls
+  the image (the commonest type of its cells), or the usual median when no training image is of that line;
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -79,6 +85,15 @@ def checked_segment(model, img, pp, tta, mode='verify'):
     keep = abs(e2) <= VERIFY_FRACTION * abs(e1)
     return (*(second if keep else first), dict(info, d1_edge=round(d1 / aim, 3), d2_edge=round(d2 / aim, 3), kept=keep))
 
+def line_segment(model, img, pp, tta, per_line:dict):
+    "`PRODUCT` matching the size of the training images of the line the first pass calls the image (its cells' commonest type), else the median"
+    from cellseg_nb.infer import segment
+    first = segment(model, img, pp, tta=tta, diameter=0)
+    line = str(first[1]['cell_type'].mode()[0]) if len(first[1]) else None
+    tgt = model.config['cell_diameter']; model.config['cell_diameter'] = per_line.get(line, tgt)
+    try: return (*segment(model, img, pp, tta=tta), dict(line=line, target=model.config['cell_diameter']))
+    finally: model.config['cell_diameter'] = tgt
+
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
     from cellseg_nb.postprocess import PostprocessParams as P, DEFAULT_GRID, TRAIN_IMAGE_GRID
@@ -93,7 +108,9 @@ def variants():
             'matched,sep0': (P(separation_power=0.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             'matched,sep1': (P(separation_power=1.0), TRAIN_IMAGE_GRID, 'flips', 'matched'),
             **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)},
-            **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)}}
+            **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)},
+            'matched,img-median': (P(), TRAIN_IMAGE_GRID, 'flips', 'img-median'), 'matched,range': (P(), TRAIN_IMAGE_GRID, 'flips', 'range'),
+            'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line')}
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
@@ -110,6 +127,12 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
         d, per = cell_sizes(ArraySource([img for _, img, _ in R.items_of(protocol, tr)], [l for *_, l in R.items_of(protocol, tr)]))
         model.config.update(cell_diameter=round(model.scale * d, 2), cell_diameter_range=[round(model.scale * x, 2) for x in np.percentile(per, (10, 90))]
                             if len(per) >= MIN_IMAGES_SIZE_RANGE else None)
+    from cellseg_nb.data.targets import median_diameter
+    per = [median_diameter([l]) * model.scale for *_, l in R.items_of(protocol, tr)]   # the training images' own sizes, as the model saw them
+    per_image_range, img_median = [round(min(per), 2), round(max(per), 2)], round(float(np.median(per)), 2)
+    per_line = {}
+    for (n, *_), d in zip(R.items_of(protocol, tr), per): per_line.setdefault(n.split('_')[0], []).append(d)
+    per_line = {k: float(np.median(v)) for k, v in per_line.items()}
     maps = {}
     def probs(items, tta):
         if (id(items), tta) not in maps: maps[id(items), tta] = [infer_maps(model, img, tta=tta, progress=False).probs() for _, img, _ in items]
@@ -118,14 +141,17 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     for name, (base, grid, tta, *size) in variants().items():
         if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
-        rng = model.config['cell_diameter_range']; model.config['cell_diameter_range'] = None if size == ['size'] else rng  # 'size': match the median
+        rng, tgt = model.config['cell_diameter_range'], model.config['cell_diameter']
+        model.config['cell_diameter_range'] = None if size in (['size'], ['img-median']) else per_image_range if size == ['range'] else rng  # 'size': match the median
+        if size == ['img-median']: model.config['cell_diameter'] = img_median
         checked = size in (['verify'], ['convex'])
-        pairs = ([checked_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if checked else
+        pairs = ([line_segment(model, img, pp, tta, per_line) for _, img, _ in tei] if size == ['line'] else
+                 [checked_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if checked else
                  [segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
                  [instances_from_probs(p, pp) for p in probs(tei, tta)])
-        model.config['cell_diameter_range'] = rng
+        model.config['cell_diameter_range'], model.config['cell_diameter'] = rng, tgt
         preds = [(lab, R.label_scores(lab, cells)) for lab, cells, *_ in pairs]
-        out[name] = (preds, {**asdict(pp), **({'passes': [p[2] for p in pairs]} if checked else {})})
+        out[name] = (preds, {**asdict(pp), **({'passes': [p[2] for p in pairs]} if checked or size == ['line'] else {})})
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):
