@@ -120,18 +120,17 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     from cellseg_nb.train import MAX_TUNE_TRAIN
     model = load_model(R.OUT/'work'/f'{protocol}_{fold}_{method}_{budget}_{seed}'/'run'/'best')
     tr, _, te = R.folds(protocol)[fold]
-    tri, tei = R.items_of(protocol, tr)[:MAX_TUNE_TRAIN], R.items_of(protocol, te)
+    trall, tei = R.items_of(protocol, tr), R.items_of(protocol, te); tri = trall[:MAX_TUNE_TRAIN]
+    from cellseg_nb.data.sources import ArraySource
+    from cellseg_nb.train import cell_sizes, MIN_IMAGES_SIZE_RANGE
+    d, per = cell_sizes(ArraySource([img for _, img, _ in trall], [l for *_, l in trall]))   # the training images' cell sizes, as `train` measures them
     if not model.config.get('cell_diameter'):  # trained before models recorded their cell sizes: the sizes training records now
-        from cellseg_nb.data.sources import ArraySource
-        from cellseg_nb.train import cell_sizes, MIN_IMAGES_SIZE_RANGE
-        d, per = cell_sizes(ArraySource([img for _, img, _ in R.items_of(protocol, tr)], [l for *_, l in R.items_of(protocol, tr)]))
         model.config.update(cell_diameter=round(model.scale * d, 2), cell_diameter_range=[round(model.scale * x, 2) for x in np.percentile(per, (10, 90))]
                             if len(per) >= MIN_IMAGES_SIZE_RANGE else None)
-    from cellseg_nb.data.targets import median_diameter
-    per = [median_diameter([l]) * model.scale for *_, l in R.items_of(protocol, tr)]   # the training images' own sizes, as the model saw them
+    per = [x * model.scale for x in per]   # each training image's own median size, as the model saw it
     per_image_range, img_median = [round(min(per), 2), round(max(per), 2)], round(float(np.median(per)), 2)
     per_line = {}
-    for (n, *_), d in zip(R.items_of(protocol, tr), per): per_line.setdefault(n.split('_')[0], []).append(d)
+    for n, x in zip([n for n, _, l in trall if l.any()], per): per_line.setdefault(n.split('_')[0], []).append(x)
     per_line = {k: float(np.median(v)) for k, v in per_line.items()}
     maps = {}
     def probs(items, tta):
