@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from .core import atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
-from .data.sources import CocoSource, MaskFolderSource, livecell_source
+from .data.sources import CocoSource, MaskFolderSource, RescaledSource, livecell_source
 from .data.datasets import split_source, CellDataset, collate
 from .data.targets import median_diameter, _compact_ids, _type_lut
 from .augment import PRESETS, get_transforms, transforms_to_dict
@@ -64,6 +64,7 @@ class TrainConfig(LoopConfig):
     init: str|None = None  # pretraining run (or `save_model` folder) to initialise the encoder from
     pretrained_encoder: str|None = None  # 'imagenet': timm's weights (HF hub, network once); or a local timm weights file; None: random init
     cell_diameter: float|None = 30.0  # images are resized so the median training cell is this many px across (as Cellpose); None: as they are
+    size_each_image: bool = False  # resize each training image so that its own median cell is `cell_diameter` (Cellpose's `rescale`); False: one factor for all
     crop_size: int|None = None  # training crop (px); None: sized to the device (`DEVICE_DEFAULTS`)
     # re-declared: the loop's fixed 8 is a GPU's batch; left to None, `for_device` sizes it (`DEVICE_DEFAULTS`: 4 on a CPU)
     batch_size: int|None = None  # per-process batch; None: sized to the device
@@ -199,8 +200,8 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     d, per_image = cell_sizes(tr_src)
     scale = cfg.model_overrides.get('scale') or cell_scale(d, cfg.cell_diameter)
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
-    rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE else None
-    sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range: `segment` matches the median
+    rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.size_each_image else None
+    sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
@@ -210,6 +211,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
 def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
     "`(cfg, dataset, transform, val_fn)`: crops at the images' scale, augmentation, validation, and `cfg` with `samples_per_epoch` set"
     norm, crop, ch = model.config.get('normalisation') or {}, max(32, round(cfg.crop_size / scale)), model.config.get('in_channels', 1)  # the model sees `crop_size`
+    if cfg.size_each_image and cfg.cell_diameter: tr_src = RescaledSource(tr_src, model.config['cell_diameter'] / scale)  # every image at the median size
     on_device = cfg.device_augment if cfg.device_augment is not None else _device_type() == 'cuda'
     if on_device:  # the loader cuts windows; `fit` augments and computes the targets on the device (`batch_tf`)
         tf = DeviceAugment(cfg.augment, crop, in_channels=ch)

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 from ..core import read_image, cell_line_from_name, CELL_LINES, IMAGE_EXTS
 from .labelcache import CocoLabels
+from .targets import median_diameter
 from .synth import SYNTH_TYPES, synth_image
 
 # %% auto #0
 __all__ = ['USIIGACI_MASK', 'GENERIC_CATEGORIES', 'MIXED_PREFIX', 'LIVECELL_SPLITS', 'Source', 'ArraySource', 'SubsetSource',
-           'files_under', 'MaskFolderSource', 'CocoSource', 'livecell_paths', 'livecell_source', 'SynthSource',
-           'synthetic_source']
+           'RescaledSource', 'files_under', 'MaskFolderSource', 'CocoSource', 'livecell_paths', 'livecell_source',
+           'SynthSource', 'synthetic_source']
 
 # %% ../../nbs/05b_data.sources.ipynb #67e6641c
 class Source:
@@ -88,6 +89,35 @@ class SubsetSource(Source):
     def image_type(self, i): return self.source.image_type(self.idxs[i])
     def paths(self, i): return self.source.paths(self.idxs[i])
     def read(self, i): return self.source.read(self.idxs[i])
+
+# %% ../../nbs/05b_data.sources.ipynb #241e9dca
+def _resize_pair(img:np.ndarray, lab:np.ndarray, f:float) -> tuple[np.ndarray, np.ndarray]:
+    "`img` (area / linear interpolation, float32) and `lab` (nearest) resized by `f`"
+    import cv2   # lazily, as elsewhere: the CLI starts without it
+    h, w = lab.shape; H, W = max(1, round(h * f)), max(1, round(w * f))
+    x = cv2.resize(np.asarray(img, np.float32), (W, H), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    r, c = (np.minimum(((np.arange(n) + 0.5) * m / n).astype(int), m - 1) for n, m in ((H, h), (W, w)))
+    return x, lab[r[:, None], c[None]]
+
+class RescaledSource(SubsetSource):
+    "Each image of `source` resized so that its own median cell diameter is `diameter` px (images without cells: as they are)"
+    def __init__(self, source:Source, # the images as stored
+                 diameter:float, # wanted median cell diameter (px) of every image
+                ):
+        if not diameter > 0: raise ValueError(f"diameter={diameter!r}; expected a cell diameter in px > 0")
+        super().__init__(source, range(len(source))); self.diameter, self._f = float(diameter), {}
+    def factor(self, i:int, lab:np.ndarray|None=None) -> float:
+        "The resize factor of image `i` (measured on its labels once)"
+        if i not in self._f:
+            lab = self.source.labels(i) if lab is None else lab
+            self._f[i] = float(np.clip(self.diameter / median_diameter([lab]), 0.25, 4)) if lab.any() else 1.0
+        return self._f[i]
+    def image(self, i): return self.read(i)[0]
+    def labels(self, i): return self.read(i)[1]
+    def read(self, i):
+        img, lab = self.source.read(i); f = self.factor(i, lab)
+        return (img, lab) if f == 1.0 else _resize_pair(img, lab, f)
+    def __repr__(self): return f"RescaledSource({self.source!r}, diameter={self.diameter:g})"
 
 # %% ../../nbs/05b_data.sources.ipynb #c90588f8
 def files_under(root:Path, # folder to search
