@@ -81,6 +81,10 @@ class TrainConfig(LoopConfig):
         if self.crop_size is not None and self.crop_size < 1: raise ValueError(f"crop_size={self.crop_size}; expected an integer >= 1")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
         return self
+    @property
+    def rescales_each_image(self) -> bool:
+        "Whether training resizes each image to `cell_diameter` on its own (`size_each_image`, with a diameter to resize to)"
+        return bool(self.size_each_image and self.cell_diameter)
     def size_warning(self, device_type:str|None=None) -> str|None:
         "A warning when GPU-sized settings would run on a CPU (seconds per step), else None"
         gpu = DEVICE_DEFAULTS['gpu']
@@ -200,7 +204,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     d, per_image = cell_sizes(tr_src)
     scale = cfg.model_overrides.get('scale') or cell_scale(d, cfg.cell_diameter)
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
-    rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not (cfg.size_each_image and cfg.cell_diameter) else None
+    rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.rescales_each_image else None
     sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them
@@ -211,7 +215,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
 def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
     "`(cfg, dataset, transform, val_fn)`: crops at the images' scale, augmentation, validation, and `cfg` with `samples_per_epoch` set"
     norm, crop, ch = model.config.get('normalisation') or {}, max(32, round(cfg.crop_size / scale)), model.config.get('in_channels', 1)  # the model sees `crop_size`
-    if cfg.size_each_image and cfg.cell_diameter: tr_src = RescaledSource(tr_src, model.config['cell_diameter'] / scale)  # every image at the median size
+    if cfg.rescales_each_image: tr_src = RescaledSource(tr_src, model.config['cell_diameter'] / scale)  # every image at the median size
     on_device = cfg.device_augment if cfg.device_augment is not None else _device_type() == 'cuda'
     if on_device:  # the loader cuts windows; `fit` augments and computes the targets on the device (`batch_tf`)
         tf = DeviceAugment(cfg.augment, crop, in_channels=ch)
