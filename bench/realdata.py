@@ -123,7 +123,8 @@ def run_ours(protocol, fold, budget, seed, work, overrides):
         lab, cells = predict(model, img, progress=False)
         preds.append((lab, label_scores(lab, cells)))
     return preds, dict(steps=s['steps'], train_s=s['minutes'] * 60, s_per_step=s['minutes'] * 60 / max(s['steps'], 1),
-                       stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'))
+                       stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'),
+                       mixed_precision=s.get('mixed_precision'))
 
 def run_smp(protocol, fold, budget, seed, work, overrides):
     from peer_smp import train_smp
@@ -220,7 +221,7 @@ def run_one(protocol, fold, method, budget, seed, overrides, name):
     preds, info = RUNNERS[method](protocol, fold, budget, seed, work, overrides)
     items = items_of(protocol, folds(protocol)[fold][2])
     r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
-             **score(items, preds), **{k: v for k, v in info.items() if k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit')},
+             **score(items, preds), **{k: v for k, v in info.items() if k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit', 'mixed_precision')},
              wall_s=time.perf_counter() - t0, test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
     record_run(r, preds)
     print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
