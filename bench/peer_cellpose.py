@@ -7,7 +7,10 @@ use; imports nothing from cellseg_nb. `CellposeModel(pretrained_model=False, mod
 
     python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S
 IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and an info json string.
-A time budget is met by timing a 10-epoch calibration run first (not counted) and training for the epochs that fit.
+A time budget is met by timing calibration runs first (not counted): a 3-epoch warm-up (one-time costs of the
+process), then 10 and 40 epochs, whose difference gives the steady time per epoch and the rest the start-up (flows),
+so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in the info says how well that worked.
+(Until 2026-12-03 one 10-epoch run, start-up included, set the rate; it trained 624-732 s of 900.)
 """
 import argparse, json, logging, tempfile, time
 import numpy as np, torch
@@ -33,10 +36,11 @@ def main():
                             save_path=td, model_name='peer', min_train_masks=1)
             return model, time.perf_counter() - t0
 
-    epochs, calib = a.epochs, None
+    epochs, calib, startup = a.epochs, None, None
     if epochs is None:
-        _, t10 = fit(10); calib = t10 / 10
-        epochs = max(1, int(a.minutes * 60 / calib))
+        fit(3); (_, t10), (_, t40) = fit(10), fit(40)
+        calib = max((t40 - t10) / 30, 1e-3); startup = max(t10 - 10 * calib, 0.)
+        epochs = max(1, int((a.minutes * 60 - startup) / calib))
     model, train_s = fit(epochs)
     diam = float(model.net.diam_labels.item())
     out, t0 = {}, time.perf_counter()
@@ -48,7 +52,8 @@ def main():
         out[f'labels_{i}'] = lab
         out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
     info = dict(steps=epochs, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
-                calibration_s_per_epoch=calib, predict_s=time.perf_counter() - t0)
+                calibration_s_per_epoch=calib, calibration_startup_s=startup,
+                budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0)
     np.savez_compressed(a.out, info=json.dumps(info), **out)
 
 if __name__ == '__main__': main()
