@@ -221,7 +221,7 @@ def run_one(protocol, fold, method, budget, seed, overrides, name):
     preds, info = RUNNERS[method](protocol, fold, budget, seed, work, overrides)
     items = items_of(protocol, folds(protocol)[fold][2])
     r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
-             **score(items, preds), **{k: v for k, v in info.items() if k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit', 'mixed_precision', 'budget_used', 'calibration_s_per_epoch', 'calibration_startup_s')},
+             **score(items, preds), **{k: v for k, v in info.items() if k in RUN_INFO_KEYS},
              wall_s=time.perf_counter() - t0, test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
     record_run(r, preds)
     print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
@@ -270,8 +270,11 @@ def report():
               f"(n={r['f1']['n']}, {r['steps']['mean']:.0f} steps, {r['s_per_step']['mean']:.2f} s/step)")
     return out
 
-SEED_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps', 'train_s')  # what a per-fold row keeps of each of its runs
-POOLED_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps', 's_per_step')  # ... and a pooled row of each seed
+RUN_INFO_KEYS = ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit', 'mixed_precision', 'budget_used',
+                 'calibration_s_per_epoch', 'calibration_startup_s')  # what runs.jsonl keeps of a runner's info
+SCORE_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps')
+SEED_KEYS = SCORE_KEYS + ('train_s',)      # what a per-fold row keeps of each of its runs
+POOLED_KEYS = SCORE_KEYS + ('s_per_step',)  # ... and a pooled row of each seed
 
 def fold_row(p, b, m, f, seeds:list, **extra) -> dict:
     "A per-fold row: mean +- sd over `seeds` (one dict of `SEED_KEYS` per run), which it keeps"
