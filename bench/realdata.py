@@ -10,7 +10,7 @@ Budgets: `dev`, a fixed number of steps per method (about 3 CPU-minutes each on 
 15-minute runs of the same method side by side with one thread each: equal for every method, but about half
 the steps of a run alone.) One run at a time (runs sharing the cores measure nothing); every finished run is
 appended to `bench/out/realdata/runs.jsonl` with its predictions in `preds/`, so an interrupted benchmark resumes
-where it stopped. `--report` pools the runs (mean +- sd over seeds; per fold and pooled over a protocol's test images)
+where it stopped (`--force` trains recorded runs again; the newest line of a run is the one reported). `--report` pools the runs (mean +- sd over seeds; per fold and pooled over a protocol's test images)
 into `bench/results/realdata.json`, which `nbs/12_train.ipynb` plots.
 
     python bench/realdata.py --protocols lc5-loio --methods ours smp cellpose classical --budget dev --seeds 0 1 2
@@ -321,6 +321,7 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, help='torch threads per run (default: torch chooses)')
     ap.add_argument('--one', nargs=5, metavar=('PROTOCOL', 'FOLD', 'METHOD', 'BUDGET', 'SEED'), help=argparse.SUPPRESS)
     ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/realdata.json')
+    ap.add_argument('--force', action='store_true', help='train again the runs runs.jsonl has (its newest line of a run is the one reported)')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     overrides = json.loads(a.ablation)
@@ -331,7 +332,7 @@ def main(argv=None):
     done = done_runs()
     for p, f, m, b, s in plan(a):
         mname = m if not a.name else f'{m}[{a.name}]'
-        if (p, f, mname, b, s) in done: continue
+        if (p, f, mname, b, s) in done and not a.force: continue
         cmd = [sys.executable, __file__, '--one', p, f, m, b, str(s), '--ablation', a.ablation, '--name', a.name]
         env = {**os.environ, **({'OMP_NUM_THREADS': str(a.threads), 'MKL_NUM_THREADS': str(a.threads)} if a.threads else {})}
         rc = subprocess.run(cmd, cwd=ROOT/'bench', env=env).returncode

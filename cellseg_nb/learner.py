@@ -48,6 +48,7 @@ class LoopConfig:
     compile: str|None = None  # `torch.compile` mode of the training forward, one of `COMPILE_MODES`; None: eager
     val_metric: str = 'f1'  # the key of `val_fn`'s scores that selects `best/`
     val_every: int = 1  # epochs between validations
+    val_share: float|None = 0.1  # with `max_minutes`: an epoch end validates only while validation has taken at most this share of the time so far (None: every `val_every` epochs)
     patience: int|None = None  # early stopping: validations without improvement before stopping
     checkpoint_every: int = 0  # steps between checkpoints (0: each epoch and at the end only)
     keep_checkpoints: int = 2  # newest checkpoints kept
@@ -67,6 +68,7 @@ class LoopConfig:
         if self.compile not in COMPILE_MODES: raise ValueError(f"compile={self.compile!r}; expected one of {list(COMPILE_MODES)}")
         for k in ('batch_size', 'grad_accum', 'val_every', 'keep_checkpoints', 'max_nonfinite'):
             if getattr(self, k) is not None and getattr(self, k) < 1: raise ValueError(f"{k}={getattr(self, k)}; expected an integer >= 1")
+        if self.val_share is not None and not 0 < self.val_share <= 1: raise ValueError(f"val_share={self.val_share}; expected a share of the time in (0, 1], or None")
         return self
 
 # %% ../nbs/11b_learner.ipynb #e4cda4d8
@@ -121,7 +123,7 @@ class Trainer:
         self.sched = ProgressScheduler(self.opt, cfg.schedule, cfg.warmup)
         self.ema = EMA(self.raw, cfg.ema) if cfg.ema else None
         self.st = dict(step=0, epoch=0, batch=0, best=None, best_step=None, stale=0, nonfinite=0, nonfinite_run=0,
-                       elapsed=0.0, last_val_step=None, finished=False, stop_reason=None, val=None)
+                       elapsed=0.0, val_s=0.0, last_val_step=None, finished=False, stop_reason=None, val=None)
         self.pbar, self.win = None, None  # progress bar and logging window of a `run`
         self.t0, self.el0, self.consistent = 0.0, 0.0, True  # clocks of this session; `consistent` is False mid-step
         if self.main: self.path.mkdir(parents=True, exist_ok=True); _recover_dir(self.path/'best'); _recover_dir(self.path/'last')
@@ -169,7 +171,7 @@ class Trainer:
 
     def validate(self):
         "Score the model with `val_fn` on the main process, keep `best/`, and share the outcome with every rank"
-        st, scores = self.st, None; _sync_buffers(self.acc, self.raw)
+        st, scores, t = self.st, None, time.perf_counter(); _sync_buffers(self.acc, self.raw)
         if self.main and self.val_fn is not None:
             m = self.eval_model; was = m.training; m.eval()
             with torch.no_grad(): scores = {k: float(v) for k, v in self.val_fn(m).items()}
@@ -182,7 +184,7 @@ class Trainer:
             st['val'] = scores
             self.log.log({'step': st['step'], 'epoch': st['epoch'], **{f'val_{k}': v for k, v in scores.items()}, 'best': st['best']}, plot=True)
         for k, v in _broadcast(self.acc, {k: st[k] for k in ('best', 'best_step', 'stale', 'val')}).items(): st[k] = v
-        st['last_val_step'] = st['step']
+        st['last_val_step'] = st['step']; st['val_s'] = st.get('val_s', 0.0) + time.perf_counter() - t   # checkpoints before 2026-12 lack val_s
 
     def _accumulate(self, it) -> bool:
         "Forward and backward `grad_accum` micro-batches from `it`; True if a loss was not finite on any rank"
@@ -241,6 +243,13 @@ class Trainer:
         elif cfg.patience and self.val_fn is not None and st['stale'] >= cfg.patience: r = 'early_stop'
         return _broadcast(self.acc, r)
 
+    def val_due(self) -> bool:
+        "Whether this epoch end validates: every `val_every` epochs, and to a time budget while validating took at most `val_share` of it"
+        cfg, st = self.cfg, self.st
+        if self.val_fn is None or st['epoch'] % cfg.val_every: return False
+        if not (cfg.max_minutes and cfg.val_share) or st['last_val_step'] is None: return True
+        return _broadcast(self.acc, st.get('val_s', 0.0) <= cfg.val_share * st['elapsed'])
+
     def progress(self) -> float:
         "How far the run is through its step or time budget, 0 to 1"
         st, cfg = self.st, self.cfg
@@ -268,7 +277,7 @@ class Trainer:
             if self.on_step is not None: self.on_step(st)
             if st['batch'] >= self.spe*cfg.grad_accum:  # end of epoch
                 st['epoch'] += 1; st['batch'] = 0
-                if self.val_fn is not None and st['epoch'] % cfg.val_every == 0: self.validate()
+                if self.val_due(): self.validate()
                 reason = self.stop_reason()
                 if reason is None: self.checkpoint()
                 break
