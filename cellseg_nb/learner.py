@@ -184,7 +184,7 @@ class Trainer:
             st['val'] = scores
             self.log.log({'step': st['step'], 'epoch': st['epoch'], **{f'val_{k}': v for k, v in scores.items()}, 'best': st['best']}, plot=True)
         for k, v in _broadcast(self.acc, {k: st[k] for k in ('best', 'best_step', 'stale', 'val')}).items(): st[k] = v
-        st['last_val_step'] = st['step']; st['val_s'] = st.get('val_s', 0.0) + time.perf_counter() - t   # checkpoints before 2026-12 lack val_s
+        st['last_val_step'] = st['step']; st['val_s'] += time.perf_counter() - t
 
     def _accumulate(self, it) -> bool:
         "Forward and backward `grad_accum` micro-batches from `it`; True if a loss was not finite on any rank"
@@ -248,7 +248,7 @@ class Trainer:
         cfg, st = self.cfg, self.st
         if self.val_fn is None or st['epoch'] % cfg.val_every: return False
         if not (cfg.max_minutes and cfg.val_share) or st['last_val_step'] is None: return True
-        return _broadcast(self.acc, st.get('val_s', 0.0) <= cfg.val_share * st['elapsed'])
+        return _broadcast(self.acc, st['val_s'] <= cfg.val_share * st['elapsed'])
 
     def progress(self) -> float:
         "How far the run is through its step or time budget, 0 to 1"
