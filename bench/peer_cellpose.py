@@ -10,6 +10,8 @@ IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and 
 A time budget is met by timing calibration runs first (not counted): a 3-epoch warm-up (one-time costs of the
 process), then 10 and 40 epochs, whose difference gives the steady time per epoch and the rest the start-up (flows),
 so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in the info says how well that worked.
+Where an epoch is long (many or large images: Usiigaci's 35 take ~26 s), 10 and 40 become N/4 and N epochs with N
+sized to about a fifth of the budget (at least 8), so calibration no longer costs more than the training itself.
 (Until 2026-12-03 one 10-epoch run, start-up included, set the rate; it trained 624-732 s of 900.)
 """
 import argparse, json, logging, tempfile, time
@@ -38,8 +40,10 @@ def main():
 
     epochs, calib, startup = a.epochs, None, None
     if epochs is None:
-        fit(3); (_, t10), (_, t40) = fit(10), fit(40)
-        calib = max((t40 - t10) / 30, 1e-3); startup = max(t10 - 10 * calib, 0.)
+        _, t3 = fit(3)
+        n2 = int(np.clip(a.minutes * 60 * 0.2 / (t3 / 3), 8, 40)); n1 = max(2, n2 // 4)  # calibration ~20% of the budget at most
+        (_, t1), (_, t2) = fit(n1), fit(n2)
+        calib = max((t2 - t1) / (n2 - n1), 1e-3); startup = max(t1 - n1 * calib, 0.)
         epochs = max(1, int((a.minutes * 60 - startup) / calib))
     model, train_s = fit(epochs)
     diam = float(model.net.diam_labels.item())

@@ -27,22 +27,12 @@ TAUS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 MIN_CONTACT = 3
 
 from realdata import ms, score
-
-def contacts(lab:np.ndarray, bd:np.ndarray):
-    "Pairs of touching cells (a < b), the summed boundary probability along their contact and its length (pixel pairs)"
-    n = int(lab.max(initial=0)); a, b, v = [], [], []
-    for s0, s1 in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))), ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
-        l0, l1 = lab[s0], lab[s1]; m = (l0 != l1) & (l0 > 0) & (l1 > 0)
-        a.append(np.minimum(l0[m], l1[m])); b.append(np.maximum(l0[m], l1[m])); v.append(np.maximum(bd[s0][m], bd[s1][m]))
-    a, b, v = (np.concatenate(x) for x in (a, b, v))
-    if not len(a): return np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0)
-    pair, inv = np.unique(a.astype(np.int64) * (n + 1) + b, return_inverse=True)
-    return pair // (n + 1), pair % (n + 1), np.bincount(inv, v), np.bincount(inv).astype(float)
+from cellseg_nb.postprocess import contacts
 
 def merge_unseparated(lab:np.ndarray, bd:np.ndarray, tau:float, min_contact:int=MIN_CONTACT) -> np.ndarray:
     "Merge touching cells whose contact's mean boundary probability is below `tau`, weakest first"
     if tau <= 0: return lab
-    pa, pb, s, c = contacts(lab, np.asarray(bd, np.float64))
+    pa, pb, s, c = contacts(lab, bd)
     nb = {}   # cell -> {neighbour: [sum, count]}
     for x, y, sv, cv in zip(pa.tolist(), pb.tolist(), s.tolist(), c.tolist()):
         nb.setdefault(x, {})[y] = [sv, cv]; nb.setdefault(y, {})[x] = [sv, cv]

@@ -20,7 +20,8 @@ from .metrics import object_scores, match_instances
 __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
            'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means',
            'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty',
-           'novelty_threshold', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs', 'tune_thresholds']
+           'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs',
+           'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -208,23 +209,29 @@ def novelty_threshold(nov, # novelty of each validation cell
     return -unknown_threshold(-np.asarray(nov, float), correct, max_cost)
 
 # %% ../nbs/09_postprocess.ipynb #8b22a085
+def contacts(labels:np.ndarray, # (H, W) instance labels 1..n
+             boundary:np.ndarray, # (H, W) boundary probabilities
+            ) -> tuple:
+    "Touching cell pairs `a < b`, the summed evidence along each contact and its length (pixel pairs)"
+    lab, bd = np.asarray(labels), np.asarray(boundary, np.float64)
+    n = int(lab.max(initial=0)); a, b, v = [], [], []
+    for s0, s1 in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))), ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        l0, l1 = lab[s0], lab[s1]; m = (l0 != l1) & (l0 > 0) & (l1 > 0)
+        a.append(np.minimum(l0[m], l1[m])); b.append(np.maximum(l0[m], l1[m])); v.append(np.maximum(bd[s0][m], bd[s1][m]))
+    a, b, v = (np.concatenate(x) for x in (a, b, v))
+    if not len(a): return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    pair, inv = np.unique(a.astype(np.int64) * (n + 1) + b, return_inverse=True)
+    return pair // (n + 1), pair % (n + 1), np.bincount(inv, v), np.bincount(inv).astype(float)
+
+# %% ../nbs/09_postprocess.ipynb #5e9a7c21
 def separation(labels:np.ndarray, # (H, W) instance labels 1..n
                boundary:np.ndarray, # (H, W) boundary probabilities
                min_contact:int=3, # shorter contacts (pixel pairs) between two cells are ignored
               ) -> np.ndarray:
     "(n+1,): each cell's mean boundary probability along the contact with its least separated neighbour (1: touches none)"
-    lab, bd = np.asarray(labels), np.asarray(boundary, np.float64)
-    n = int(lab.max(initial=0)); out = np.ones(n + 1)
-    a, b, v = [], [], []
-    for s0, s1 in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))), ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
-        l0, l1 = lab[s0], lab[s1]; m = (l0 != l1) & (l0 > 0) & (l1 > 0)
-        a.append(np.minimum(l0[m], l1[m])); b.append(np.maximum(l0[m], l1[m])); v.append(np.maximum(bd[s0][m], bd[s1][m]))
-    a, b, v = (np.concatenate(x) for x in (a, b, v))
-    if not len(a): return out
-    pair, inv = np.unique(a.astype(np.int64) * (n + 1) + b, return_inverse=True)
-    cnt = np.bincount(inv); mean = np.bincount(inv, v) / cnt; ok = cnt >= min_contact
-    pa, pb = pair[ok] // (n + 1), pair[ok] % (n + 1)
-    np.minimum.at(out, pa, mean[ok]); np.minimum.at(out, pb, mean[ok])
+    out = np.ones(int(np.asarray(labels).max(initial=0)) + 1)
+    pa, pb, s, c = contacts(labels, boundary); ok = c >= min_contact
+    np.minimum.at(out, pa[ok], s[ok] / c[ok]); np.minimum.at(out, pb[ok], s[ok] / c[ok])
     return out
 
 # %% ../nbs/09_postprocess.ipynb #161c017f
