@@ -12,12 +12,14 @@ Protocol `synth-open` (`--folds round spindle spread`): the same on the syntheti
 trained on single-type images of the two others, scored on new images of them, of M and on mixed images of all three
 (M's cells there are unknown too; no Usiigaci). Its scores go to `synth_open` in the results ('lolo' = M's cells).
 Per fold and seed: known-type accuracy (closed: argmax; open: unknown counts as wrong) from the per-pixel type head
-(the product's aggregation) and from the image-level `cls` head, macro F1, ECE before (temperature 1) and after
+(the product's aggregation) and from the image-level `cls` head, per type, and over the types with >= 2 training images
+(`accuracy_2plus`, `ece_2plus`: where the issue sets its target; LIVECell-5 has one Huh7 image), macro F1, ECE before (temperature 1) and after
 calibration, unknown-detection AUROC against L and against Usiigaci (the product's unknown score: the novelty, the
 distance to the validation cells' per-type prototypes of decoder features, where `cellseg train` fitted them; also
 1 - calibrated type probability and the `cls` head's confidence as alternatives), and the share of unknown cells flagged.
 Runs resume from `bench/out/celltypes/runs.jsonl`; every run keeps its matched cells' probabilities in `cells/`; `--report`
-keeps the runs of earlier sessions that the results file holds (add seeds one session at a time).
+keeps the runs of earlier sessions that the results file holds (add seeds one session at a time) and scores the kept cells of
+every run again with the current code (a new score reaches older runs without training or segmenting again).
 
     python bench/celltypes.py --seeds 0 1 2          # about 10 CPU-minutes a run on a 2-core machine
     python bench/celltypes.py --rescore --seeds 0    # calibrate and score the kept models again with the current code
@@ -131,8 +133,15 @@ def cells_of(model, items, class_names) -> dict:
         rows['image'].append(np.full(len(g), name))
     return {k: np.concatenate(v) for k, v in rows.items()}
 
-def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_above:float|None=None) -> dict:
-    "Type scores of matched cells `c` at a temperature and open-set rule (novelty above `novel_above` where given, else probability below `unknown_below`)"
+def train_counts(work:Path, class_names) -> list:
+    "Training images of each class in a fold's `data/train` folder (by file-name prefix; a piece of an image counts once)"
+    names = [p.stem for p in (work/'data/train').glob('*.tif') if not p.stem.endswith('_masks')]
+    return [sum(n.split('_')[0] == k for n in names) for k in class_names]
+
+def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_above:float|None=None, counts=None) -> dict:
+    """Type scores of matched cells `c` at a temperature and open-set rule (novelty above `novel_above` where given, else probability below `unknown_below`);
+    `accuracy_2plus`, `ece_2plus`: known-type accuracy and calibration error over the types with >= 2 training images (`counts`),
+    where the issue sets its accuracy target"""
     from cellseg_nb.metrics import cell_type_scores, expected_calibration_error, auroc, UNKNOWN
     from cellseg_nb.postprocess import soften
     q = soften(c['p'], temperature); conf, k = q.max(1), q.argmax(1)
@@ -141,7 +150,9 @@ def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_ab
     openk = np.where(nov > novel_above, UNKNOWN, k) if by_nov else np.where(conf < unknown_below, UNKNOWN, k)
     unk = nov if by_nov else 1 - conf   # the product's unknown score
     closed, opened = cell_type_scores(t[kn], k[kn], class_names), cell_type_scores(t[kn], openk[kn], class_names)
+    rich = kn & np.isin(t, [i for i, n in enumerate(counts or []) if n >= 2])
     out = dict(n_known=int(kn.sum()), accuracy_closed=closed['accuracy'], accuracy_open=opened['accuracy'], macro_f1_closed=closed['macro_f1'],
+               accuracy_2plus=float((k[rich] == t[rich]).mean()) if rich.any() else float('nan'), ece_2plus=expected_calibration_error(conf[rich], k[rich] == t[rich]),
                ece=expected_calibration_error(conf[kn], k[kn] == t[kn]),
                accuracy_cls_head=float((c['cls'][kn].argmax(1) == t[kn]).mean()) if kn.any() else float('nan'),
                ece_cls_head=expected_calibration_error(c['cls'][kn].max(1), c['cls'][kn].argmax(1) == t[kn]))
@@ -186,15 +197,26 @@ def run_one(unknown:str, seed:int) -> dict:
     np.savez_compressed(OUT/'cells'/f'{unknown}_{seed}.npz', **c)
     return record(unknown, seed, class_names, s['steps'], s.get('type_calibration') or {}, c, time.perf_counter() - t0)
 
+def by_type(c:dict, class_names) -> dict:
+    "Each known type's share of its matched cells typed right (argmax; the temperature does not change it)"
+    kn, k = c['domain'] == 'known', c['p'].argmax(1)
+    return {name: float((k[sel] == i).mean()) for i, name in enumerate(class_names) if (sel := kn & (c['true'] == i)).any()}
+
+def run_scores(c:dict, class_names, temperature:float, unknown_below:float, novel_above:float|None, counts) -> dict:
+    "A run's scores from its matched cells `c`: before (temperature 1) and after calibration, and each known type's accuracy"
+    return dict(before=scores(c, 1.0, 0.0, class_names, counts=counts), after=scores(c, temperature, unknown_below, class_names, novel_above, counts=counts),
+                accuracy_by_type=by_type(c, class_names))
+
 def record(unknown, seed, class_names, steps, cal, c, wall_s) -> dict:
     "Score a run's matched cells `c` before and after calibration `cal`; append the record to runs.jsonl"
     T, thr, nab = cal.get('temperature', 1.0), cal.get('unknown_below', 0.0), cal.get('novel_above')
-    r = dict(fold=unknown, seed=seed, class_names=class_names, steps=steps, temperature=T, unknown_below=thr, novel_above=nab,
-             calibration=cal, before=scores(c, 1.0, 0.0, class_names), after=scores(c, T, thr, class_names, nab),
+    n = train_counts(OUT/'work'/f'{unknown}_{seed}', class_names)
+    r = dict(fold=unknown, seed=seed, class_names=class_names, train_images=n, steps=steps, temperature=T, unknown_below=thr, novel_above=nab,
+             calibration=cal, **run_scores(c, class_names, T, thr, nab, n),
              reliability=run_tables(c, T), wall_s=wall_s, when=time.strftime('%Y-%m-%d %H:%M'))
     with open(OUT/'runs.jsonl', 'a') as f: f.write(json.dumps(r) + '\n')
     a = r['after']
-    print(f"unknown {unknown:<6} seed {seed}: known acc {a['accuracy_closed']:.3f} (open {a['accuracy_open']:.3f}), ECE {r['before']['ece']:.3f} -> "
+    print(f"unknown {unknown:<6} seed {seed}: known acc {a['accuracy_closed']:.3f} (open {a['accuracy_open']:.3f}; types of >= 2 images {a['accuracy_2plus']:.3f}), ECE {r['before']['ece']:.3f} -> "
           f"{a['ece']:.3f}, AUROC {a['auroc_lolo']:.3f} (Usiigaci {a['auroc_usiigaci']:.3f}; by probability {a['auroc_lolo_prob']:.3f} / "
           f"{a['auroc_usiigaci_prob']:.3f}), T {T}, open set {'novelty > %s' % nab if nab is not None else 'probability < %s' % thr}", flush=True)
     return r
@@ -248,10 +270,13 @@ def report() -> dict:
     have = {key(r) for r in runs}
     runs += [r for o in (prev, prev.get('synth_open', {})) for r in o.get('runs', []) if key(r) not in have]
     def agg(rs): return {when: {k: ms([r[when].get(k, float('nan')) for r in rs]) for k in rs[0][when] if not k.startswith('n_')} for when in ('before', 'after')}
-    for r in runs:   # from the kept cells: the two unknown scores combined (not the product's rule) and the run's reliability tables
+    for r in runs:   # from the kept cells: every score with the current code, the two unknown scores combined (not the product's rule), the reliability tables
         f = OUT/'cells'/f"{r['fold']}_{r['seed']}.npz"
-        if not f.exists(): continue   # a run of an earlier session: its record keeps both
+        if not f.exists(): continue   # a run of an earlier session: its record keeps them
         c = dict(np.load(f))
+        if 'class_names' in r:   # scored again at the run's calibration, so records of older code gain the newer scores
+            n = r.get('train_images') or train_counts(OUT/'work'/f"{r['fold']}_{r['seed']}", r['class_names'])
+            r.update(train_images=n, **run_scores(c, r['class_names'], r['temperature'], r.get('unknown_below', 0.0), r.get('novel_above'), n))
         for d in ('lolo', 'usiigaci'): r['after'][f'auroc_{d}_combined'] = combined_auroc(c, r['temperature'], d)
         r['reliability'] = run_tables(c, r['temperature'])
     def summary(rs, before:dict):

@@ -26,6 +26,19 @@ def test_scores_on_made_up_cells():
     assert o['flagged_lolo'] == 1.0 and o['flagged_usiigaci'] == 0.5 and o['accuracy_open'] == 0.5   # a right known cell (0.6) is lost
     assert celltypes.scores(c, 2.0, 0.0, ['a', 'b'])['ece'] != s['ece']   # the temperature moves the calibration
 
+def test_accuracy_where_the_target_is_set(tmp_path):
+    # the accuracy target counts only types with >= 2 training images: here type 'b' (cells 3 and 4: one right, one wrong)
+    p0 = np.array([0.95, 0.6, 0.2, 0.9, 0.55, 0.5, 0.6, 0.99])
+    c = dict(p=np.stack([p0, 1 - p0], 1), true=np.array([0, 0, 1, 1, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN]),
+             domain=np.array(['known'] * 4 + ['lolo'] * 2 + ['usiigaci'] * 2), cls=np.tile([[0.7, 0.3]], (8, 1)))
+    s = celltypes.scores(c, 1.0, 0.0, ['a', 'b'], counts=[1, 2])
+    assert s['accuracy_2plus'] == 0.5 and s['accuracy_closed'] == 0.75 and s['ece_2plus'] != s['ece']
+    assert np.isnan(celltypes.scores(c, 1.0, 0.0, ['a', 'b'])['accuracy_2plus'])   # no counts: no such type
+    assert celltypes.by_type(c, ['a', 'b']) == {'a': 1.0, 'b': 0.5}
+    (tmp_path/'data/train').mkdir(parents=True)
+    for n in ('Huh7_A10_train', 'MCF7_F4_train', 'MCF7_G4_train', 'MCF7_G4_train_masks'): (tmp_path/'data/train'/f'{n}.tif').touch()
+    assert celltypes.train_counts(tmp_path, ['Huh7', 'MCF7', 'BT474']) == [1, 2, 0]   # masks are not images
+
 def test_scores_by_novelty():
     # the same cells with a novelty: the open set and the AUROC follow it where the model has prototypes
     p0 = np.array([0.95, 0.6, 0.2, 0.9, 0.55, 0.5, 0.6, 0.99])
@@ -56,7 +69,7 @@ def made_up_run(fold, seed, rng):
     p = np.where(k[:, None] == np.arange(2), p0[:, None], 1 - p0[:, None])
     c = dict(p=p, true=np.r_[true[:30], np.full(10, UNKNOWN)], domain=np.array(['known'] * 30 + ['lolo'] * 5 + ['usiigaci'] * 5),
              cls=np.tile([[0.6, 0.4]], (40, 1)), nov=rng.uniform(0, 1, 40))
-    r = dict(fold=fold, seed=seed, temperature=1.5, before=celltypes.scores(c, 1.0, 0.0, ['a', 'b']),
+    r = dict(fold=fold, seed=seed, class_names=['a', 'b'], temperature=1.5, unknown_below=0.0, novel_above=0.5, before=celltypes.scores(c, 1.0, 0.0, ['a', 'b']),
              after=celltypes.scores(c, 1.5, 0.0, ['a', 'b'], 0.5), reliability=celltypes.run_tables(c, 1.5))
     return r, c
 
@@ -87,6 +100,8 @@ def test_report_keeps_earlier_sessions_runs(tmp_path, monkeypatch):
     accs = [r['after']['accuracy_closed'] for r, _ in old] + [new['after']['accuracy_closed']]
     assert np.isclose(out['pooled']['after']['accuracy_closed']['mean'], np.mean(accs))
     assert sum(t['n'] for t in out['reliability']['after']) == 90 and len(out['reliability_runs']) == 3
+    kept = next(r for r in out['runs'] if celltypes.key(r) == ('BT474', 2))   # scored again from its kept cells: it gains the newer scores
+    assert kept['accuracy_by_type'] == celltypes.by_type(c, ['a', 'b']) and kept['after']['accuracy_closed'] == new['after']['accuracy_closed']
     again = celltypes.report()   # the next report (or session) carries the block on, without counting a run twice
     assert sum(t['n'] for t in again['reliability']['after']) == 90 and len(again['runs']) == 3
     (tmp_path/'res.json').write_text(json.dumps(dict(runs=legacy)))   # no tables for the earlier runs: left out of the diagram, said so
