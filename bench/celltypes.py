@@ -135,8 +135,10 @@ def cells_of(model, items, class_names) -> dict:
 
 def train_counts(work:Path, class_names) -> list:
     "Training images of each class in a fold's `data/train` folder (by file-name prefix; a piece of an image counts once)"
-    names = [p.stem for p in (work/'data/train').glob('*.tif') if not p.stem.endswith('_masks')]
-    return [sum(n.split('_')[0] == k for n in names) for k in class_names]
+    from collections import Counter
+    from cellseg_nb.core import cell_line_from_name
+    n = Counter(cell_line_from_name(p.name, class_names) for p in (work/'data/train').glob('*.tif') if not p.stem.endswith('_masks'))
+    return [n[k] for k in class_names]
 
 def scores(c:dict, temperature:float, unknown_below:float, class_names, novel_above:float|None=None, counts=None) -> dict:
     """Type scores of matched cells `c` at a temperature and open-set rule (novelty above `novel_above` where given, else probability below `unknown_below`);
@@ -198,9 +200,11 @@ def run_one(unknown:str, seed:int) -> dict:
     return record(unknown, seed, class_names, s['steps'], s.get('type_calibration') or {}, c, time.perf_counter() - t0)
 
 def by_type(c:dict, class_names) -> dict:
-    "Each known type's share of its matched cells typed right (argmax; the temperature does not change it)"
-    kn, k = c['domain'] == 'known', c['p'].argmax(1)
-    return {name: float((k[sel] == i).mean()) for i, name in enumerate(class_names) if (sel := kn & (c['true'] == i)).any()}
+    "Each known type's share of its matched cells typed right (argmax; the temperature does not change it): the confusion matrix's rows"
+    from cellseg_nb.metrics import cell_type_scores
+    kn = c['domain'] == 'known'
+    cm = cell_type_scores(c['true'][kn], c['p'][kn].argmax(1), class_names)['confusion'].iloc[:-1]   # the last row: cells of unknown type
+    return {name: float(row[name] / row.sum()) for name, row in cm.iterrows() if row.sum()}
 
 def run_scores(c:dict, class_names, temperature:float, unknown_below:float, novel_above:float|None, counts) -> dict:
     "A run's scores from its matched cells `c`: before (temperature 1) and after calibration, and each known type's accuracy"
