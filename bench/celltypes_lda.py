@@ -36,7 +36,8 @@ def true_cells(model, img, lab, line, class_names):
 
 def lda_probs(e, mu, prec) -> np.ndarray:
     "softmax(-d²/2) over the prototypes: each cell's type probabilities by its Mahalanobis distances"
-    d = np.stack([np.einsum('nc,cd,nd->n', e - m, prec, e - m) for m in mu], 1)
+    from cellseg_nb.postprocess import novelty   # the product's distance, to one prototype at a time
+    d = np.stack([novelty(e, [m], prec) for m in mu], 1)
     z = -d / 2; z = z - z.max(1, keepdims=True); q = np.exp(z)
     return q / q.sum(1, keepdims=True)
 
