@@ -2,7 +2,7 @@
 
 Runs inside its own virtual environment (Cellpose 3 pins numpy < 2.1), created by `bench/realdata.py` on first
 use; imports nothing from cellseg_nb. `CellposeModel(pretrained_model=False, model_type=None, diam_mean=30)`,
-`train.train_seg` with its own defaults (flows precomputed from the label images), prediction with
+`train.train_seg` with its own defaults (flows precomputed from the label images), on the GPU where there is one, prediction with
 `diameter=` the training masks' `diam_labels`; nothing is downloaded.
 
     python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S
@@ -31,7 +31,7 @@ def main():
 
     def fit(n_epochs):
         torch.manual_seed(a.seed); np.random.seed(a.seed)
-        model = models.CellposeModel(gpu=False, pretrained_model=False, model_type=None, diam_mean=30.)
+        model = models.CellposeModel(gpu=torch.cuda.is_available(), pretrained_model=False, model_type=None, diam_mean=30.)
         with tempfile.TemporaryDirectory() as td:
             t0 = time.perf_counter()
             train.train_seg(model.net, train_data=imgs, train_labels=masks, channels=[0, 0], n_epochs=n_epochs,

@@ -8,7 +8,8 @@ Protocols (folds):
 Budgets: `dev`, a fixed number of steps per method (about 3 CPU-minutes each on a 2-core machine), and `15min`,
 15 wall-minutes of training each, alone on the machine. (Rows labelled `15min-2lanes` in the results ran two
 15-minute runs of the same method side by side with one thread each: equal for every method, but about half
-the steps of a run alone.) One run at a time (runs sharing the cores measure nothing); every finished run is
+the steps of a run alone. Rows labelled `2.5min-5lanes` ran on one H200 GPU, the 5 folds of a method side by side
+(`bench/realdata_gpu.sh`); each row records the `device` it trained on.) One run at a time (runs sharing the cores measure nothing); every finished run is
 appended to `bench/out/realdata/runs.jsonl` with its predictions in `preds/`, so an interrupted benchmark resumes
 where it stopped (`--force` trains recorded runs again; the newest line of a run is the one reported). `--report` pools the runs (mean +- sd over seeds; per fold and pooled over a protocol's test images)
 into `bench/results/realdata.json`, which `nbs/12_train.ipynb` plots.
@@ -21,7 +22,7 @@ Scores: F1@0.5 and mSA (IoU 0.5:0.05:0.95) pooled over the test images, and COCO
 (useCats=0, maxDets 2000, LIVECell's area ranges) against the rasterised ground truth, for every method alike.
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time, warnings
+import argparse, json, os, re, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 
@@ -36,7 +37,19 @@ METHODS = ('ours', 'smp', 'cellpose', 'classical')
 # dev budget: steps (cellpose: epochs) of about 3 CPU-minutes each on this 2-core machine (s/step is recorded per run)
 DEV_STEPS = {'ours': 300, 'smp': 240, 'cellpose': {'lc5': 60, 'usiigaci': 6}}
 if SMOKE: DEV_STEPS = {'ours': 3, 'smp': 3, 'cellpose': {'lc5': 1, 'usiigaci': 1}}
-BUDGETS = ('dev', '15min')
+BUDGETS = ('dev', '15min')  # the CPU budgets; any 'Nmin' (N wall-minutes of training) or 'Nmin-Klanes' (K runs side by side) also works
+
+def budget_minutes(b:str) -> float|None:
+    "Wall-minutes of training of budget `b` ('dev': None, a step budget); `ValueError` for a name that is not a budget"
+    if b == 'dev': return None
+    m = re.fullmatch(r'(\d+(?:\.\d+)?)min(?:-(\d+)lanes)?', b)
+    if not m or float(m[1]) <= 0: raise ValueError(f"budget {b!r}; expected 'dev', 'Nmin' or 'Nmin-Klanes' (e.g. {', '.join(BUDGETS)}, 2.5min-5lanes)")
+    return float(m[1])
+
+def device_name() -> str:
+    "The accelerator runs train on: the GPU's name, or 'cpu'"
+    import torch
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
 
 def ms(v) -> dict:
     "Mean, sd (ddof 1) and n of the finite values of `v` (a score some runs lack is NaN there): the pooling of every bench report"
@@ -115,7 +128,7 @@ def run_ours(protocol, fold, budget, seed, work, overrides):
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.predict import predict
     data = fold_data(protocol, fold, work/'data')
-    lim = dict(max_steps=DEV_STEPS['ours']) if budget == 'dev' else dict(max_minutes=15)
+    lim = dict(max_steps=DEV_STEPS['ours']) if budget == 'dev' else dict(max_minutes=budget_minutes(budget))
     s = train(out=str(work/'run'), seed=seed, progress=False, **data, **lim, **overrides)
     model = load_model(Path(s['run'])/'best')
     preds = []
@@ -130,11 +143,13 @@ def run_smp(protocol, fold, budget, seed, work, overrides):
     from peer_smp import train_smp
     tr, va, te = folds(protocol)[fold]
     train_items = [(img, lab) for _, img, lab in items_of(protocol, tr)]  # the smp script has no validation
-    lim = dict(steps=DEV_STEPS['smp']) if budget == 'dev' else dict(minutes=15)
+    lim = dict(steps=DEV_STEPS['smp']) if budget == 'dev' else dict(minutes=budget_minutes(budget))
     predict, info = train_smp(train_items, seed=seed, log=lambda *a: None, **lim)
     return [predict(img) for _, img, _ in items_of(protocol, te)], info
 
 def cellpose_python():
+    "The Python that runs Cellpose 3: `$REALDATA_CELLPOSE_PYTHON` (one that has it), else its own venv, created here once"
+    if os.environ.get('REALDATA_CELLPOSE_PYTHON'): return Path(os.environ['REALDATA_CELLPOSE_PYTHON'])
     py = CP_VENV/'bin/python'
     if not py.exists():
         print(f"creating the Cellpose 3 environment in {CP_VENV} (once)", flush=True)
@@ -150,7 +165,7 @@ def run_cellpose(protocol, fold, budget, seed, work, overrides):
     for i, (_, img, lab) in enumerate(items_of(protocol, tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
     for i, (_, img, _) in enumerate(items_of(protocol, te)): arrs[f'test_{i}'] = img
     np.savez(work/'in.npz', **arrs)
-    lim = ['--epochs', str(DEV_STEPS['cellpose']['lc5' if protocol.startswith('lc5') else 'usiigaci'])] if budget == 'dev' else ['--minutes', '15']
+    lim = ['--epochs', str(DEV_STEPS['cellpose']['lc5' if protocol.startswith('lc5') else 'usiigaci'])] if budget == 'dev' else ['--minutes', str(budget_minutes(budget))]
     subprocess.run([str(cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'), *lim,
                     '--seed', str(seed)], check=True)
     d = np.load(work/'out.npz')
@@ -222,7 +237,7 @@ def run_one(protocol, fold, method, budget, seed, overrides, name):
     items = items_of(protocol, folds(protocol)[fold][2])
     r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
              **score(items, preds), **{k: v for k, v in info.items() if k in RUN_INFO_KEYS},
-             wall_s=time.perf_counter() - t0, test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
+             wall_s=time.perf_counter() - t0, device=device_name(), test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
     record_run(r, preds)
     print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
           f"({r['steps']} steps, {r['wall_s']:.0f}s)", flush=True)
@@ -246,6 +261,7 @@ def report():
     by = defaultdict(list)
     for r in runs: by[(r['protocol'], r['budget'], r['method'], r['seed'])].append(r)
     pooled = defaultdict(list)  # (protocol, budget, method) -> [pooled scores per seed]
+    by_pm = defaultdict(list)   # (protocol, budget, method) -> the runs pooled
     for (p, b, m, s), rs in sorted(by.items()):
         fl = folds(p)
         if {r['fold'] for r in rs} != set(fl): continue  # a protocol is pooled only when every fold ran
@@ -254,12 +270,15 @@ def report():
             d = np.load(OUT/'preds'/f"{p}_{r['fold']}_{m}_{b}_{s}.npz")
             its = items_of(p, fl[r['fold']][2]); items += its
             preds += [(d[f'labels_{i}'], d[f'scores_{i}']) for i in range(len(its))]
+        by_pm[(p, b, m)] += rs
         pooled[(p, b, m)].append(dict(seed=s, **score(items, preds), s_per_step=float(np.mean([r['s_per_step'] or 0 for r in rs])),
                                       steps=float(np.mean([r['steps'] for r in rs]))))
     per_fold = defaultdict(list)
     for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
-    out = dict(pooled=[pooled_row(p, b, m, [{k: x[k] for k in POOLED_KEYS} for x in v]) for (p, b, m), v in sorted(pooled.items())],
-               per_fold=[fold_row(p, b, m, f, [{k: x.get(k) for k in SEED_KEYS} for x in v]) for (p, b, m, f), v in sorted(per_fold.items())],
+    dev = lambda rs: {'device': d} if (d := ', '.join(sorted({r['device'] for r in rs if r.get('device')}))) else {}  # older runs lack it (CPUs)
+    out = dict(pooled=[pooled_row(p, b, m, [{k: x[k] for k in POOLED_KEYS} for x in v], **dev(by_pm[(p, b, m)]))
+                       for (p, b, m), v in sorted(pooled.items())],
+               per_fold=[fold_row(p, b, m, f, [{k: x.get(k) for k in SEED_KEYS} for x in v], **dev(v)) for (p, b, m, f), v in sorted(per_fold.items())],
                protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
     out = keep_earlier(out)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +333,7 @@ def main(argv=None):
     ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo', 'usiigaci'])
     ap.add_argument('--folds', nargs='+', help='PROTOCOL:FOLD pairs instead of whole protocols')
     ap.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
-    ap.add_argument('--budget', default='dev', choices=BUDGETS)
+    ap.add_argument('--budget', default='dev', help=f"{', '.join(BUDGETS)}, or any 'Nmin' / 'Nmin-Klanes' (e.g. 2.5min-5lanes on a GPU)")
     ap.add_argument('--seeds', nargs='+', type=int, default=[0])
     ap.add_argument('--ablation', default='{}', help='JSON of TrainConfig fields for `ours` (an ablation row; give --name)')
     ap.add_argument('--name', default='', help='name of the ablation row, e.g. crop512')
@@ -323,6 +342,8 @@ def main(argv=None):
     ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/realdata.json')
     ap.add_argument('--force', action='store_true', help='train again the runs runs.jsonl has (its newest line of a run is the one reported)')
     a = ap.parse_args(argv)
+    try: budget_minutes(a.budget)
+    except ValueError as e: ap.error(str(e))
     OUT.mkdir(parents=True, exist_ok=True)
     overrides = json.loads(a.ablation)
     if a.report: report(); return

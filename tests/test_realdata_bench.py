@@ -11,6 +11,10 @@ from cellseg_nb.core import shared_data
 
 pytestmark = pytest.mark.skipif(shared_data('livecell-sample') is None, reason='needs ../shared/data')
 
+def rd_device():
+    import realdata as rd
+    return rd.device_name()
+
 def test_folds_cover_every_image_once():
     import realdata as rd
     names = {n for n, *_ in rd.lc5_items()}
@@ -20,6 +24,14 @@ def test_folds_cover_every_image_once():
         for tr, va, te in rd.folds(p).values(): assert not set(tr) & set(te)
     tr, va, te = rd.folds('usiigaci')['41-45']
     assert (len(tr), len(va), len(te)) == (35, 5, 5) and not (set(tr) | set(va)) & set(te)
+
+def test_budgets():
+    import realdata as rd
+    assert rd.budget_minutes('dev') is None and rd.budget_minutes('15min') == 15 and rd.budget_minutes('2.5min-5lanes') == 2.5
+    for bad in ('15', '15 min', '0min', 'min-2lanes', '3min-lanes'):
+        with pytest.raises(ValueError, match='Nmin-Klanes'): rd.budget_minutes(bad)
+    r = subprocess.run([sys.executable, str(ROOT/'bench/realdata.py'), '--budget', '15 minutes'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "budget '15 minutes'" in r.stderr     # argparse names the bad budget and the valid forms
 
 def test_score_perfect_and_empty():
     import numpy as np, realdata as rd
@@ -40,12 +52,13 @@ def test_smoke_run_and_report(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     runs = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()]
     assert {x['method'] for x in runs} == {'classical', 'smp', 'ours'}
-    assert all(0 <= x['f1'] <= 1 and x['n_true'] == 73 for x in runs)
+    assert all(0 <= x['f1'] <= 1 and x['n_true'] == 73 and x['device'] == rd_device() for x in runs)
     assert all(x['mixed_precision'] in ('no', 'bf16') for x in runs if x['method'] == 'ours')   # dev rows differ by the CPU's precision
     r = subprocess.run([sys.executable, str(ROOT/'bench/realdata.py'), '--report'], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((out/'realdata.json').read_text())
     assert {x['method'] for x in rep['per_fold']} == {'classical', 'smp', 'ours'}
+    assert all(x['device'] == rd_device() for x in rep['per_fold'] + rep['pooled'])    # which machine trained each row
     # post-processing variants on the model just trained; the product's variant becomes the `ours` run
     cmd = [sys.executable, str(ROOT/'bench/realdata_postprocess.py'), '--method', 'ours', '--protocols', 'lc5-loio', '--as-ours']
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
