@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys, math, random, warnings, os
 import numpy as np
 import cv2
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')  # albumentations asks PyPI for its version at import: 2 s and a warning offline, in every worker
 import albumentations as A
 from albumentations.core.transforms_interface import ImageOnlyTransform, BaseTransformInitSchema
 from pydantic import field_validator
