@@ -57,7 +57,8 @@ def main():
         out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
     info = dict(steps=epochs, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
                 calibration_s_per_epoch=calib, calibration_startup_s=startup,
-                budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0)
+                budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0,
+                device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')
     np.savez_compressed(a.out, info=json.dumps(info), **out)
 
 if __name__ == '__main__': main()

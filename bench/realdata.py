@@ -43,13 +43,18 @@ def budget_minutes(b:str) -> float|None:
     "Wall-minutes of training of budget `b` ('dev': None, a step budget); `ValueError` for a name that is not a budget"
     if b == 'dev': return None
     m = re.fullmatch(r'(\d+(?:\.\d+)?)min(?:-(\d+)lanes)?', b)
-    if not m or float(m[1]) <= 0: raise ValueError(f"budget {b!r}; expected 'dev', 'Nmin' or 'Nmin-Klanes' (e.g. {', '.join(BUDGETS)}, 2.5min-5lanes)")
+    if not m or float(m[1]) <= 0 or (m[2] is not None and int(m[2]) < 1): raise ValueError(f"budget {b!r}; expected 'dev', 'Nmin' or 'Nmin-Klanes' (e.g. {', '.join(BUDGETS)}, 2.5min-5lanes)")
     return float(m[1])
 
 def device_name() -> str:
-    "The accelerator runs train on: the GPU's name, or 'cpu'"
+    "The accelerator runs train on: the GPU's name, or the kind `cellseg train` picks ('cpu', 'xla', 'mps')"
     import torch
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
+    from cellseg_nb.loop import _device_type
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else _device_type()
+
+def device_of(runs) -> dict:
+    "`{'device': ...}` of the machines `runs` trained on (runs from before runs recorded it trained on CPUs)"
+    return {'device': ', '.join(sorted({r.get('device') or 'cpu' for r in runs}))}
 
 def ms(v) -> dict:
     "Mean, sd (ddof 1) and n of the finite values of `v` (a score some runs lack is NaN there): the pooling of every bench report"
@@ -178,7 +183,7 @@ def run_classical(protocol, fold, budget, seed, work, overrides):
         out = classical_baseline(img); lab, cells = out if isinstance(out, tuple) else (out, None)
         sc = label_scores(lab, cells, fill=1.0) if cells is not None else None
         preds.append((np.asarray(lab), sc))
-    return preds, dict(steps=0, train_s=0.0, s_per_step=None)
+    return preds, dict(steps=0, train_s=0.0, s_per_step=None, device='cpu')
 
 RUNNERS = dict(ours=run_ours, smp=run_smp, cellpose=run_cellpose, classical=run_classical)
 
@@ -237,7 +242,7 @@ def run_one(protocol, fold, method, budget, seed, overrides, name):
     items = items_of(protocol, folds(protocol)[fold][2])
     r = dict(protocol=protocol, fold=fold, method=mname, budget=budget, seed=seed, overrides=overrides,
              **score(items, preds), **{k: v for k, v in info.items() if k in RUN_INFO_KEYS},
-             wall_s=time.perf_counter() - t0, device=device_name(), test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
+             wall_s=time.perf_counter() - t0, device=info.get('device') or device_name(), test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'))
     record_run(r, preds)
     print(f"{mname:>18} {protocol}:{fold:<8} {budget} seed {seed}: F1 {r['f1']:.3f} mSA {r['msa']:.3f} AP {r['ap']:.3f} "
           f"({r['steps']} steps, {r['wall_s']:.0f}s)", flush=True)
@@ -275,10 +280,9 @@ def report():
                                       steps=float(np.mean([r['steps'] for r in rs]))))
     per_fold = defaultdict(list)
     for r in runs: per_fold[(r['protocol'], r['budget'], r['method'], r['fold'])].append(r)
-    dev = lambda rs: {'device': d} if (d := ', '.join(sorted({r['device'] for r in rs if r.get('device')}))) else {}  # older runs lack it (CPUs)
-    out = dict(pooled=[pooled_row(p, b, m, [{k: x[k] for k in POOLED_KEYS} for x in v], **dev(by_pm[(p, b, m)]))
+    out = dict(pooled=[pooled_row(p, b, m, [{k: x[k] for k in POOLED_KEYS} for x in v], **device_of(by_pm[(p, b, m)]))
                        for (p, b, m), v in sorted(pooled.items())],
-               per_fold=[fold_row(p, b, m, f, [{k: x.get(k) for k in SEED_KEYS} for x in v], **dev(v)) for (p, b, m, f), v in sorted(per_fold.items())],
+               per_fold=[fold_row(p, b, m, f, [{k: x.get(k) for k in SEED_KEYS} for x in v], **device_of(v)) for (p, b, m, f), v in sorted(per_fold.items())],
                protocol=__doc__.split('\n\n')[1], when=time.strftime('%Y-%m-%d %H:%M'))
     out = keep_earlier(out)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +326,8 @@ def keep_earlier(out:dict) -> dict:
             add = [x for x in (earlier_seeds(e) if e else []) if x['seed'] not in r['seeds']]
             if not add: continue
             when = {str(x['seed']): e.get('seeds_measured', {}).get(str(x['seed'])) or e.get('measured') or prev.get('when') for x in add}
-            out[part][i] = make(*(r[k] for k in key), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when)
+            dev = {'device': ', '.join(sorted({d for x in (r, e) for d in x.get('device', 'cpu').split(', ')}))}
+            out[part][i] = make(*(r[k] for k in key), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when, **dev)
         have = {tuple(r[k] for k in key) for r in out[part]}
         out[part] += [{**r, 'measured': r.get('measured', prev.get('when'))} for r in prev.get(part, []) if tuple(r[k] for k in key) not in have]
         out[part].sort(key=lambda r: tuple(str(r[k]) for k in key))
@@ -342,7 +347,7 @@ def main(argv=None):
     ap.add_argument('--report', action='store_true', help='pool the finished runs into bench/results/realdata.json')
     ap.add_argument('--force', action='store_true', help='train again the runs runs.jsonl has (its newest line of a run is the one reported)')
     a = ap.parse_args(argv)
-    try: budget_minutes(a.budget)
+    try: budget_minutes(a.one[3] if a.one else a.budget)
     except ValueError as e: ap.error(str(e))
     OUT.mkdir(parents=True, exist_ok=True)
     overrides = json.loads(a.ablation)

@@ -158,7 +158,8 @@ def as_ours(protocol, fold, method, budget, seed, preds, pp):
     src = R.done_runs()[(protocol, fold, method, budget, seed)]
     items = R.items_of(protocol, R.folds(protocol)[fold][2])
     R.record_run(dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
-                      **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason')}, wall_s=src['wall_s'],
+                      **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'mixed_precision', 'budget_used')},
+                      wall_s=src['wall_s'], device=src.get('device') or 'cpu',
                       test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp),
                  preds)
 

@@ -9,12 +9,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'bench'))
 from cellseg_nb.core import shared_data
 
-pytestmark = pytest.mark.skipif(shared_data('livecell-sample') is None, reason='needs ../shared/data')
+needs_data = pytest.mark.skipif(shared_data('livecell-sample') is None, reason='needs ../shared/data')
 
 def rd_device():
     import realdata as rd
     return rd.device_name()
 
+@needs_data
 def test_folds_cover_every_image_once():
     import realdata as rd
     names = {n for n, *_ in rd.lc5_items()}
@@ -28,11 +29,15 @@ def test_folds_cover_every_image_once():
 def test_budgets():
     import realdata as rd
     assert rd.budget_minutes('dev') is None and rd.budget_minutes('15min') == 15 and rd.budget_minutes('2.5min-5lanes') == 2.5
-    for bad in ('15', '15 min', '0min', 'min-2lanes', '3min-lanes'):
+    for bad in ('15', '15 min', '0min', 'min-2lanes', '3min-lanes', '2.5min-0lanes'):
         with pytest.raises(ValueError, match='Nmin-Klanes'): rd.budget_minutes(bad)
     r = subprocess.run([sys.executable, str(ROOT/'bench/realdata.py'), '--budget', '15 minutes'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "budget '15 minutes'" in r.stderr     # argparse names the bad budget and the valid forms
+    r = subprocess.run([sys.executable, str(ROOT/'bench/realdata.py'), '--one', 'lc5-loio', 'MCF7_F4', 'classical', '15', '0'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "budget '15'" in r.stderr              # --one too (bench/realdata_gpu.sh runs lanes with it)
+    assert rd.device_of([{'device': 'NVIDIA H200'}, {}, {'device': 'cpu'}]) == {'device': 'NVIDIA H200, cpu'}   # runs without one: CPUs
 
+@needs_data
 def test_score_perfect_and_empty():
     import numpy as np, realdata as rd
     items = rd.lc5_items()[2:3]                          # Huh7, 73 cells
@@ -42,6 +47,7 @@ def test_score_perfect_and_empty():
     empty = rd.score(items, [(np.zeros_like(lab), np.zeros(0))])
     assert empty['f1'] == 0 and empty['ap'] <= 0
 
+@needs_data
 def test_smoke_run_and_report(tmp_path):
     env = {**os.environ, 'REALDATA_SMOKE': '1'}
     out = ROOT/'bench/out/realdata-smoke'
@@ -77,6 +83,7 @@ def test_smoke_run_and_report(tmp_path):
     again = json.loads((out/'realdata_postprocess.json').read_text())
     assert sorted(x['variant'] for x in again['per_fold']) == sorted(x['variant'] for x in pp['per_fold'])
 
+@needs_data
 def test_diameter_variants_report():
     # bench/realdata_diameter.py --variants: per variant and domain, automatic vs true-diameter F1 and the size error
     import math, realdata_diameter as rdd
@@ -91,13 +98,13 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     # a fold row measured again keeps the seeds of the earlier row that the new runs lack (runs.jsonl may be fresh)
     import realdata as rd
     ms = lambda v: dict(mean=v, sd=0.0, n=1)
-    old = dict(protocol='lc5-lolo', budget='15min', method='ours', fold='Huh7', f1=ms(0.2), msa=ms(0.05), ap=ms(0.1), steps=500.0, seeds=[0])
+    old = dict(protocol='lc5-lolo', budget='15min', method='ours', fold='Huh7', f1=ms(0.2), msa=ms(0.05), ap=ms(0.1), steps=500.0, seeds=[0])  # no device: a CPU
     two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: nothing to add
     gone = dict(old, fold='BT474')                                                # not measured again: kept, dated
     monkeypatch.setattr(rd, 'RESULTS', tmp_path/'r.json')
     pool = dict(protocol='usiigaci', budget='dev', method='ours', f1=ms(0.6), msa=ms(0.2), ap=ms(0.2), steps=ms(300), s_per_step=ms(2.0), seeds=[0])
     rd.RESULTS.write_text(json.dumps(dict(pooled=[pool], per_fold=[old, two, gone], when='2026-12-01 10:00')))
-    new = lambda f: rd.fold_row('lc5-lolo', '15min', 'ours', f, [dict(seed=1, f1=0.4, msa=0.1, ap=0.2, steps=520)])
+    new = lambda f: rd.fold_row('lc5-lolo', '15min', 'ours', f, [dict(seed=1, f1=0.4, msa=0.1, ap=0.2, steps=520)], device='NVIDIA H200')
     pnew = rd.pooled_row('usiigaci', 'dev', 'ours', [dict(seed=1, f1=0.7, msa=0.2, ap=0.2, steps=300, s_per_step=4.0)])
     out = rd.keep_earlier(dict(pooled=[pnew], per_fold=[new('Huh7'), new('MCF7')]))
     assert out['pooled'][0]['seeds'] == [0, 1] and abs(out['pooled'][0]['f1']['mean'] - 0.65) < 1e-9 and out['pooled'][0]['s_per_step']['mean'] == 3
@@ -105,4 +112,5 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     h = rows['Huh7']
     assert h['seeds'] == [0, 1] and h['f1']['n'] == 2 and abs(h['f1']['mean'] - 0.3) < 1e-9 and h['steps'] == 510
     assert h['seeds_measured'] == {'0': '2026-12-01 10:00'} and [x['seed'] for x in rd.earlier_seeds(h)] == [0, 1]
+    assert h['device'] == 'NVIDIA H200, cpu' and rows['MCF7']['device'] == 'NVIDIA H200'   # a row that took in earlier seeds names both machines
     assert rows['MCF7']['seeds'] == [1] and rows['BT474']['measured'] == '2026-12-01 10:00'
