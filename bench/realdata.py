@@ -53,8 +53,8 @@ def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else _device_type()
 
 def device_of(runs) -> dict:
-    "`{'device': ...}` of the machines `runs` trained on (runs from before runs recorded it trained on CPUs)"
-    return {'device': ', '.join(sorted({r.get('device') or 'cpu' for r in runs}))}
+    "`{'device': ...}` of the machines `runs` (or rows, whose device may name several) trained on; none recorded: a CPU"
+    return {'device': ', '.join(sorted({d for r in runs for d in (r.get('device') or 'cpu').split(', ')}))}
 
 def ms(v) -> dict:
     "Mean, sd (ddof 1) and n of the finite values of `v` (a score some runs lack is NaN there): the pooling of every bench report"
@@ -326,8 +326,7 @@ def keep_earlier(out:dict) -> dict:
             add = [x for x in (earlier_seeds(e) if e else []) if x['seed'] not in r['seeds']]
             if not add: continue
             when = {str(x['seed']): e.get('seeds_measured', {}).get(str(x['seed'])) or e.get('measured') or prev.get('when') for x in add}
-            dev = {'device': ', '.join(sorted({d for x in (r, e) for d in x.get('device', 'cpu').split(', ')}))}
-            out[part][i] = make(*(r[k] for k in key), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when, **dev)
+            out[part][i] = make(*(r[k] for k in key), sorted(r['per_seed'] + add, key=lambda x: x['seed']), seeds_measured=when, **device_of([r, e]))
         have = {tuple(r[k] for k in key) for r in out[part]}
         out[part] += [{**r, 'measured': r.get('measured', prev.get('when'))} for r in prev.get(part, []) if tuple(r[k] for k in key) not in have]
         out[part].sort(key=lambda r: tuple(str(r[k]) for k in key))
