@@ -13,9 +13,40 @@ so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in th
 Where an epoch is long (many or large images: Usiigaci's 35 take ~26 s), 10 and 40 become N/4 and N epochs with N
 sized to about a fifth of the budget (at least 8), so calibration no longer costs more than the training itself.
 (Until 2026-12-03 one 10-epoch run, start-up included, set the rate; it trained 624-732 s of 900.)
+Calibration cannot foresee a slow-down that comes later (5 lanes sharing one GPU trained 179-237 s of 150, the
+first GPU rows), so the training also runs on the clock (`ClockAdamW`, from 2026-12-04): its learning rate follows
+Cellpose's own schedule at whichever is further on, the epoch or the fraction of the budget spent, so the final decay
+still happens, and it stops at the budget (`stopped_on_clock` in the info). Where calibration was right this changes nothing.
 """
 import argparse, json, logging, tempfile, time
 import numpy as np, torch
+
+def cellpose_lr(n_epochs, learning_rate=0.005):
+    "Cellpose 3.1.1.3's learning rate per epoch (`train.train_seg`): 10 warm-up epochs, flat, then halved 10 times at the end"
+    lr = np.append(np.linspace(0, learning_rate, 10), learning_rate * np.ones(max(0, n_epochs - 10)))
+    if n_epochs > 300: lr = np.append(lr[:-100], np.repeat(lr[-101] / 2 ** np.arange(1, 11), 10))
+    elif n_epochs > 100: lr = np.append(lr[:-50], np.repeat(lr[-51] / 2 ** np.arange(1, 11), 5))
+    return lr
+
+class OutOfTime(Exception): "The clock budget of a training run is spent"
+
+class ClockAdamW(torch.optim.AdamW):
+    "AdamW whose learning rate follows `cellpose_lr` at the further of epoch and budget fraction, and which stops at the budget"
+    clock = None  # dict(t0=perf_counter at the run's start, budget_s, n_epochs, steps_per_epoch) while a budgeted run trains
+    def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs); self.n_steps = 0
+    def step(self, closure=None):
+        c = ClockAdamW.clock
+        if c is not None:
+            now = time.perf_counter(); start = c.setdefault('t_first', now)  # the first step: start-up (flows) is over
+            if now - c['t0'] >= c['budget_s']: raise OutOfTime()
+            f = (now - start) / max(c['t0'] + c['budget_s'] - start, 1e-9)  # fraction of the training time spent
+            e_time, e_done = int(f * c['n_epochs']), self.n_steps // c['steps_per_epoch']
+            if e_time > e_done:  # behind the clock: take the schedule's value for the budget fraction spent
+                lr = cellpose_lr(c['n_epochs'], c.get('learning_rate', 0.005))[min(e_time, c['n_epochs'] - 1)]
+                for g in self.param_groups: g['lr'] = lr
+        self.n_steps += 1
+        if c is not None: c['epochs_done'] = self.n_steps // c['steps_per_epoch']
+        return super().step(closure)
 
 def main():
     ap = argparse.ArgumentParser()
@@ -29,23 +60,32 @@ def main():
     masks = [d[k].astype(np.int32) for k in sorted((k for k in d if k.startswith('mask_')), key=lambda k: int(k.split('_')[1]))]
     tests = [d[k] for k in sorted((k for k in d if k.startswith('test_')), key=lambda k: int(k.split('_')[1]))]
 
-    def fit(n_epochs):
+    torch.optim.AdamW = ClockAdamW  # what train_seg builds (its default optimiser); off the clock it is plain AdamW
+
+    def fit(n_epochs, budget_s=None):
         torch.manual_seed(a.seed); np.random.seed(a.seed)
         model = models.CellposeModel(gpu=torch.cuda.is_available(), pretrained_model=False, model_type=None, diam_mean=30.)
         with tempfile.TemporaryDirectory() as td:
-            t0 = time.perf_counter()
-            train.train_seg(model.net, train_data=imgs, train_labels=masks, channels=[0, 0], n_epochs=n_epochs,
-                            save_path=td, model_name='peer', min_train_masks=1)
-            return model, time.perf_counter() - t0
+            t0, stopped = time.perf_counter(), False
+            clock = None if budget_s is None else dict(t0=t0, budget_s=budget_s, n_epochs=n_epochs, epochs_done=0,
+                                                       steps_per_epoch=-(-len(imgs) // 8))  # train_seg's batch_size
+            ClockAdamW.clock = clock
+            try: train.train_seg(model.net, train_data=imgs, train_labels=masks, channels=[0, 0], n_epochs=n_epochs,
+                                 save_path=td, model_name='peer', min_train_masks=1)
+            except OutOfTime: stopped = True  # the net was trained in place; its weights are the run's
+            finally: ClockAdamW.clock = None
+            return model, time.perf_counter() - t0, (clock['epochs_done'] if stopped else None)
 
     epochs, calib, startup = a.epochs, None, None
     if epochs is None:
-        _, t3 = fit(3)
+        t3 = fit(3)[1]
         n2 = int(np.clip(a.minutes * 60 * 0.2 / (t3 / 3), 8, 40)); n1 = max(2, n2 // 4)  # calibration ~20% of the budget at most
-        (_, t1), (_, t2) = fit(n1), fit(n2)
+        t1, t2 = fit(n1)[1], fit(n2)[1]
         calib = max((t2 - t1) / (n2 - n1), 1e-3); startup = max(t1 - n1 * calib, 0.)
         epochs = max(1, int((a.minutes * 60 - startup) / calib))
-    model, train_s = fit(epochs)
+    model, train_s, done = fit(epochs, a.minutes * 60 if a.minutes else None)
+    planned, stopped = epochs, done is not None
+    if stopped: epochs = max(done, 1)
     diam = float(model.net.diam_labels.item())
     out, t0 = {}, time.perf_counter()
     for i, img in enumerate(tests):
@@ -55,7 +95,7 @@ def main():
         area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)
         out[f'labels_{i}'] = lab
         out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
-    info = dict(steps=epochs, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
+    info = dict(steps=epochs, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
                 calibration_s_per_epoch=calib, calibration_startup_s=startup,
                 budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0,
                 device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')

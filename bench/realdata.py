@@ -293,7 +293,7 @@ def report():
               f"(n={r['f1']['n']}, {r['steps']['mean']:.0f} steps, {r['s_per_step']['mean']:.2f} s/step)")
     return out
 
-RUN_INFO_KEYS = ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit', 'mixed_precision', 'budget_used',
+RUN_INFO_KEYS = ('steps', 'train_s', 's_per_step', 'stop_reason', 'unit', 'mixed_precision', 'budget_used', 'planned_epochs', 'stopped_on_clock',
                  'calibration_s_per_epoch', 'calibration_startup_s')  # what runs.jsonl keeps of a runner's info
 SCORE_KEYS = ('seed', 'f1', 'msa', 'ap', 'steps')
 SEED_KEYS = SCORE_KEYS + ('train_s',)      # what a per-fold row keeps of each of its runs

@@ -114,3 +114,33 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     assert h['seeds_measured'] == {'0': '2026-12-01 10:00'} and [x['seed'] for x in rd.earlier_seeds(h)] == [0, 1]
     assert h['device'] == 'NVIDIA H200, cpu' and rows['MCF7']['device'] == 'NVIDIA H200'   # a row that took in earlier seeds names both machines
     assert rows['MCF7']['seeds'] == [1] and rows['BT474']['measured'] == '2026-12-01 10:00'
+
+def cellpose_3_lr(n_epochs, learning_rate=0.005):
+    "Cellpose 3.1.1.3's schedule as its `train.train_seg` writes it, copied line for line"
+    import numpy as np
+    LR = np.linspace(0, learning_rate, 10)
+    LR = np.append(LR, learning_rate * np.ones(max(0, n_epochs - 10)))
+    if n_epochs > 300:
+        LR = LR[:-100]
+        for i in range(10): LR = np.append(LR, LR[-1] / 2 * np.ones(10))
+    elif n_epochs > 100:
+        LR = LR[:-50]
+        for i in range(10): LR = np.append(LR, LR[-1] / 2 * np.ones(5))
+    return LR
+
+def test_cellpose_peer_runs_on_the_clock(monkeypatch):
+    import numpy as np, torch, peer_cellpose as pc
+    for n in (3, 40, 150, 301, 2700): np.testing.assert_allclose(pc.cellpose_lr(n), cellpose_3_lr(n))   # the same schedule
+    now = [100.]; monkeypatch.setattr(pc.time, 'perf_counter', lambda: now[0])
+    w = torch.nn.Parameter(torch.zeros(1)); opt = pc.ClockAdamW([w], lr=0.005)
+    def step(lr_set):                                    # what train_seg does each epoch (one batch an epoch here)
+        for g in opt.param_groups: g['lr'] = lr_set
+        w.grad = torch.ones(1); opt.step(); return opt.param_groups[0]['lr']
+    pc.ClockAdamW.clock = c = dict(t0=100., budget_s=100., n_epochs=400, epochs_done=0, steps_per_epoch=1)
+    now[0] = 110.; assert step(0.) == 0.                 # the first step starts the clock (start-up: 10 s)
+    now[0] = 110.1; assert step(0.005) == 0.005          # on time (1 epoch done, 0.1% of the time spent): the epoch's rate is kept
+    now[0] = 110. + 90. * 0.9; assert step(0.005) == cellpose_3_lr(400)[360] < 0.005   # behind: the rate of 90% of the budget
+    assert c['epochs_done'] == 3
+    now[0] = 200.
+    with pytest.raises(pc.OutOfTime): step(0.005)        # the budget is spent: stop
+    pc.ClockAdamW.clock = None; now[0] = 1e6; assert step(0.005) == 0.005   # off the clock: plain AdamW
