@@ -16,7 +16,7 @@ sized to about a fifth of the budget (at least 8), so calibration no longer cost
 Calibration cannot foresee a slow-down that comes later (5 lanes sharing one GPU trained 179-237 s of 150, the
 first GPU rows), so the training also runs on the clock (`ClockAdamW`, from 2026-12-04): its learning rate follows
 Cellpose's own schedule at whichever is further on, the epoch or the fraction of the budget spent, so the final decay
-still happens, and it stops at the budget (`stopped_on_clock` in the info). Where calibration was right this changes nothing.
+still happens, and it stops at the budget (`stopped_on_clock` in the info). Where calibration was right this changes little.
 """
 import argparse, json, logging, tempfile, time
 import numpy as np, torch
@@ -48,6 +48,18 @@ class ClockAdamW(torch.optim.AdamW):
         if c is not None: c['epochs_done'] = self.n_steps // c['steps_per_epoch']
         return super().step(closure)
 
+def train_on_clock(train_seg, n_epochs:int, budget_s:float|None=None, n_images:int=1, batch_size:int=8, **kwargs):
+    "Run `train_seg(n_epochs=..., **kwargs)`, on the clock where `budget_s` is given; returns (seconds, epochs done if the clock stopped it, else None)"
+    torch.optim.AdamW = ClockAdamW  # what train_seg builds (its default optimiser); off the clock it is plain AdamW
+    t0, stopped = time.perf_counter(), False
+    clock = None if budget_s is None else dict(t0=t0, budget_s=budget_s, n_epochs=n_epochs, epochs_done=0,
+                                               steps_per_epoch=max(-(-n_images // batch_size), 1))
+    ClockAdamW.clock = clock
+    try: train_seg(n_epochs=n_epochs, **kwargs)
+    except OutOfTime: stopped = True  # the net was trained in place; its weights are the run's
+    finally: ClockAdamW.clock = None
+    return time.perf_counter() - t0, (clock['epochs_done'] if stopped else None)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('inp'); ap.add_argument('out')
@@ -59,22 +71,15 @@ def main():
     imgs = [d[k].astype(np.float32) for k in sorted((k for k in d if k.startswith('train_')), key=lambda k: int(k.split('_')[1]))]
     masks = [d[k].astype(np.int32) for k in sorted((k for k in d if k.startswith('mask_')), key=lambda k: int(k.split('_')[1]))]
     tests = [d[k] for k in sorted((k for k in d if k.startswith('test_')), key=lambda k: int(k.split('_')[1]))]
-
-    torch.optim.AdamW = ClockAdamW  # what train_seg builds (its default optimiser); off the clock it is plain AdamW
+    n_train = sum(int(m.max() > 0) for m in masks)  # what train_seg keeps (min_train_masks=1): its batches per epoch
 
     def fit(n_epochs, budget_s=None):
         torch.manual_seed(a.seed); np.random.seed(a.seed)
         model = models.CellposeModel(gpu=torch.cuda.is_available(), pretrained_model=False, model_type=None, diam_mean=30.)
         with tempfile.TemporaryDirectory() as td:
-            t0, stopped = time.perf_counter(), False
-            clock = None if budget_s is None else dict(t0=t0, budget_s=budget_s, n_epochs=n_epochs, epochs_done=0,
-                                                       steps_per_epoch=-(-len(imgs) // 8))  # train_seg's batch_size
-            ClockAdamW.clock = clock
-            try: train.train_seg(model.net, train_data=imgs, train_labels=masks, channels=[0, 0], n_epochs=n_epochs,
-                                 save_path=td, model_name='peer', min_train_masks=1)
-            except OutOfTime: stopped = True  # the net was trained in place; its weights are the run's
-            finally: ClockAdamW.clock = None
-            return model, time.perf_counter() - t0, (clock['epochs_done'] if stopped else None)
+            s, done = train_on_clock(train.train_seg, n_epochs, budget_s, n_train, net=model.net, train_data=imgs, train_labels=masks,
+                                     channels=[0, 0], save_path=td, model_name='peer', min_train_masks=1)
+        return model, s, done
 
     epochs, calib, startup = a.epochs, None, None
     if epochs is None:
@@ -85,7 +90,7 @@ def main():
         epochs = max(1, int((a.minutes * 60 - startup) / calib))
     model, train_s, done = fit(epochs, a.minutes * 60 if a.minutes else None)
     planned, stopped = epochs, done is not None
-    if stopped: epochs = max(done, 1)
+    if stopped: epochs = done
     diam = float(model.net.diam_labels.item())
     out, t0 = {}, time.perf_counter()
     for i, img in enumerate(tests):
@@ -95,7 +100,7 @@ def main():
         area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)
         out[f'labels_{i}'] = lab
         out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
-    info = dict(steps=epochs, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / epochs, unit='epoch', diameter=diam,
+    info = dict(steps=epochs, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,
                 calibration_s_per_epoch=calib, calibration_startup_s=startup,
                 budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0,
                 device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')

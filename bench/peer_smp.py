@@ -5,7 +5,8 @@ interior / 1-px inner boundary, cross-entropy with weights (1, 1, 2); random 256
 contrast x U(0.8, 1.25) + brightness U(-0.2, 0.2), per-image (x - mean) / std; AdamW lr 2e-3 wd 1e-4, linear
 warm-up then cosine over the budget, batch 4. Instances: seeds = connected components of P(interior) > s (>= 8 px),
 watershed on 1 - P(interior) inside P(background) < 0.5, drop < 20 px; s picked from {0.5 ... 0.9} on the
-training images. Used by `bench/realdata.py`; imports nothing from cellseg_nb except the metrics for picking s.
+training images. On the GPU where there is one (fp32, as the recipe is written), else the CPU. Used by
+`bench/realdata.py`; imports nothing from cellseg_nb except the metrics for picking s.
 """
 from __future__ import annotations
 import math, time
@@ -59,10 +60,10 @@ def cell_scores(lab, pint):
 
 @torch.no_grad()
 def probs(model, img):
-    x = torch.from_numpy(norm(img))[None, None]
+    x = torch.from_numpy(norm(img))[None, None].to(next(model.parameters()).device)
     H, W = x.shape[-2:]; ph, pw = (-H) % 32, (-W) % 32
     out = model(F.pad(x, (0, pw, 0, ph), mode='reflect'))[..., :H, :W]
-    return torch.softmax(out[0], 0).numpy()
+    return torch.softmax(out[0].float(), 0).cpu().numpy()
 
 def train_smp(train, # list of (raw image, label image)
               steps:int|None=None, minutes:float|None=None, seed:int=0, log=print):
@@ -71,9 +72,10 @@ def train_smp(train, # list of (raw image, label image)
     from cellseg_nb.metrics import match_instances, object_scores
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     items = [(norm(img), three_class(lab)) for img, lab in train]
-    model = smp.Unet('tu-tf_efficientnetv2_b0', encoder_weights=None, in_channels=1, classes=3)
+    dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    model = smp.Unet('tu-tf_efficientnetv2_b0', encoder_weights=None, in_channels=1, classes=3).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
-    cw = torch.tensor([1.0, 1.0, 2.0])
+    cw = torch.tensor([1.0, 1.0, 2.0], device=dev)
     t0 = time.perf_counter(); step = 0; budget_s = (minutes or 0) * 60
     while True:
         done = step / steps if steps else (time.perf_counter() - t0) / budget_s
@@ -81,7 +83,7 @@ def train_smp(train, # list of (raw image, label image)
         lr = LR * (done / WARMUP if done < WARMUP else 0.5 * (1 + math.cos(math.pi * (done - WARMUP) / (1 - WARMUP))))
         for g in opt.param_groups: g['lr'] = lr
         xb, yb = zip(*(sample(items, rng) for _ in range(BATCH)))
-        x = torch.from_numpy(np.stack(xb))[:, None]; y = torch.from_numpy(np.stack(yb))
+        x = torch.from_numpy(np.stack(xb))[:, None].to(dev); y = torch.from_numpy(np.stack(yb)).to(dev)
         loss = F.cross_entropy(model(x), y, weight=cw)
         opt.zero_grad(); loss.backward(); opt.step(); step += 1
         if step % 100 == 0: log(f"smp step {step} loss {loss.item():.3f} ({time.perf_counter() - t0:.0f}s)")
@@ -94,4 +96,5 @@ def train_smp(train, # list of (raw image, label image)
     def predict(img):
         p = probs(model, img); lab = instances(p, s)
         return lab, cell_scores(lab, p[1])
-    return predict, dict(steps=step, train_s=train_s, s_per_step=train_s / max(step, 1), seed_threshold=s)
+    return predict, dict(steps=step, train_s=train_s, s_per_step=train_s / max(step, 1), seed_threshold=s,
+                         device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu')

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-data benchmark's GPU rows: leave-one-image-out LIVECell-5, ours and Cellpose 3, on one GPU.
+# The real-data benchmark's GPU rows: leave-one-image-out LIVECell-5, ours, Cellpose 3 and the smp script, on one GPU.
 #
 # Each method's 5 folds train side by side (5 lanes, BUDGET wall-minutes each, 3 CPU threads each), one method after
 # the other, so every method shares the GPU the same way; a method that fails does not stop the next (its lane's log
@@ -8,6 +8,7 @@
 # copied to $OUT (runs.jsonl, preds.tgz, lanes.log) when OUT is set; then `python bench/realdata.py --report` here.
 #
 #     BUDGET=2.5min-5lanes METHODS="ours cellpose" bash bench/realdata_gpu.sh
+#     METHODS=smp SEED=1 bash bench/realdata_gpu.sh   # the smp script (segmentation_models_pytorch: a wheel in .whl on a bare machine)
 #     METHODS=ours ABLATION='{"model": "unet_effv2_b0", "crop_size": 256, "batch_size": 4}' NAME=cpu-sizes bash bench/realdata_gpu.sh
 set -u
 cd "$(dirname "$0")/.."

@@ -131,16 +131,42 @@ def cellpose_3_lr(n_epochs, learning_rate=0.005):
 def test_cellpose_peer_runs_on_the_clock(monkeypatch):
     import numpy as np, torch, peer_cellpose as pc
     for n in (3, 40, 150, 301, 2700): np.testing.assert_allclose(pc.cellpose_lr(n), cellpose_3_lr(n))   # the same schedule
-    now = [100.]; monkeypatch.setattr(pc.time, 'perf_counter', lambda: now[0])
+    now = [100.]; monkeypatch.setattr(pc, 'time', type('T', (), {'perf_counter': staticmethod(lambda: now[0])}))
+    monkeypatch.setattr(torch.optim, 'AdamW', torch.optim.AdamW)   # train_on_clock swaps it; undone after the test
     w = torch.nn.Parameter(torch.zeros(1)); opt = pc.ClockAdamW([w], lr=0.005)
     def step(lr_set):                                    # what train_seg does each epoch (one batch an epoch here)
         for g in opt.param_groups: g['lr'] = lr_set
         w.grad = torch.ones(1); opt.step(); return opt.param_groups[0]['lr']
-    pc.ClockAdamW.clock = c = dict(t0=100., budget_s=100., n_epochs=400, epochs_done=0, steps_per_epoch=1)
+    monkeypatch.setattr(pc.ClockAdamW, 'clock', c := dict(t0=100., budget_s=100., n_epochs=400, epochs_done=0, steps_per_epoch=1))
     now[0] = 110.; assert step(0.) == 0.                 # the first step starts the clock (start-up: 10 s)
     now[0] = 110.1; assert step(0.005) == 0.005          # on time (1 epoch done, 0.1% of the time spent): the epoch's rate is kept
-    now[0] = 110. + 90. * 0.9; assert step(0.005) == cellpose_3_lr(400)[360] < 0.005   # behind: the rate of 90% of the budget
+    now[0] = 110. + 90. * 0.75                           # behind: the rate of 75% of the training time (after start-up) = epoch 300,
+    assert step(0.005) == cellpose_3_lr(400)[300] == 0.0025   # the first halving (from t0 it would be epoch 310: 0.00125)
     assert c['epochs_done'] == 3
+    now[0] = 199.99; step(0.005)                         # just inside the budget: a step
     now[0] = 200.
     with pytest.raises(pc.OutOfTime): step(0.005)        # the budget is spent: stop
-    pc.ClockAdamW.clock = None; now[0] = 1e6; assert step(0.005) == 0.005   # off the clock: plain AdamW
+    assert c['epochs_done'] == 4
+    monkeypatch.setattr(pc.ClockAdamW, 'clock', None); now[0] = 1e6; assert step(0.005) == 0.005   # off the clock: plain AdamW
+
+def test_cellpose_train_on_clock(monkeypatch):
+    "`train_on_clock` around a stand-in for Cellpose's `train_seg` loop: epochs, batches, the stop and the epochs it reports"
+    import torch, peer_cellpose as pc
+    now = [0.]; monkeypatch.setattr(pc, 'time', type('T', (), {'perf_counter': staticmethod(lambda: now[0])}))
+    monkeypatch.setattr(torch.optim, 'AdamW', torch.optim.AdamW)
+    seen = []
+    def train_seg(n_epochs, train_data, s_per_batch, batch_size=8):   # train_seg's loop: the lr each epoch, a step each batch
+        w = torch.nn.Parameter(torch.zeros(1)); opt = torch.optim.AdamW([w], lr=0.005)
+        seen.append(type(opt))
+        lr = pc.cellpose_lr(n_epochs)
+        for e in range(n_epochs):
+            for g in opt.param_groups: g['lr'] = lr[e]
+            for k in range(0, len(train_data), batch_size):
+                now[0] += s_per_batch; w.grad = torch.ones(1); opt.step()
+    imgs = list(range(20))                               # 20 images: 3 batches an epoch
+    s, done = pc.train_on_clock(train_seg, 50, None, len(imgs), train_data=imgs, s_per_batch=1.)
+    assert (s, done) == (150., None) and seen[-1] is pc.ClockAdamW and pc.ClockAdamW.clock is None   # calibration: off the clock
+    now[0] = 0.; s, done = pc.train_on_clock(train_seg, 50, 200., len(imgs), train_data=imgs, s_per_batch=1.)
+    assert (s, done) == (150., None)                     # on time: every epoch, no stop
+    now[0] = 0.; s, done = pc.train_on_clock(train_seg, 50, 100., len(imgs), train_data=imgs, s_per_batch=1.)
+    assert done == 33 and s == 100. and pc.ClockAdamW.clock is None   # 1.5x slower than planned: 100 batches = 33 whole epochs, stopped at the budget
