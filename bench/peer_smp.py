@@ -5,7 +5,8 @@ interior / 1-px inner boundary, cross-entropy with weights (1, 1, 2); random 256
 contrast x U(0.8, 1.25) + brightness U(-0.2, 0.2), per-image (x - mean) / std; AdamW lr 2e-3 wd 1e-4, linear
 warm-up then cosine over the budget, batch 4. Instances: seeds = connected components of P(interior) > s (>= 8 px),
 watershed on 1 - P(interior) inside P(background) < 0.5, drop < 20 px; s picked from {0.5 ... 0.9} on the
-training images. On the GPU where there is one (fp32, as the recipe is written), else the CPU. Used by
+training images. On the GPU where there is one (fp32 weights, PyTorch's default precision: TF32 convolutions where
+cuDNN allows), else the CPU. Used by
 `bench/realdata.py`; imports nothing from cellseg_nb except the metrics for picking s.
 """
 from __future__ import annotations
@@ -87,6 +88,7 @@ def train_smp(train, # list of (raw image, label image)
         loss = F.cross_entropy(model(x), y, weight=cw)
         opt.zero_grad(); loss.backward(); opt.step(); step += 1
         if step % 100 == 0: log(f"smp step {step} loss {loss.item():.3f} ({time.perf_counter() - t0:.0f}s)")
+    if dev.type == 'cuda': torch.cuda.synchronize()   # the steps still queued on the GPU count
     train_s = time.perf_counter() - t0
     model.eval()
     ps = [probs(model, img) for img, _ in train]
