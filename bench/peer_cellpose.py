@@ -32,7 +32,7 @@ class OutOfTime(Exception): "The clock budget of a training run is spent"
 
 class ClockAdamW(torch.optim.AdamW):
     "AdamW whose learning rate follows `cellpose_lr` at the further of epoch and budget fraction, and which stops at the budget"
-    clock = None  # dict(t0=perf_counter at the run's start, budget_s, n_epochs, steps_per_epoch) while a budgeted run trains
+    clock = None  # dict(t0=perf_counter at the run's start, budget_s, n_epochs, steps_per_epoch, lr=cellpose_lr(n_epochs)) while a budgeted run trains
     def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs); self.n_steps = 0
     def step(self, closure=None):
         c = ClockAdamW.clock
@@ -42,8 +42,7 @@ class ClockAdamW(torch.optim.AdamW):
             f = (now - start) / max(c['t0'] + c['budget_s'] - start, 1e-9)  # fraction of the training time spent
             e_time, e_done = int(f * c['n_epochs']), self.n_steps // c['steps_per_epoch']
             if e_time > e_done:  # behind the clock: take the schedule's value for the budget fraction spent
-                lr = cellpose_lr(c['n_epochs'], c.get('learning_rate', 0.005))[min(e_time, c['n_epochs'] - 1)]
-                for g in self.param_groups: g['lr'] = lr
+                for g in self.param_groups: g['lr'] = c['lr'][min(e_time, c['n_epochs'] - 1)]
         self.n_steps += 1
         if c is not None: c['epochs_done'] = self.n_steps // c['steps_per_epoch']
         return super().step(closure)
@@ -52,7 +51,7 @@ def train_on_clock(train_seg, n_epochs:int, budget_s:float|None=None, n_images:i
     "Run `train_seg(n_epochs=..., **kwargs)`, on the clock where `budget_s` is given; returns (seconds, epochs done if the clock stopped it, else None)"
     torch.optim.AdamW = ClockAdamW  # what train_seg builds (its default optimiser); off the clock it is plain AdamW
     t0, stopped = time.perf_counter(), False
-    clock = None if budget_s is None else dict(t0=t0, budget_s=budget_s, n_epochs=n_epochs, epochs_done=0,
+    clock = None if budget_s is None else dict(t0=t0, budget_s=budget_s, n_epochs=n_epochs, epochs_done=0, lr=cellpose_lr(n_epochs),
                                                steps_per_epoch=max(-(-n_images // batch_size), 1))
     ClockAdamW.clock = clock
     try: train_seg(n_epochs=n_epochs, **kwargs)

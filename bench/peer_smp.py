@@ -6,8 +6,8 @@ contrast x U(0.8, 1.25) + brightness U(-0.2, 0.2), per-image (x - mean) / std; A
 warm-up then cosine over the budget, batch 4. Instances: seeds = connected components of P(interior) > s (>= 8 px),
 watershed on 1 - P(interior) inside P(background) < 0.5, drop < 20 px; s picked from {0.5 ... 0.9} on the
 training images. On the GPU where there is one (fp32 weights, PyTorch's default precision: TF32 convolutions where
-cuDNN allows), else the CPU. Used by
-`bench/realdata.py`; imports nothing from cellseg_nb except the metrics for picking s.
+cuDNN allows), else the CPU. Used by `bench/realdata.py`; imports nothing from cellseg_nb except the metrics for
+picking s.
 """
 from __future__ import annotations
 import math, time

@@ -137,7 +137,7 @@ def test_cellpose_peer_runs_on_the_clock(monkeypatch):
     def step(lr_set):                                    # what train_seg does each epoch (one batch an epoch here)
         for g in opt.param_groups: g['lr'] = lr_set
         w.grad = torch.ones(1); opt.step(); return opt.param_groups[0]['lr']
-    monkeypatch.setattr(pc.ClockAdamW, 'clock', c := dict(t0=100., budget_s=100., n_epochs=400, epochs_done=0, steps_per_epoch=1))
+    monkeypatch.setattr(pc.ClockAdamW, 'clock', c := dict(t0=100., budget_s=100., n_epochs=400, epochs_done=0, steps_per_epoch=1, lr=pc.cellpose_lr(400)))
     now[0] = 110.; assert step(0.) == 0.                 # the first step starts the clock (start-up: 10 s)
     now[0] = 110.1; assert step(0.005) == 0.005          # on time (1 epoch done, 0.1% of the time spent): the epoch's rate is kept
     now[0] = 110. + 90. * 0.75                           # behind: the rate of 75% of the training time (after start-up) = epoch 300,
