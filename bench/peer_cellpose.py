@@ -3,7 +3,7 @@
 Runs inside its own virtual environment (Cellpose 3 pins numpy < 2.1), created by `bench/realdata.py` on first
 use; imports nothing from cellseg_nb. `CellposeModel(pretrained_model=False, model_type=None, diam_mean=30)`,
 `train.train_seg` with its own defaults (flows precomputed from the label images), on the GPU where there is one, prediction with
-`diameter=` the training masks' `diam_labels`; nothing is downloaded.
+`diameter=` the training masks' `diam_labels` (or each test image's own, where IN.npz gives `testdiam_<i>`); nothing is downloaded.
 
     python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S
 IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and an info json string.
@@ -70,6 +70,7 @@ def main():
     imgs = [d[k].astype(np.float32) for k in sorted((k for k in d if k.startswith('train_')), key=lambda k: int(k.split('_')[1]))]
     masks = [d[k].astype(np.int32) for k in sorted((k for k in d if k.startswith('mask_')), key=lambda k: int(k.split('_')[1]))]
     tests = [d[k] for k in sorted((k for k in d if k.startswith('test_')), key=lambda k: int(k.split('_')[1]))]
+    test_diams = [float(d[f'testdiam_{i}']) if f'testdiam_{i}' in d else None for i in range(len(tests))]  # told each image's cell size
     n_train = sum(int(m.max() > 0) for m in masks)  # what train_seg keeps (min_train_masks=1): its batches per epoch
 
     def fit(n_epochs, budget_s=None):
@@ -93,7 +94,7 @@ def main():
     diam = float(model.net.diam_labels.item())
     out, t0 = {}, time.perf_counter()
     for i, img in enumerate(tests):
-        masks_i, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=diam)
+        masks_i, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=test_diams[i] or diam)
         lab = np.asarray(masks_i, np.int32); n = int(lab.max())
         prob = 1 / (1 + np.exp(-np.asarray(flows[2], np.float64)))
         area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)

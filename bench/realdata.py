@@ -4,7 +4,8 @@ Cellpose 3 from scratch and the classical threshold + watershed baseline, on the
 Protocols (folds):
 - `lc5-loio`: LIVECell-5, leave one image out (train on 4 annotated images, score the 5th), 5 folds;
 - `lc5-lolo`: LIVECell-5, leave one cell line out (train on two lines, score the third), 3 folds;
-- `usiigaci`: Usiigaci, train on sets 1-35 (validation 36-40), score sets 41-45, 1 fold.
+- `usiigaci`: Usiigaci, train on sets 1-35 (validation 36-40), score sets 41-45, 1 fold;
+- `lc5-usiigaci`: another microscope: train on the 5 LIVECell images, score Usiigaci sets 41-45 (another lab, other cells), 1 fold.
 Budgets: `dev`, a fixed number of steps per method (about 3 CPU-minutes each on a 2-core machine), and `15min`,
 15 wall-minutes of training each, alone on the machine. (Rows labelled `15min-2lanes` in the results ran two
 15-minute runs of the same method side by side with one thread each: equal for every method, but about half
@@ -17,6 +18,7 @@ into `bench/results/realdata.json`, which `nbs/12_train.ipynb` plots.
     python bench/realdata.py --protocols lc5-loio --methods ours smp cellpose classical --budget dev --seeds 0 1 2
     python bench/realdata.py --folds lc5-loio:0 lc5-lolo:MCF7 --budget 15min --methods ours smp cellpose
     python bench/realdata.py --ablation '{"crop_size": 512, "batch_size": 8}' --name big-crop --protocols lc5-loio
+    python bench/realdata.py --ablation '{"diameter": "true"}' --name true-diameter --methods ours cellpose   # told each test image's cell size
     python bench/realdata.py --report
 Scores: F1@0.5 and mSA (IoU 0.5:0.05:0.95) pooled over the test images, and COCO mask AP with LIVECell's protocol
 (useCats=0, maxDets 2000, LIVECell's area ranges) against the rasterised ground truth, for every method alike.
@@ -90,16 +92,18 @@ def folds(protocol):
         names = [n for n, *_ in lc5_items()]
         return {line: ([m for m in names if not m.startswith(line + '_')], [], [m for m in names if m.startswith(line + '_')])
                 for line in ('BT474', 'Huh7', 'MCF7')}
-    if protocol == 'usiigaci':
-        s = lambda a, b: [f'set{i}' for i in range(a, b + 1)]
-        return {'41-45': (s(1, 35), s(36, 40), s(41, 45))}
-    raise ValueError(f"unknown protocol {protocol!r}; expected lc5-loio, lc5-lolo or usiigaci")
+    s = lambda a, b: [f'set{i}' for i in range(a, b + 1)]
+    if protocol == 'usiigaci': return {'41-45': (s(1, 35), s(36, 40), s(41, 45))}
+    if protocol == 'lc5-usiigaci': return {'41-45': ([n for n, *_ in lc5_items()], [], s(41, 45))}
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+
+PROTOCOLS = ('lc5-loio', 'lc5-lolo', 'usiigaci', 'lc5-usiigaci')
 
 def items_of(protocol, names):
-    if protocol.startswith('lc5'):
-        by = {n: (n, img, lab) for n, img, lab in lc5_items()}
-        return [by[n] for n in names]
-    return usi_items([int(n[3:]) for n in names])
+    "[(name, raw image, labels)] of `names`: Usiigaci sets are named `setN`, the rest are LIVECell-5 images"
+    by = {n: (n, img, lab) for n, img, lab in lc5_items()} if any(not n.startswith('set') for n in names) else {}
+    usi = dict(zip((n for n in names if n.startswith('set')), usi_items([int(n[3:]) for n in names if n.startswith('set')])))
+    return [usi[n] if n in usi else by[n] for n in names]
 
 # --- methods ----------------------------------------------------------------------------------------------------------
 def fold_data(protocol, fold, work:Path):
@@ -128,17 +132,27 @@ def label_scores(labels, cells, fill=0.0):
     "Score of each label 1..max from a cell table (`fill` for labels the table lacks)"
     return cells.set_index('label')['score'].reindex(range(1, int(labels.max()) + 1)).fillna(fill).to_numpy()
 
+def told_diameter(overrides) -> bool:
+    "Whether an ablation tells every method each test image's true median cell diameter (`{\"diameter\": \"true\"}`, as `--diameter`)"
+    if overrides.get('diameter', 'true') != 'true': raise ValueError(f"ablation diameter={overrides['diameter']!r}; expected 'true'")
+    return 'diameter' in overrides
+
+def median_diameter(labels_list):
+    from cellseg_nb.data.targets import median_diameter as md
+    return md(labels_list)
+
 def run_ours(protocol, fold, budget, seed, work, overrides):
     from cellseg_nb.train import train
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.predict import predict
     data = fold_data(protocol, fold, work/'data')
     lim = dict(max_steps=DEV_STEPS['ours']) if budget == 'dev' else dict(max_minutes=budget_minutes(budget))
-    s = train(out=str(work/'run'), seed=seed, progress=False, **data, **lim, **overrides)
+    told = told_diameter(overrides)
+    s = train(out=str(work/'run'), seed=seed, progress=False, **data, **lim, **{k: v for k, v in overrides.items() if k != 'diameter'})
     model = load_model(Path(s['run'])/'best')
     preds = []
-    for name, img, _ in items_of(protocol, folds(protocol)[fold][2]):
-        lab, cells = predict(model, img, progress=False)
+    for name, img, gt in items_of(protocol, folds(protocol)[fold][2]):
+        lab, cells = predict(model, img, progress=False, diameter=median_diameter([gt]) if told else None)
         preds.append((lab, label_scores(lab, cells)))
     return preds, dict(steps=s['steps'], train_s=s['minutes'] * 60, s_per_step=s['minutes'] * 60 / max(s['steps'], 1),
                        stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'),
@@ -146,6 +160,7 @@ def run_ours(protocol, fold, budget, seed, work, overrides):
 
 def run_smp(protocol, fold, budget, seed, work, overrides):
     from peer_smp import train_smp
+    if told_diameter(overrides): raise ValueError("the smp script has no cell size to be told: run the diameter ablation with --methods ours cellpose")
     tr, va, te = folds(protocol)[fold]
     train_items = [(img, lab) for _, img, lab in items_of(protocol, tr)]  # the smp script has no validation
     lim = dict(steps=DEV_STEPS['smp']) if budget == 'dev' else dict(minutes=budget_minutes(budget))
@@ -168,7 +183,9 @@ def run_cellpose(protocol, fold, budget, seed, work, overrides):
     work.mkdir(parents=True, exist_ok=True)
     arrs = {}
     for i, (_, img, lab) in enumerate(items_of(protocol, tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
-    for i, (_, img, _) in enumerate(items_of(protocol, te)): arrs[f'test_{i}'] = img
+    for i, (_, img, lab) in enumerate(items_of(protocol, te)):
+        arrs[f'test_{i}'] = img
+        if told_diameter(overrides): arrs[f'testdiam_{i}'] = np.float64(median_diameter([lab]))
     np.savez(work/'in.npz', **arrs)
     lim = ['--epochs', str(DEV_STEPS['cellpose']['lc5' if protocol.startswith('lc5') else 'usiigaci'])] if budget == 'dev' else ['--minutes', str(budget_minutes(budget))]
     subprocess.run([str(cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'), *lim,
@@ -334,12 +351,12 @@ def keep_earlier(out:dict) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo', 'usiigaci'])
+    ap.add_argument('--protocols', nargs='+', default=list(PROTOCOLS), choices=PROTOCOLS)
     ap.add_argument('--folds', nargs='+', help='PROTOCOL:FOLD pairs instead of whole protocols')
     ap.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
     ap.add_argument('--budget', default='dev', help=f"{', '.join(BUDGETS)}, or any 'Nmin' / 'Nmin-Klanes' (e.g. 2.5min-5lanes on a GPU)")
     ap.add_argument('--seeds', nargs='+', type=int, default=[0])
-    ap.add_argument('--ablation', default='{}', help='JSON of TrainConfig fields for `ours` (an ablation row; give --name)')
+    ap.add_argument('--ablation', default='{}', help='JSON of TrainConfig fields for `ours`, or {"diameter": "true"} (ours and Cellpose told each test image\'s cell size); an ablation row: give --name')
     ap.add_argument('--name', default='', help='name of the ablation row, e.g. crop512')
     ap.add_argument('--threads', type=int, help='torch threads per run (default: torch chooses)')
     ap.add_argument('--one', nargs=5, metavar=('PROTOCOL', 'FOLD', 'METHOD', 'BUDGET', 'SEED'), help=argparse.SUPPRESS)

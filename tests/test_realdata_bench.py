@@ -15,6 +15,12 @@ def rd_device():
     import realdata as rd
     return rd.device_name()
 
+def test_told_diameter():
+    import realdata as rd
+    assert not rd.told_diameter({'augment': 'strong'}) and rd.told_diameter({'diameter': 'true'})   # the oracle ablation
+    with pytest.raises(ValueError, match="expected 'true'"): rd.told_diameter({'diameter': 30})
+    with pytest.raises(ValueError, match='no cell size'): rd.run_smp('lc5-usiigaci', '41-45', 'dev', 0, None, {'diameter': 'true'})
+
 @needs_data
 def test_folds_cover_every_image_once():
     import realdata as rd
@@ -25,6 +31,10 @@ def test_folds_cover_every_image_once():
         for tr, va, te in rd.folds(p).values(): assert not set(tr) & set(te)
     tr, va, te = rd.folds('usiigaci')['41-45']
     assert (len(tr), len(va), len(te)) == (35, 5, 5) and not (set(tr) | set(va)) & set(te)
+    tr, va, te = rd.folds('lc5-usiigaci')['41-45']      # another microscope: all of LIVECell-5 in, Usiigaci's test sets out
+    assert sorted(tr) == sorted(names) and va == [] and te == rd.folds('usiigaci')['41-45'][2]
+    assert [n for n, *_ in rd.items_of('lc5-usiigaci', te + tr[:1])] == te + tr[:1]   # each name read from its own dataset
+    assert set(rd.PROTOCOLS) == {'lc5-loio', 'lc5-lolo', 'usiigaci', 'lc5-usiigaci'}
 
 def test_budgets():
     import realdata as rd
