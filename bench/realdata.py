@@ -137,9 +137,11 @@ def told_diameter(overrides) -> bool:
     if overrides.get('diameter', 'true') != 'true': raise ValueError(f"ablation diameter={overrides['diameter']!r}; expected 'true'")
     return 'diameter' in overrides
 
-def median_diameter(labels_list):
-    from cellseg_nb.data.targets import median_diameter as md
-    return md(labels_list)
+def told_diameters(overrides, items) -> list:
+    "Each of `items`' true median cell diameter (px) where the ablation tells it (`told_diameter`), else None each"
+    from cellseg_nb.data.targets import median_diameter
+    told = told_diameter(overrides)
+    return [median_diameter([lab]) if told else None for _, _, lab in items]
 
 def run_ours(protocol, fold, budget, seed, work, overrides):
     from cellseg_nb.train import train
@@ -147,12 +149,12 @@ def run_ours(protocol, fold, budget, seed, work, overrides):
     from cellseg_nb.predict import predict
     data = fold_data(protocol, fold, work/'data')
     lim = dict(max_steps=DEV_STEPS['ours']) if budget == 'dev' else dict(max_minutes=budget_minutes(budget))
-    told = told_diameter(overrides)
+    te = items_of(protocol, folds(protocol)[fold][2]); ds = told_diameters(overrides, te)   # a bad ablation fails before training
     s = train(out=str(work/'run'), seed=seed, progress=False, **data, **lim, **{k: v for k, v in overrides.items() if k != 'diameter'})
     model = load_model(Path(s['run'])/'best')
     preds = []
-    for name, img, gt in items_of(protocol, folds(protocol)[fold][2]):
-        lab, cells = predict(model, img, progress=False, diameter=median_diameter([gt]) if told else None)
+    for (name, img, _), d in zip(te, ds):
+        lab, cells = predict(model, img, progress=False, diameter=d)
         preds.append((lab, label_scores(lab, cells)))
     return preds, dict(steps=s['steps'], train_s=s['minutes'] * 60, s_per_step=s['minutes'] * 60 / max(s['steps'], 1),
                        stop_reason=s['stop_reason'], tuned=s.get('tuned'), best_score=s.get('best_score'),
@@ -183,9 +185,10 @@ def run_cellpose(protocol, fold, budget, seed, work, overrides):
     work.mkdir(parents=True, exist_ok=True)
     arrs = {}
     for i, (_, img, lab) in enumerate(items_of(protocol, tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
-    for i, (_, img, lab) in enumerate(items_of(protocol, te)):
+    te_items = items_of(protocol, te)
+    for i, ((_, img, _), d) in enumerate(zip(te_items, told_diameters(overrides, te_items))):
         arrs[f'test_{i}'] = img
-        if told_diameter(overrides): arrs[f'testdiam_{i}'] = np.float64(median_diameter([lab]))
+        if d is not None: arrs[f'testdiam_{i}'] = np.float64(d)
     np.savez(work/'in.npz', **arrs)
     lim = ['--epochs', str(DEV_STEPS['cellpose']['lc5' if protocol.startswith('lc5') else 'usiigaci'])] if budget == 'dev' else ['--minutes', str(budget_minutes(budget))]
     subprocess.run([str(cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'), *lim,

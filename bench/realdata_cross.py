@@ -24,7 +24,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import realdata as rd
     from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale
+    from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale, matched_scale
     from cellseg_nb.data.targets import median_diameter
     from cellseg_nb.metrics import match_instances, object_scores
     run = rd.OUT/'work'/f'lc5-usiigaci_41-45_ours_{a.budget}_{a.seed}'/'run/best'
@@ -38,11 +38,11 @@ def main(argv=None):
         d = median_diameter([gt])
         first = pass_at(img, s0)
         s2 = second_pass_scale(m, first[pp.seed_h])   # `segment`'s choice from its first pass (at the tuned height)
-        got = dict(first=first, automatic=pass_at(img, s2) if s2 else first, told_diameter=pass_at(img, m.config['cell_diameter'] / d))
+        got = dict(first=first, automatic=pass_at(img, s2) if s2 else first, told_diameter=pass_at(img, matched_scale(m, d)))
         for k, v in got.items():
             for h, lab in v.items(): labs.setdefault((k, h), []).append((gt, lab))
         images.append(dict(image=name, true_diameter=round(d, 1), first_pass_diameter=round(median_diameter([first[pp.seed_h]]), 1),
-                           model_scale=s0, second_pass_scale=s2, oracle_scale=m.config['cell_diameter'] / d))
+                           model_scale=s0, second_pass_scale=s2, oracle_scale=matched_scale(m, d)))
         print(images[-1], flush=True)
     rows = []
     for (k, h), v in labs.items():

@@ -19,6 +19,10 @@ def test_told_diameter():
     import realdata as rd
     assert not rd.told_diameter({'augment': 'strong'}) and rd.told_diameter({'diameter': 'true'})   # the oracle ablation
     with pytest.raises(ValueError, match="expected 'true'"): rd.told_diameter({'diameter': 30})
+    import numpy as np
+    lab = np.zeros((40, 40), np.int32); lab[:10, :10] = 1; lab[20:30, 20:40] = 2      # areas 100 and 200: disks 11.3 and 16.0 px across
+    assert rd.told_diameters({'diameter': 'true'}, [('a', None, lab)])[0] == pytest.approx(np.sqrt(100 / np.pi) + np.sqrt(200 / np.pi))
+    assert rd.told_diameters({}, [('a', None, lab)]) == [None]
     with pytest.raises(ValueError, match='no cell size'): rd.run_smp('lc5-usiigaci', '41-45', 'dev', 0, None, {'diameter': 'true'})
 
 @needs_data
