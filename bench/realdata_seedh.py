@@ -10,6 +10,7 @@ truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the
 `bench/out/realdata_seedh/runs.jsonl`, so a stopped run resumes.
 
     python bench/realdata_seedh.py     # about 15 s per held-out image and model on 2 cores
+    python bench/realdata_seedh.py --method 'ours[centre]' --match lc5-lolo _dev_   # an ablation's models, some of them
     python bench/realdata_seedh.py --report
 """
 from __future__ import annotations
@@ -55,9 +56,10 @@ def one(run:Path, name:str, img, gt) -> dict:
     return r
 
 def group(run:str) -> str:
-    "Models pooled together: protocol, budget and seed"
-    p, *_, budget, seed = run.split('_')
-    return f'{p} {budget} seed {seed}'
+    "Models pooled together: protocol, budget and seed (and the method, for an ablation's models)"
+    p, *mid, budget, seed = run.split('_')
+    m = mid[-1] if mid and mid[-1] != 'ours' else ''
+    return f'{p} {budget} seed {seed}' + (f' {m}' if m else '')
 
 def f1(v:dict) -> float: return 2 * v['tp'] / max(2 * v['tp'] + v['fp'] + v['fn'], 1)
 
@@ -78,7 +80,10 @@ def report() -> dict:
         t['oracle'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: f1(r['hs'][h])))
         for c in CRITERIA: t[f'pick:{c}'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: r['hs'][h][c]))
         out['by_group'][g] = dict(images=len(rs), **{k: round(v, 4) for k, v in t.items()})
-    lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev')]
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # groups measured from runs no longer in runs.jsonl are kept
+    for g, t in old.get('by_group', {}).items(): out['by_group'].setdefault(g, t)
+    out['images'] += [i for i in old.get('images', []) if group(i['run']) not in {group(r['run']) for r in rows}]
+    lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and len(g.split()) == 4]   # the defaults' models
     out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images'} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
     keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']
@@ -88,15 +93,18 @@ def report() -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--report', action='store_true')
+    ap.add_argument('--method', default='ours', help="the kept models' method, e.g. 'ours[centre]' for an ablation's")
+    ap.add_argument('--match', nargs='*', default=[], help='only the models whose folder name holds all of these, e.g. lc5-lolo _dev_')
     a = ap.parse_args(argv)
     if a.report: return report()
     from realdata import items_of, folds, OUT as RD
     import torch; torch.set_num_threads(2)
     OUT.mkdir(parents=True, exist_ok=True); runs = OUT/'runs.jsonl'
     done = {(r['run'], r['image']) for r in map(json.loads, open(runs))} if runs.exists() else set()
-    for run in sorted((RD/'work').glob('*_ours_*')):
-        p = run.name.split('_')[0]; fold = run.name[len(p) + 1:].rsplit('_ours_', 1)[0]
-        if not (run/'run/best').exists() or fold not in folds(p): continue
+    import glob
+    for run in sorted((RD/'work').glob(f'*_{glob.escape(a.method)}_*')):
+        p = run.name.split('_')[0]; fold = run.name[len(p) + 1:].rsplit(f'_{a.method}_', 1)[0]
+        if not (run/'run/best').exists() or fold not in folds(p) or not all(m in run.name for m in a.match): continue
         for n, img, gt in items_of(p, folds(p)[fold][2]):
             if (run.name, n) in done: continue
             t0 = time.perf_counter(); r = one(run, n, img, gt)

@@ -87,13 +87,14 @@ def probs_from_labels(labels:np.ndarray, # (H, W) instance labels
                       blur:float=0.0, # Gaussian sigma (px) applied to every map
                       noise:float=0.0, # std of Gaussian noise added (then clipped to [0, 1])
                       seed:int=0,
+                      dist_target:str='edt', # what `dist` holds, one of `DIST_TARGETS` (see `make_targets`)
                      ) -> dict:
     "The maps a perfect model would predict for `labels` (the training targets of `make_targets`), optionally blurred and noisy"
     labels = np.asarray(labels); n = int(labels.max(initial=0))
     t = np.zeros(n + 1, np.int64)
     if isinstance(cell_types, Mapping): t[list(cell_types)] = list(cell_types.values())
     elif cell_types is not None: t[:len(cell_types)] = np.asarray(cell_types)[:n + 1]
-    tg = make_targets(labels, cell_types=t)
+    tg = make_targets(labels, cell_types=t, dist_target=dist_target)
     typ = np.zeros((n_types + 1,) + labels.shape, np.float32)
     np.put_along_axis(typ, np.clip(tg['type'], 0, n_types)[None], 1.0, axis=0)
     out = {'fg': tg['fg'][0], 'boundary': tg['boundary'][0], 'dist': tg['dist'][0], 'type': typ}

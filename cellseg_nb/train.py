@@ -16,7 +16,7 @@ from .core import atomic_write, set_seed
 from .clitools import dataclass_parser, run_cli
 from .data.sources import CocoSource, MaskFolderSource, RescaledSource, livecell_source
 from .data.datasets import split_source, CellDataset, collate
-from .data.targets import median_diameter, _compact_ids, _type_lut
+from .data.targets import median_diameter, check_dist_target, _compact_ids, _type_lut
 from .augment import PRESETS, get_transforms, transforms_to_dict
 from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
@@ -69,6 +69,7 @@ class TrainConfig(LoopConfig):
     # re-declared: the loop's fixed 8 is a GPU's batch; left to None, `for_device` sizes it (`DEVICE_DEFAULTS`: 4 on a CPU)
     batch_size: int|None = None  # per-process batch; None: sized to the device
     augment: str = 'default'  # a `get_transforms` preset
+    dist_target: str = 'edt'  # what the `dist` head learns (`DIST_TARGETS`): 'edt' distance to the cell's edge, 'centre' closeness to its centre (one peak per cell), 'blend' their mean
     device_augment: bool|None = None  # augment and compute targets on the accelerator (`DeviceAugment`); None: on a GPU
     # validation
     max_val_images: int|None = 50  # validate on at most this many images (whole images: keep it small on CPU)
@@ -78,6 +79,7 @@ class TrainConfig(LoopConfig):
         "Raise `ValueError` naming the bad field and the valid choices"
         if self.val_metric not in VAL_METRICS: raise ValueError(f"val_metric={self.val_metric!r}; expected one of {list(VAL_METRICS)}")
         super().validate()
+        check_dist_target(self.dist_target)
         if self.crop_size is not None and self.crop_size < 1: raise ValueError(f"crop_size={self.crop_size}; expected an integer >= 1")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
         return self
@@ -218,11 +220,11 @@ def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
     if cfg.rescales_each_image: tr_src = RescaledSource(tr_src, model.config['cell_diameter'] / scale)  # every image at the median size
     on_device = cfg.device_augment if cfg.device_augment is not None else _device_type() == 'cuda'
     if on_device:  # the loader cuts windows; `fit` augments and computes the targets on the device (`batch_tf`)
-        tf = DeviceAugment(cfg.augment, crop, in_channels=ch)
+        tf = DeviceAugment(cfg.augment, crop, in_channels=ch, dist_target=cfg.dist_target)
         ds = WindowDataset(tr_src, crop, tf.margin, normalize=norm)
     else:
         tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=crop)
-        ds = CellDataset(tr_src, tf, crop, ch, normalize=norm)
+        ds = CellDataset(tr_src, tf, crop, ch, normalize=norm, dist_target=cfg.dist_target)
     if cfg.samples_per_epoch is None: cfg = dataclasses.replace(cfg, samples_per_epoch=max(len(ds), 16*cfg.batch_size))
     return cfg, ds, tf, make_val_fn(val_src, norm, max_images=cfg.max_val_images) if val_src is not None else None
 

@@ -25,6 +25,12 @@ def test_told_diameter():
     assert rd.told_diameters({}, [('a', None, lab)]) == [None]
     with pytest.raises(ValueError, match='no cell size'): rd.run_smp('lc5-usiigaci', '41-45', 'dev', 0, None, {'diameter': 'true'})
 
+def test_seedh_groups_keep_ablations_apart():
+    import realdata_seedh as sh   # an ablation's models are pooled on their own, not with the defaults'
+    assert sh.group('lc5-lolo_BT474_ours_dev_0') == 'lc5-lolo dev seed 0'
+    assert sh.group('lc5-loio_BT474_C3_ours_15min_2') == 'lc5-loio 15min seed 2'
+    assert sh.group('lc5-lolo_BT474_ours[centre]_dev_0') == 'lc5-lolo dev seed 0 ours[centre]'
+
 @needs_data
 def test_folds_cover_every_image_once():
     import realdata as rd

@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from ..core import DEFAULT_NORMALISATION, fill_nonfinite, to_gray
 from ..augment import PRESETS, ROBUST_WIDTH, FILL, _spec, _check_range
-from .targets import IGNORE_INDEX, _compact_ids, _type_lut
+from .targets import IGNORE_INDEX, check_dist_target, _compact_ids, _type_lut
 from .sources import Source
 from .datasets import _crop_hw
 
 # %% auto #0
 __all__ = ['window_margin', 'WindowDataset', 'geometry', 'warp', 'elastic_flow', 'label_edges', 'chamfer_distance',
-           'device_targets', 'blur', 'photometric', 'DeviceAugment']
+           'centre_distance', 'device_targets', 'blur', 'photometric', 'DeviceAugment']
 
 # %% ../../nbs/06b_data.devaug.ipynb #0810c7cd
 def window_margin(crop_hw, # output crop (h, w)
@@ -176,11 +176,31 @@ def chamfer_distance(inside:torch.Tensor, # (B, H, W) bool: where to measure
         if it % check_every == 0 and torch.equal(new, d): return new
         d = new
 
+# %% ../../nbs/06b_data.devaug.ipynb #2b3aac92
+def centre_distance(lab:torch.Tensor, # (B, H, W) instance ids
+                   ) -> torch.Tensor:
+    "`instance_centre_distance` of each label image on its device: closeness to the cell pixel nearest the centroid, (0, 1] in cells"
+    B, H, W = lab.shape; n = int(lab.max()) + 1; dev = lab.device
+    gid = (lab.long() + n * torch.arange(B, device=dev)[:, None, None]).flatten()
+    yy, xx = (a.flatten().double().repeat(B) for a in torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing='ij'))
+    z = torch.zeros(B * n, dtype=torch.float64, device=dev)
+    cnt = z.index_add(0, gid, torch.ones_like(yy)).clamp_min(1)
+    cy, cx = z.index_add(0, gid, yy) / cnt, z.index_add(0, gid, xx) / cnt
+    d2 = (yy - cy[gid]) ** 2 + (xx - cx[gid]) ** 2
+    near = d2 == torch.full_like(z, math.inf).scatter_reduce(0, gid, d2, 'amin')[gid]
+    idx = torch.arange(len(gid), device=dev)   # the first nearest pixel in raster order, as the CPU version
+    c = torch.full((B * n,), len(gid), device=dev).scatter_reduce(0, gid, torch.where(near, idx, len(gid)), 'amin').clamp_max(len(gid) - 1)
+    r = torch.hypot(yy - yy[c][gid], xx - xx[c][gid])
+    rmax = z.scatter_reduce(0, gid, r, 'amax')
+    return torch.where(lab.flatten() > 0, 1 - r / (rmax[gid] + 1), 0.0).float().view(B, H, W)
+
 # %% ../../nbs/06b_data.devaug.ipynb #b4045d95
 def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
                    boundary_width:int=1, # see `make_targets`
+                   dist_target:str='edt', # one of `DIST_TARGETS`, see `make_targets`
                   ) -> dict:
     "`fg`, `boundary`, `dist` (B, 1, H, W) of `make_targets`, computed on `lab`'s device (`dist` with a chamfer transform)"
+    check_dist_target(dist_target)
     lab = lab.long(); fg = lab > 0
     edges = label_edges(lab)
     raw = torch.where(fg, chamfer_distance(fg & ~edges) + 1, 0.0)
@@ -189,6 +209,7 @@ def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
     cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
     cmax[::n] = 1
     dist = (raw.flatten() / cmax[gid]).view_as(raw)
+    if dist_target != 'edt': c = centre_distance(lab); dist = c if dist_target == 'centre' else (dist + c) / 2
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     return dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])
 
@@ -284,12 +305,14 @@ class DeviceAugment:
                  p:float=1.0, # probability of each stage (geometric, photometric), as `get_transforms`
                  in_channels:int=1, # channels of `image` (the grey image repeated)
                  boundary_width:int=1, # see `make_targets`
+                 dist_target:str='edt', # one of `DIST_TARGETS`, see `make_targets`
                 ):
         _check_range('strength', strength, 0, 3); _check_range('p', p, 0, 1)
         if isinstance(preset, str) and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; valid presets: {list(PRESETS)}")
         if not isinstance(preset, (str, dict)): raise ValueError(f"DeviceAugment takes a preset name or dict, got {type(preset).__name__}; "
                                                                  "an albumentations pipeline runs on the CPU (`get_transforms`, `CellDataset`)")
         self.preset, self.strength, self.p, self.in_channels, self.boundary_width = preset, strength, p, in_channels, boundary_width
+        self.dist_target = check_dist_target(dist_target)
         self.spec, self.hw = _spec(PRESETS[preset] if isinstance(preset, str) else preset, strength), _crop_hw(crop_size)
         self.margin = window_margin(self.hw, self.spec)
     def __repr__(self): return f"DeviceAugment({self.preset!r}, crop_size={self.hw}, strength={self.strength}, p={self.p})"
@@ -308,4 +331,4 @@ class DeviceAugment:
         lab, typ = warp(lt, M, self.hw, 'nearest', flow).round().long().unbind(1)
         img = photometric(img, self.spec, g, gd, self.p, batch.get('work'))
         return dict({k: v for k, v in batch.items() if k != 'work'}, image=img.expand(-1, self.in_channels, -1, -1).contiguous(), labels=lab, type=typ,
-                    **device_targets(lab, self.boundary_width))
+                    **device_targets(lab, self.boundary_width, self.dist_target))

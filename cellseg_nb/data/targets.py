@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'instance_edges', 'instance_distance', 'make_targets', 'median_diameter',
-           'voronoi_labels']
+__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_TARGETS', 'instance_edges', 'instance_distance', 'instance_centre_distance',
+           'check_dist_target', 'make_targets', 'median_diameter', 'voronoi_labels']
 
 # %% ../../nbs/04_data.targets.ipynb #8f77d822
 def instance_edges(labels:np.ndarray, # (H, W) instance ids, 0 = background
@@ -56,9 +56,31 @@ def instance_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
     cmax[0] = 1
     return (raw / cmax[lab]).astype(np.float32), raw
 
+# %% ../../nbs/04_data.targets.ipynb #bd955df9
+def instance_centre_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
+                            ) -> np.ndarray:
+    "Per-instance closeness to the centre in (0, 1] (0 outside cells): 1 at the cell pixel nearest its centroid, linear in the distance from it"
+    lab, _ = _compact_ids(labels); fg = lab > 0; n = int(lab.max(initial=0)) + 1
+    yy, xx = np.nonzero(fg); l = lab[fg]
+    cnt = np.maximum(np.bincount(l, minlength=n), 1)
+    cy, cx = np.bincount(l, yy, n) / cnt, np.bincount(l, xx, n) / cnt
+    o = np.lexsort(((yy - cy[l]) ** 2 + (xx - cx[l]) ** 2, l))  # by cell, then by distance to its centroid (ties: raster order)
+    first = o[np.r_[True, l[o][1:] != l[o][:-1]]] if len(o) else o
+    py, px = np.zeros(n), np.zeros(n); py[l[first]], px[l[first]] = yy[first], xx[first]
+    r = np.hypot(yy - py[l], xx - px[l])
+    rmax = np.zeros(n); np.maximum.at(rmax, l, r)
+    out = np.zeros(lab.shape, np.float32); out[fg] = 1 - r / (rmax[l] + 1)
+    return out
+
 # %% ../../nbs/04_data.targets.ipynb #3619c515
 IGNORE_INDEX = -100  # `type` target of pixels of cells with unknown type (torch's CrossEntropy default)
 TARGET_KEYS = ('fg', 'boundary', 'dist', 'type')
+DIST_TARGETS = ('edt', 'centre', 'blend')  # what `dist` holds: the distance to the cell's edge, the closeness to its centre, or their mean
+
+def check_dist_target(dist_target:str) -> str:
+    "`dist_target` if it is one of `DIST_TARGETS`, else a `ValueError` listing them"
+    if dist_target not in DIST_TARGETS: raise ValueError(f"dist_target={dist_target!r}; expected one of {list(DIST_TARGETS)}")
+    return dist_target
 
 def _type_lut(cell_types, ids:np.ndarray) -> np.ndarray:
     "Class index per compact id (-1 unknown); background id 0 maps to -1 too"
@@ -77,14 +99,17 @@ def _type_lut(cell_types, ids:np.ndarray) -> np.ndarray:
 def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
                  cell_types=None, # class index per label id (array, -1 unknown), one int for all cells, or None
                  boundary_width:int=1, # boundary thickness inside each cell, in pixels
+                 dist_target:str='edt', # one of `DIST_TARGETS`: distance to the edge (`instance_distance`), closeness to the centre, or their mean
                 ) -> dict:
     "The heads' targets: `fg`, `boundary`, `dist` float32 (1, H, W) and `type` int64 (H, W), see DEVELOPING.md"
     if labels.ndim != 2: raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
     if not (isinstance(boundary_width, (int, np.integer)) and boundary_width >= 1):
         raise ValueError(f"boundary_width={boundary_width!r} must be an int >= 1")
+    check_dist_target(dist_target)
     lab, ids = _compact_ids(labels)
     edges = instance_edges(lab)
     dist, raw = instance_distance(lab, edges)
+    if dist_target != 'edt': c = instance_centre_distance(lab); dist = c if dist_target == 'centre' else (dist + c) / 2
     fg = lab > 0
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     k = _type_lut(cell_types, ids)[lab]
