@@ -1,8 +1,8 @@
 """What the `dist` target can do at best: perfect maps of the real test images, seeded by the product's watershed.
 
 For the Usiigaci test images (sets 41-45, 415 fibroblasts) and the 5 LIVECell images, `probs_from_labels` makes the
-maps a perfect model would predict (blurred by 1 px), with either `dist` target of `make_targets` (`DIST_TARGETS`:
-distance to the cell's edge, or closeness to its centre), and `instances_from_probs` segments them at the default
+maps a perfect model would predict (blurred by 1 px), with each `dist` target of `make_targets` (`DIST_TARGETS`:
+distance to the cell's edge, closeness to its centre, their mean), and `instances_from_probs` segments them at the default
 thresholds and at the seed peak heights `HS`. A target with several peaks in one cell cuts it even when predicted
 perfectly. Writes `bench/results/realdata_perfect.json` (objects found, F1@0.5, per target, data and `seed_h`).
 

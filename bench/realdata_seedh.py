@@ -57,9 +57,9 @@ def one(run:Path, name:str, img, gt) -> dict:
 
 def group(run:str) -> str:
     "Models pooled together: protocol, budget and seed (and the method, for an ablation's models)"
-    p, *mid, budget, seed = run.split('_')
-    m = mid[-1] if mid and mid[-1] != 'ours' else ''
-    return f'{p} {budget} seed {seed}' + (f' {m}' if m else '')
+    import re
+    p, m, budget, seed = re.fullmatch(r'([^_]+)_.+?_(ours(?:\[[^\]]*\])?)_([^_]+)_(\d+)', run).groups()
+    return f'{p} {budget} seed {seed}' + (f' {m}' if m != 'ours' else '')
 
 def f1(v:dict) -> float: return 2 * v['tp'] / max(2 * v['tp'] + v['fp'] + v['fn'], 1)
 
@@ -83,7 +83,7 @@ def report() -> dict:
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # groups measured from runs no longer in runs.jsonl are kept
     for g, t in old.get('by_group', {}).items(): out['by_group'].setdefault(g, t)
     out['images'] += [i for i in old.get('images', []) if group(i['run']) not in {group(r['run']) for r in rows}]
-    lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and len(g.split()) == 4]   # the defaults' models
+    lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and not g.endswith(']')]   # the defaults' models
     out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images'} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
     keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']

@@ -30,6 +30,7 @@ def test_seedh_groups_keep_ablations_apart():
     assert sh.group('lc5-lolo_BT474_ours_dev_0') == 'lc5-lolo dev seed 0'
     assert sh.group('lc5-loio_BT474_C3_ours_15min_2') == 'lc5-loio 15min seed 2'
     assert sh.group('lc5-lolo_BT474_ours[centre]_dev_0') == 'lc5-lolo dev seed 0 ours[centre]'
+    assert sh.group('lc5-loio_BT474_C3_ours[big_crop]_15min_1') == 'lc5-loio 15min seed 1 ours[big_crop]'
 
 @needs_data
 def test_folds_cover_every_image_once():
