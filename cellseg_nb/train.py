@@ -208,7 +208,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
     rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.rescales_each_image else None
     sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
-    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale,
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale, 'dist_target': cfg.dist_target,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     return model, scale, init

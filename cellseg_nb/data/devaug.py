@@ -316,7 +316,7 @@ class DeviceAugment:
         self.spec, self.hw = _spec(PRESETS[preset] if isinstance(preset, str) else preset, strength), _crop_hw(crop_size)
         self.margin = window_margin(self.hw, self.spec)
     def __repr__(self): return f"DeviceAugment({self.preset!r}, crop_size={self.hw}, strength={self.strength}, p={self.p})"
-    def to_dict(self) -> dict: return dict(device_augment=self.preset, crop_size=self.hw, strength=self.strength, p=self.p, spec=self.spec)
+    def to_dict(self) -> dict: return dict(device_augment=self.preset, crop_size=self.hw, strength=self.strength, p=self.p, spec=self.spec, dist_target=self.dist_target)
 
     def __call__(self, batch:dict, # a collated batch of `WindowDataset` samples, on any device
                  seed:int=0, # the draws of this call (the training loop passes one per step: exact resume)

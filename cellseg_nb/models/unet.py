@@ -12,6 +12,7 @@ from typing import Mapping, NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from ..core import atomic_write, CELL_LINES, DEFAULT_NORMALISATION
+from ..data.targets import check_dist_target
 
 # %% auto #0
 __all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'create_encoder', 'ConvBNAct', 'DecoderBlock', 'n_decoder_blocks',
@@ -157,11 +158,13 @@ class MultiHeadUNet(nn.Module):
                  scale:float=1.0, # `forward` resizes images by this factor first (cells at the training scale), outputs come back at input size
                  cell_diameter:float|None=None, # median training cell diameter (px) as the model saw it; lets inference resize other images to match
                  cell_diameter_range:list|None=None, # 10th and 90th percentiles of the training images' median cell diameters (px), as the model saw them
+                 dist_target:str='edt', # what the `dist` head was trained on, one of `DIST_TARGETS` (`TrainConfig.dist_target`)
                 ):
         super().__init__()
         heads, class_names = _check_heads(heads), _check_classes(num_classes, class_names)
         if pad_mode not in PAD_MODES: raise ValueError(f"pad_mode must be one of {list(PAD_MODES)}, got {pad_mode!r}")
         if head_kernel not in (1, 3): raise ValueError(f"head_kernel must be 1 or 3, got {head_kernel!r}")
+        check_dist_target(dist_target)
         if final_convs not in (1, 2): raise ValueError(f"final_convs must be 1 or 2, got {final_convs!r}")
         self.encoder = create_encoder(encoder_name, in_channels, pretrained)
         chans, reds = self.encoder.feature_info.channels(), self.encoder.feature_info.reduction()
@@ -175,7 +178,8 @@ class MultiHeadUNet(nn.Module):
                            head_kernel=head_kernel, head_channels=head_channels, cls_dropout=cls_dropout, pad_mode=pad_mode,
                            normalisation=dict(normalisation or DEFAULT_NORMALISATION), postprocess=dict(postprocess or {}),
                            scale=float(scale), cell_diameter=None if cell_diameter is None else float(cell_diameter),
-                           cell_diameter_range=None if cell_diameter_range is None else [float(x) for x in cell_diameter_range])
+                           cell_diameter_range=None if cell_diameter_range is None else [float(x) for x in cell_diameter_range],
+                           dist_target=dist_target)
         if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
         self.scale = float(scale)
         self.channels_last = channels_last
