@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from ..core import DEFAULT_NORMALISATION, fill_nonfinite, to_gray
 from ..augment import PRESETS, ROBUST_WIDTH, FILL, _spec, _check_range
-from .targets import IGNORE_INDEX, check_dist_target, _compact_ids, _type_lut
+from .targets import IGNORE_INDEX, DIST_WEIGHTS, check_dist_target, _compact_ids, _type_lut
 from .sources import Source
 from .datasets import _crop_hw
 
@@ -200,16 +200,17 @@ def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
                    dist_target:str='edt', # one of `DIST_TARGETS`, see `make_targets`
                   ) -> dict:
     "`fg`, `boundary`, `dist` (B, 1, H, W) of `make_targets`, computed on `lab`'s device (`dist` with a chamfer transform)"
-    check_dist_target(dist_target)
+    we, wc = DIST_WEIGHTS[check_dist_target(dist_target)]
     lab = lab.long(); fg = lab > 0
     edges = label_edges(lab)
-    raw = torch.where(fg, chamfer_distance(fg & ~edges) + 1, 0.0)
-    n = int(lab.max()) + 1
-    gid = (lab + n * torch.arange(len(lab), device=lab.device)[:, None, None]).flatten()  # ids unique over the batch
-    cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
-    cmax[::n] = 1
-    dist = (raw.flatten() / cmax[gid]).view_as(raw)
-    if dist_target != 'edt': c = centre_distance(lab); dist = c if dist_target == 'centre' else (dist + c) / 2
+    if we or boundary_width > 1:   # the chamfer transform, only when something uses it
+        raw = torch.where(fg, chamfer_distance(fg & ~edges) + 1, 0.0)
+        n = int(lab.max()) + 1
+        gid = (lab + n * torch.arange(len(lab), device=lab.device)[:, None, None]).flatten()  # ids unique over the batch
+        cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
+        cmax[::n] = 1
+        dist = (raw.flatten() / cmax[gid]).view_as(raw)
+    if wc: dist = wc * centre_distance(lab) + (we * dist if we else 0)
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     return dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])
 

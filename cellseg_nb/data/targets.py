@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_TARGETS', 'instance_edges', 'instance_distance', 'instance_centre_distance',
-           'check_dist_target', 'make_targets', 'median_diameter', 'voronoi_labels']
+__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_WEIGHTS', 'DIST_TARGETS', 'instance_edges', 'instance_distance',
+           'instance_centre_distance', 'check_dist_target', 'make_targets', 'median_diameter', 'voronoi_labels']
 
 # %% ../../nbs/04_data.targets.ipynb #8f77d822
 def instance_edges(labels:np.ndarray, # (H, W) instance ids, 0 = background
@@ -75,7 +75,8 @@ def instance_centre_distance(labels:np.ndarray, # (H, W) instance ids, 0 = backg
 # %% ../../nbs/04_data.targets.ipynb #3619c515
 IGNORE_INDEX = -100  # `type` target of pixels of cells with unknown type (torch's CrossEntropy default)
 TARGET_KEYS = ('fg', 'boundary', 'dist', 'type')
-DIST_TARGETS = ('edt', 'centre', 'blend')  # what `dist` holds: the distance to the cell's edge, the closeness to its centre, or their mean
+DIST_WEIGHTS = {'edt': (1.0, 0.0), 'centre': (0.0, 1.0), 'blend': (0.5, 0.5)}  # `dist` target: weights of (distance to the cell's edge, closeness to its centre)
+DIST_TARGETS = tuple(DIST_WEIGHTS)
 
 def check_dist_target(dist_target:str) -> str:
     "`dist_target` if it is one of `DIST_TARGETS`, else a `ValueError` listing them"
@@ -105,11 +106,11 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     if labels.ndim != 2: raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
     if not (isinstance(boundary_width, (int, np.integer)) and boundary_width >= 1):
         raise ValueError(f"boundary_width={boundary_width!r} must be an int >= 1")
-    check_dist_target(dist_target)
+    we, wc = DIST_WEIGHTS[check_dist_target(dist_target)]
     lab, ids = _compact_ids(labels)
     edges = instance_edges(lab)
-    dist, raw = instance_distance(lab, edges)
-    if dist_target != 'edt': c = instance_centre_distance(lab); dist = c if dist_target == 'centre' else (dist + c) / 2
+    if we or boundary_width > 1: dist, raw = instance_distance(lab, edges)   # not computed when nothing uses it
+    if wc: dist = wc * instance_centre_distance(lab) + (we * dist if we else 0)
     fg = lab > 0
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     k = _type_lut(cell_types, ids)[lab]
