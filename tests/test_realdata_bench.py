@@ -191,3 +191,12 @@ def test_cellpose_train_on_clock(monkeypatch):
     assert (s, done) == (150., None)                     # on time: every epoch, no stop
     now[0] = 0.; s, done = pc.train_on_clock(train_seg, 50, 100., len(imgs), train_data=imgs, s_per_batch=1.)
     assert done == 33 and s == 100. and pc.ClockAdamW.clock is None   # 1.5x slower than planned: 99 steps (the 100th raises) = 33 whole epochs, stopped at the budget
+
+def test_tune_keeps_tuning_and_scored_images_apart():
+    import realdata as rd, realdata_tune as rt   # tuned on Usiigaci's validation sets, scored on its test sets
+    tr, va, te = rd.folds('usiigaci')['41-45']
+    assert rt.TUNE == va and rt.TEST == te and not set(rt.TUNE) & set(rt.TEST)
+    rows = [{0.05: (8, 2, 2, 10), 0.1: (5, 0, 5, 5)}, {0.05: (1, 9, 9, 10), 0.1: (6, 1, 4, 7)}]   # (tp, fp, fn, objects) per height
+    assert rt.pooled(rows, 0.05) == pytest.approx(18 / 40) and rt.pooled(rows, 0.1) == pytest.approx(22 / 32)
+    r = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--models', 'nope_dev_9'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and 'lc5-usiigaci_41-45_nope_dev_9' in r.stderr and 'not found' in r.stderr   # names the missing model and the fix
