@@ -14,6 +14,7 @@ default height (0.05) and the best height on the scored images (an oracle). Writ
 
     python bench/realdata_tune.py --models 'ours_15min_0'          # about 15 CPU-minutes a model on 2 cores
     python bench/realdata_tune.py --models 'ours[centre]_dev_0' --settings dataset-diameter   # about 3
+    python bench/realdata_tune.py --models lc5-lolo_Huh7_ours_dev_0 --settings dataset-diameter   # a model trained on 4 of the images
 """
 from __future__ import annotations
 import argparse, dataclasses, json, sys, time
@@ -45,7 +46,8 @@ def pooled(rows, h): return f1([sum(r[h][i] for r in rows) for i in range(3)])
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--models', nargs='+', default=['ours_15min_0'], help="kept lc5-usiigaci models as <method>_<budget>_<seed>")
+    ap.add_argument('--models', nargs='+', default=['ours_15min_0'],
+                    help="kept lc5-usiigaci models as <method>_<budget>_<seed>, or any kept LIVECell-5 model's folder, e.g. lc5-lolo_Huh7_ours_dev_0")
     ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image')
     a = ap.parse_args(argv)
     import torch; torch.set_num_threads(2)
@@ -53,9 +55,9 @@ def main(argv=None):
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.infer import matched_scale
     from cellseg_nb.data.targets import median_diameter
-    runs = {name: rd.OUT/'work'/f'lc5-usiigaci_41-45_{name}'/'run/best' for name in a.models}
+    runs = {name: rd.OUT/'work'/(name if name.startswith('lc5-') else f'lc5-usiigaci_41-45_{name}')/'run/best' for name in a.models}
     for run in runs.values():
-        if not run.exists(): sys.exit(f"{run} not found: train it with bench/realdata.py --folds lc5-usiigaci:41-45 first")
+        if not run.exists(): sys.exit(f"{run} not found: train it with bench/realdata.py first (--folds lc5-usiigaci:41-45 for a <method>_<budget>_<seed> name)")
     tune, test = rd.items_of('usiigaci', TUNE), rd.items_of('usiigaci', TEST)
     d = median_diameter([g for _, _, g in tune])
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
