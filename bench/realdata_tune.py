@@ -26,10 +26,8 @@ HS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)   # seed peak heights; the default `Postp
 SETTINGS = ('automatic', 'dataset-diameter')
 TUNE, TEST = [f'set{i}' for i in range(36, 41)], [f'set{i}' for i in range(41, 46)]
 
-def f1(t) -> float: return 2 * t[0] / max(2 * t[0] + t[1] + t[2], 1)
-
 def counts(m, img, gt, scale) -> dict:
-    "{seed_h: (tp, fp, fn, objects)} of one image segmented at `scale` (None: the product's two passes)"
+    "{'hs': {seed_h: {tp, fp, fn, cells}}} of one image segmented at `scale` (None: the product's two passes), as `realdata_seedh.one`"
     from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale, _segment
     from cellseg_nb.metrics import match_instances
     pp = model_params(m)
@@ -39,10 +37,13 @@ def counts(m, img, gt, scale) -> dict:
     for h in HS:
         lab = labelled_cells(mp, dataclasses.replace(pp, seed_h=h))[0]
         mm = match_instances(gt, lab, thresholds=(0.5,))
-        out[h] = (int(mm['tp'][0]), int(mm['fp'][0]), int(mm['fn'][0]), int(lab.max()))
-    return out
+        out[h] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
+    return dict(hs=out)
 
-def pooled(rows, h): return f1([sum(r[h][i] for r in rows) for i in range(3)])
+def pooled(rows, h) -> float:
+    "F1@0.5 pooled over `rows` (of `counts`) at the height `h`"
+    from realdata_seedh import pooled as at
+    return at(rows, lambda r: h)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -73,7 +74,7 @@ def main(argv=None):
                               scored_f1={h: round(pooled(te, h), 4) for h in HS},
                               f1_default=round(pooled(te, 0.05), 4), f1_tuned=round(pooled(te, pick), 4),
                               oracle_h=best, f1_oracle=round(pooled(te, best), 4),
-                              objects_tuned=sum(x[pick][3] for x in te), cells=sum(x[pick][0] + x[pick][2] for x in te))
+                              objects_tuned=sum(x['hs'][pick]['cells'] for x in te), cells=sum(x['hs'][pick]['tp'] + x['hs'][pick]['fn'] for x in te))
             print(name, setting, {k: v for k, v in r[setting].items() if not k.endswith('_f1')}, flush=True)
         res.setdefault('runs', {}).setdefault(name, {}).update(r, model=str(run.relative_to(ROOT)), minutes=round((time.perf_counter() - t0) / 60, 1),
                                                            when=time.strftime('%Y-%m-%d %H:%M'))

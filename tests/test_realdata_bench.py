@@ -196,7 +196,8 @@ def test_tune_keeps_tuning_and_scored_images_apart():
     import realdata as rd, realdata_tune as rt   # tuned on Usiigaci's validation sets, scored on its test sets
     tr, va, te = rd.folds('usiigaci')['41-45']
     assert rt.TUNE == va and rt.TEST == te and not set(rt.TUNE) & set(rt.TEST)
-    rows = [{0.05: (8, 2, 2, 10), 0.1: (5, 0, 5, 5)}, {0.05: (1, 9, 9, 10), 0.1: (6, 1, 4, 7)}]   # (tp, fp, fn, objects) per height
+    c = lambda tp, fp, fn, n: dict(tp=tp, fp=fp, fn=fn, cells=n)   # matches and objects of one image at one height
+    rows = [dict(hs={0.05: c(8, 2, 2, 10), 0.1: c(5, 0, 5, 5)}), dict(hs={0.05: c(1, 9, 9, 10), 0.1: c(6, 1, 4, 7)})]
     assert rt.pooled(rows, 0.05) == pytest.approx(18 / 40) and rt.pooled(rows, 0.1) == pytest.approx(22 / 32)
     r = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--models', 'nope_dev_9'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and 'lc5-usiigaci_41-45_nope_dev_9' in r.stderr and 'not found' in r.stderr   # names the missing model and the fix
