@@ -5,8 +5,12 @@ use; imports nothing from cellseg_nb. `CellposeModel(pretrained_model=False, mod
 `train.train_seg` with its own defaults (flows precomputed from the label images), on the GPU where there is one, prediction with
 `diameter=` the training masks' `diam_labels` (or each test image's own, where IN.npz gives `testdiam_<i>`); nothing is downloaded.
 
-    python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S
+    python peer_cellpose.py IN.npz OUT.npz (--epochs N | --minutes M) --seed S [--tune JSON]
 IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and an info json string.
+`--tune '{"diameter": D, "cellprob": [...], "flow": [...]}'` (with tune_0.. in IN.npz, a user's annotated images) also
+segments the tune and test images at diameter D with every pair of Cellpose's two thresholds (`cellprob_threshold`,
+`flow_threshold`, the ones its docs tell users to adjust), the network run once per image: `tlabels_<k>_<i>` (tune
+images) and `labels_<k>_<i>` (test images) for pair k of info['pairs'], for the caller to choose on the tune images.
 A time budget is met by timing calibration runs first (not counted): a 3-epoch warm-up (one-time costs of the
 process), then 10 and 40 epochs, whose difference gives the steady time per epoch and the rest the start-up (flows),
 so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in the info says how well that worked.
@@ -63,6 +67,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('inp'); ap.add_argument('out')
     ap.add_argument('--epochs', type=int); ap.add_argument('--minutes', type=float); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--tune', type=json.loads, help='{"diameter": D, "cellprob": [...], "flow": [...]}: segment tune_i and test_i at every pair')
     a = ap.parse_args()
     from cellpose import models, train
     logging.getLogger('cellpose').setLevel(logging.WARNING)
@@ -100,9 +105,23 @@ def main():
         area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)
         out[f'labels_{i}'] = lab
         out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
-    info = dict(steps=epochs, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,
+    predict_s, pairs, same = time.perf_counter() - t0, [], None
+    if a.tune:
+        tunes = [d[k] for k in sorted((k for k in d if k.startswith('tune_')), key=lambda k: int(k.split('_')[1]))]
+        pairs = [(c, f) for c in a.tune['cellprob'] for f in a.tune['flow']]
+        rescale = model.diam_mean / a.tune['diameter']
+        for tag, ims in (('tlabels', tunes), ('labels', tests)):
+            for i, img in enumerate(ims):
+                _, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=a.tune['diameter'], compute_masks=False)
+                dP, cp = flows[1], flows[2]   # at the image's size (resampled), as eval computes its masks from them
+                for k, (c, f) in enumerate(pairs):
+                    m = model._compute_masks((1, *cp.shape, 2), dP[:, None], cp[None], flow_threshold=f, cellprob_threshold=c, niter=200 / rescale)   # eval's own niter
+                    out[f'{tag}_{k}_{i}'] = np.asarray(m, np.int32)
+        if (0.0, 0.4) in pairs and tests:   # the defaults' pair is what a plain eval at that diameter gives
+            same = bool(np.array_equal(out[f'labels_{pairs.index((0.0, 0.4))}_0'], model.eval(tests[0].astype(np.float32), channels=[0, 0], diameter=a.tune['diameter'])[0]))
+    info = dict(steps=epochs, pairs=pairs, default_pair_as_eval=same, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,
                 calibration_s_per_epoch=calib, calibration_startup_s=startup,
-                budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=time.perf_counter() - t0,
+                budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=predict_s,
                 device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')
     np.savez_compressed(a.out, info=json.dumps(info), **out)
 

@@ -31,6 +31,7 @@ from .train import *
 from .writers import *
 from .predict import *
 from .viewer import *
+from .tune import *
 from .pretrain import *
 from .demo import *
 __all__ = [n for n in dir() if not n.startswith('_')]  # the modules' public names (nbdev lists none: this cell defines nothing)

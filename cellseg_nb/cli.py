@@ -19,6 +19,7 @@ COMMANDS = {  # sub-command: ("module:function", one-line help)
     'train':    ('cellseg_nb.train:train_cli', 'train a model on COCO, LIVECell or image + mask folders'),
     'evaluate': ('cellseg_nb.evaluate:evaluate_cli', 'score a model or saved predictions against annotations'),
     'predict':  ('cellseg_nb.predict:predict_cli', 'segment and classify cells in images of any size'),
+    'tune':     ('cellseg_nb.tune:tune_cli', 'fit a trained model to your microscope: cell size and post-processing from a few annotated images'),
     'pretrain': ('cellseg_nb.pretrain:pretrain_cli', 'self-supervised pretraining of the encoder on unlabelled images'),
 }
 

@@ -19,7 +19,8 @@ __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_
            'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
            'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps',
            'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params',
-           'matched_scale', 'model_scale', 'two_passes', 'second_pass_scale', 'segment']
+           'model_diameter', 'matched_scale', 'known_scale', 'model_scale', 'two_passes', 'second_pass_scale',
+           'segment']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -31,7 +32,7 @@ class InferConfig:
     batch_size:int=4 # tiles per forward pass
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
-    diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: measured on a first pass; 0: the training scale
+    diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale
     seed_h:float|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge
 
 INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'seed_h')}  # the settings every caller uses unless told otherwise
@@ -414,6 +415,10 @@ def _segment(model, image, params, block, halo, progress, **kwargs):
 # %% ../nbs/09b_infer.ipynb #126489eb
 MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)
 
+def model_diameter(model, diameter:float|None=None) -> float|None:
+    "`diameter` where given, else the median cell diameter of the images `cellseg tune` fitted the model to (`config['image_diameter']`), else None"
+    return diameter if diameter is not None else (getattr(model, 'config', None) or {}).get('image_diameter')
+
 def matched_scale(model, # a `MultiHeadUNet`; without `config['cell_diameter']` there is nothing to match
                   diameter:float|None=None, # the image's median cell diameter (px); None: measured on `labels`; 0: keep the model's scale
                   labels:np.ndarray|None=None, # first-pass segmentation of the image at the model's own scale
@@ -422,11 +427,21 @@ def matched_scale(model, # a `MultiHeadUNet`; without `config['cell_diameter']` 
     cfg = getattr(model, 'config', None) or {}; target, s0 = cfg.get('cell_diameter'), getattr(model, 'scale', None)
     if not target or s0 is None or diameter == 0: return None
     if diameter is not None: return float(np.clip(target / diameter, 0.1, 10))
-    if labels is None or len(np.unique(labels)) - 1 < MIN_CELLS_TO_MEASURE: return None
+    if labels is None: return known_scale(model, model_diameter(model))   # the diameter `cellseg tune` stored, if any
+    if len(np.unique(labels)) - 1 < MIN_CELLS_TO_MEASURE: return None
+    s = known_scale(model, median_diameter([labels]))
+    return None if s is None else float(np.clip(s, s0 / 2, s0 * 2))   # a measured size moves the scale at most 2x
+
+def known_scale(model, # a `MultiHeadUNet`
+                diameter:float|None, # the images' median cell diameter (px), measured on them
+               ) -> float|None:
+    "The resize factor for images whose median cell is `diameter` px: None (the model's own) where training saw that size, else the nearest size it saw"
+    cfg = getattr(model, 'config', None) or {}; target, s0 = cfg.get('cell_diameter'), getattr(model, 'scale', None)
+    if not target or s0 is None or not diameter: return None
     lo, hi = cfg.get('cell_diameter_range') or (target, target)
-    d = median_diameter([labels]) * s0   # the image's cells as the model sees them
-    if lo <= d <= hi: return None        # a size training saw: no resizing
-    return float(np.clip(s0 * (lo if d < lo else hi) / d, s0 / 2, s0 * 2))
+    d = diameter * s0   # the cells as the model sees them
+    if lo <= d <= hi: return None   # a size training saw: no resizing
+    return float(np.clip(s0 * (lo if d < lo else hi) / d, 0.1, 10))
 
 # %% ../nbs/09b_infer.ipynb #af1fa121
 @contextlib.contextmanager
@@ -439,8 +454,8 @@ def model_scale(model, scale:float|None):
         if scale is not None: model.scale = old
 
 def two_passes(model, diameter:float|None=None) -> bool:
-    "Whether `segment` measures the cells on a first pass: no `diameter` given and a model trained with cell-size matching"
-    return diameter is None and bool((getattr(model, 'config', None) or {}).get('cell_diameter'))
+    "Whether `segment` measures the cells on a first pass: no `diameter` given or tuned, and a model trained with cell-size matching"
+    return model_diameter(model, diameter) is None and bool((getattr(model, 'config', None) or {}).get('cell_diameter'))
 
 def second_pass_scale(model, first_labels:np.ndarray) -> float|None:
     "The scale of `segment`'s second pass after a first pass found `first_labels` (None: the first pass stands)"
@@ -453,7 +468,7 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             block:int=1024, # post-processing block (px)
             halo:int=128, # post-processing context (px), wider than the largest cell
             progress:bool=False,
-            diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: measured on a first pass; 0: the model's own scale
+            diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: the one `cellseg tune` stored, else measured on a first pass; 0: the model's own scale
             seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `model_params`)
             **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
            ):

@@ -21,7 +21,7 @@ __all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE
            'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means',
            'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty',
            'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs',
-           'tune_thresholds']
+           'pooled_score', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -321,6 +321,16 @@ TRAIN_IMAGE_GRID = {'fg_threshold': DEFAULT_GRID['fg_threshold']}  # tuned on th
 TUNE_METRICS = ('f1@0.5', 'f1@0.75', 'msa', 'pq@0.5', 'sa@0.5')
 
 # %% ../nbs/09_postprocess.ipynb #f8aa74e5
+def pooled_score(probs_list:list, # probability maps of some images
+                 gt_labels_list:list, # their true label images
+                 params:PostprocessParams|Mapping|None=None, # post-processing that finds the cells
+                 metric:str='f1@0.5', # one of `TUNE_METRICS`
+                ) -> float:
+    "`metric` pooled over the images, their cells found from `probs_list` with `params`"
+    pp = PostprocessParams.from_dict(params)
+    ms = [match_instances(g, instances_from_probs(pr, pp)[0]) for pr, g in zip(probs_list, gt_labels_list)]
+    return object_scores(gt_labels_list, ms)['summary']['pooled'][metric]
+
 def tune_thresholds(probs_list:list, # probability maps of validation images
                     gt_labels_list:list, # their true label images
                     grid:Mapping|None=None, # {parameter: values}; default `DEFAULT_GRID`
@@ -340,9 +350,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
     best = PostprocessParams.from_dict(base); tried = {}
     def score(pp):
         key = tuple((k, v) for k, v in asdict(pp).items() if not isinstance(v, list))   # the type prototypes are not tuned
-        if key not in tried:
-            ms = [match_instances(g, instances_from_probs(pr, pp)[0]) for pr, g in zip(probs_list, gt_labels_list)]
-            tried[key] = object_scores(gt_labels_list, ms)['summary']['pooled'][metric]
+        if key not in tried: tried[key] = pooled_score(probs_list, gt_labels_list, pp, metric)
         return tried[key]
     best_score = score(best)
     with tqdm(total=rounds * sum(map(len, grid.values())), desc='tuning', disable=not progress) as bar:

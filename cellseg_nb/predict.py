@@ -39,7 +39,7 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             compact='auto', # keep uint8 maps (5 bytes/px); 'auto': above 2048² pixels
             progress:bool=True,
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
-            diameter:float|None=None, # median cell diameter (px); None: measured on a first pass; 0: the training scale (see `segment`)
+            diameter:float|None=None, # median cell diameter (px); None: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale (see `segment`)
             seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"

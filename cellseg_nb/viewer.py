@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from .core import read_image
 from .postprocess import PostprocessParams, instances_from_probs
-from .infer import infer_maps, name_cell_types, INFER_DEFAULTS
+from .infer import infer_maps, name_cell_types, model_scale, matched_scale, INFER_DEFAULTS
 from .writers import overlay_image, read_outputs
 from .predict import find_inputs, n_pages, load_predictor, torch_module
 
@@ -75,8 +75,9 @@ class CellViewer:
         return read_image(s[0], page=s[1]) if isinstance(s, tuple) else np.asarray(s)
 
     def maps(self, i:int) -> dict:
-        "Probability maps of image `i` (predicted once, then cached)"
-        if i not in self._cache: self._cache[i] = infer_maps(self.model, self.image(i), compact=False, **self.kw).probs()
+        "Probability maps of image `i` (predicted once, then cached), at the size a tuned model stores (`cellseg tune`)"
+        if i not in self._cache:
+            with model_scale(self.model, matched_scale(self.model)): self._cache[i] = infer_maps(self.model, self.image(i), compact=False, **self.kw).probs()
         return self._cache[i]
 
     def current(self):

@@ -3,7 +3,7 @@ the classical baseline, scoring and the report. Skips where ../shared/data is ab
 environment (created by the bench on first use), so it is not run here."""
 import json, os, subprocess, sys
 from pathlib import Path
-import pytest
+import numpy as np, pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'bench'))
@@ -201,3 +201,10 @@ def test_tune_keeps_tuning_and_scored_images_apart():
     assert rt.pooled(rows, 0.05) == pytest.approx(18 / 40) and rt.pooled(rows, 0.1) == pytest.approx(22 / 32)
     r = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--models', 'nope_dev_9'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and 'lc5-usiigaci_41-45_nope_dev_9' in r.stderr and 'not found' in r.stderr   # names the missing model and the fix
+    from cellseg_nb.tune import TUNE_GRID
+    from cellseg_nb.postprocess import DEFAULT_GRID
+    g = rt.grids(); assert TUNE_GRID in g.values() and set(g['full']) == set(DEFAULT_GRID) and set(g['wide']['fg_threshold']) > set(DEFAULT_GRID['fg_threshold'])   # the product's search among them
+    assert 0.0 in rt.CP_PAIRS['cellprob'] and 0.4 in rt.CP_PAIRS['flow']   # the peer's defaults are among its pairs (its untuned row)
+    gt = np.zeros((20, 20), np.int32); gt[2:8, 2:8] = 1; gt[10:18, 10:18] = 2
+    merged = (gt > 0).astype(np.int32)
+    assert rt.match_counts(gt, gt) == dict(tp=2, fp=0, fn=0, cells=2) and rt.match_counts(gt, merged)['fn'] >= 1
