@@ -14,7 +14,7 @@ default height (0.05) and the best height on the scored images (an oracle).
 - `cellseg-tune`: what `cellseg tune` does (`cellseg_nb.tune.tune` on 36-40: the masks' median diameter, then a search
   of `grids()`), scored on 41-45 at that diameter with the chosen post-processing: `seed_h` searches the seed height
   alone, `full` also the foreground and boundary levels and the smoothing (`DEFAULT_GRID`), `wide` as `full` with
-  foreground levels up to 0.9 (`FG_WIDE`).
+  foreground levels up to 0.9 (the product's default, `TUNE_GRID`).
 Writes `bench/results/realdata_tune.json`.
 
     python bench/realdata_tune.py --models 'ours_15min_0'          # all settings: about 20 CPU-minutes a model on 2 cores
@@ -38,27 +38,25 @@ HS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)   # seed peak heights; the default `Postp
 SETTINGS = ('automatic', 'dataset-diameter', 'cellseg-tune')
 TUNE, TEST = [f'set{i}' for i in range(36, 41)], [f'set{i}' for i in range(41, 46)]
 
+def match_counts(gt, lab) -> dict:
+    "{tp, fp, fn, cells} of `lab` against `gt` at IoU 0.5"
+    from cellseg_nb.metrics import match_instances
+    mm = match_instances(gt, lab, thresholds=(0.5,))
+    return dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
+
 def counts(m, img, gt, scale) -> dict:
     "{'hs': {seed_h: {tp, fp, fn, cells}}} of one image segmented at `scale` (None: the product's two passes), as `realdata_seedh.one`"
     from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale, _segment
-    from cellseg_nb.metrics import match_instances
     pp = model_params(m)
     if scale is None: scale = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0])
     with model_scale(m, scale): mp = infer_maps(m, img, progress=False)
-    out = {}
-    for h in HS:
-        lab = labelled_cells(mp, dataclasses.replace(pp, seed_h=h))[0]
-        mm = match_instances(gt, lab, thresholds=(0.5,))
-        out[h] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
-    return dict(hs=out)
-
-FG_WIDE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # foreground levels of the `wide` search (`DEFAULT_GRID` stops at 0.7)
+    return dict(hs={h: match_counts(gt, labelled_cells(mp, dataclasses.replace(pp, seed_h=h))[0]) for h in HS})
 
 def grids() -> dict:
     "The searches `cellseg-tune` compares: the seed height alone, the training-time search with it, and that with higher foreground levels (the product's `TUNE_GRID`)"
     from cellseg_nb.postprocess import DEFAULT_GRID
-    full = {**DEFAULT_GRID, 'seed_h': HS}
-    return {'seed_h': {'seed_h': HS}, 'full': full, 'wide': {**full, 'fg_threshold': FG_WIDE}}
+    from cellseg_nb.tune import TUNE_GRID
+    return {'seed_h': {'seed_h': HS}, 'full': {**DEFAULT_GRID, 'seed_h': HS}, 'wide': TUNE_GRID}
 
 def product(m, tune, test) -> dict:
     "`cellseg tune` on the images `tune` ((name, image, labels)), scored on `test`, with each of `grids()` (the maps computed once)"
@@ -76,12 +74,6 @@ def product(m, tune, test) -> dict:
     return out
 
 CP_PAIRS = dict(cellprob=[-2.0, -1.0, 0.0, 1.0], flow=[0.4, 0.8])   # Cellpose's two thresholds its docs tell users to adjust (defaults 0, 0.4)
-
-def match_counts(gt, lab) -> dict:
-    "{tp, fp, fn, cells} of `lab` against `gt` at IoU 0.5"
-    from cellseg_nb.metrics import match_instances
-    mm = match_instances(gt, lab, thresholds=(0.5,))
-    return dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
 
 def peer_cellpose(seed:int, budget:str='15min') -> dict:
     "Cellpose trained on LIVECell-5, then one diameter and its thresholds chosen on the tuning images, scored on the others"
@@ -127,7 +119,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--models', nargs='+', default=['ours_15min_0'],
                     help="kept lc5-usiigaci models as <method>_<budget>_<seed>, or any kept LIVECell-5 model's folder, e.g. lc5-lolo_Huh7_ours_dev_0")
-    ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image; cellseg-tune: the product command, two searches')
+    ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image; cellseg-tune: the product command, three searches')
     ap.add_argument('--peer', choices=['cellpose'], help='train the peer and tune it on the same images instead (--seed)')
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
