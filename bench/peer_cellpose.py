@@ -10,7 +10,8 @@ IN.npz holds train_0.., mask_0.., test_0..; OUT.npz gets labels_i, scores_i and 
 `--tune '{"diameter": D, "cellprob": [...], "flow": [...]}'` (with tune_0.. in IN.npz, a user's annotated images) also
 segments the tune and test images at diameter D with every pair of Cellpose's two thresholds (`cellprob_threshold`,
 `flow_threshold`, the ones its docs tell users to adjust), the network run once per image: `tlabels_<k>_<i>` (tune
-images) and `labels_<k>_<i>` (test images) for pair k of info['pairs'], for the caller to choose on the tune images.
+images) and `labels_<k>_<i>` (test images) for pair k of info['pairs'], with each mask's score in `tlabelsscores_<k>_<i>` /
+`labelsscores_<k>_<i>` (runs trained after 2026-12-05 05:30), for the caller to choose on the tune images.
 A time budget is met by timing calibration runs first (not counted): a 3-epoch warm-up (one-time costs of the
 process), then 10 and 40 epochs, whose difference gives the steady time per epoch and the rest the start-up (flows),
 so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in the info says how well that worked.
@@ -31,6 +32,13 @@ def cellpose_lr(n_epochs, learning_rate=0.005):
     if n_epochs > 300: lr = np.append(lr[:-100], np.repeat(lr[-101] / 2 ** np.arange(1, 11), 10))
     elif n_epochs > 100: lr = np.append(lr[:-50], np.repeat(lr[-51] / 2 ** np.arange(1, 11), 5))
     return lr
+
+def mean_prob(lab, cellprob) -> np.ndarray:
+    "Each mask's score, as the bench scores Cellpose's cells for AP: the mean sigmoid of `cellprob` over the mask (labels 1..max)"
+    lab = np.asarray(lab); n = int(lab.max())
+    if lab.shape != np.shape(cellprob): raise ValueError(f"masks {lab.shape} and cellprob {np.shape(cellprob)} differ in size")
+    prob = 1 / (1 + np.exp(-np.asarray(cellprob, np.float64)))
+    return (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1))[1:]
 
 class OutOfTime(Exception): "The clock budget of a training run is spent"
 
@@ -100,11 +108,8 @@ def main():
     out, t0 = {}, time.perf_counter()
     for i, img in enumerate(tests):
         masks_i, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=test_diams[i] or diam)
-        lab = np.asarray(masks_i, np.int32); n = int(lab.max())
-        prob = 1 / (1 + np.exp(-np.asarray(flows[2], np.float64)))
-        area = np.maximum(np.bincount(lab.ravel(), minlength=n + 1), 1)
-        out[f'labels_{i}'] = lab
-        out[f'scores_{i}'] = (np.bincount(lab.ravel(), prob.ravel(), minlength=n + 1) / area)[1:]
+        lab = np.asarray(masks_i, np.int32)
+        out[f'labels_{i}'], out[f'scores_{i}'] = lab, mean_prob(lab, flows[2])
     predict_s, pairs, same = time.perf_counter() - t0, [], None
     if a.tune:
         tunes = [d[k] for k in sorted((k for k in d if k.startswith('tune_')), key=lambda k: int(k.split('_')[1]))]
@@ -116,7 +121,8 @@ def main():
                 dP, cp = flows[1], flows[2]   # at the image's size (resampled), as eval computes its masks from them
                 for k, (c, f) in enumerate(pairs):
                     m = model._compute_masks((1, *cp.shape, 2), dP[:, None], cp[None], flow_threshold=f, cellprob_threshold=c, niter=200 / rescale)   # eval's own niter
-                    out[f'{tag}_{k}_{i}'] = np.asarray(m, np.int32)
+                    out[f'{tag}_{k}_{i}'] = lab = np.asarray(m, np.int32)
+                    out[f'{tag}scores_{k}_{i}'] = mean_prob(lab, cp)
         if (0.0, 0.4) in pairs and tests:   # the defaults' pair is what a plain eval at that diameter gives
             same = bool(np.array_equal(out[f'labels_{pairs.index((0.0, 0.4))}_0'], model.eval(tests[0].astype(np.float32), channels=[0, 0], diameter=a.tune['diameter'])[0]))
     info = dict(steps=epochs, pairs=pairs, default_pair_as_eval=same, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,

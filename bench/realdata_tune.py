@@ -14,7 +14,8 @@ default height (0.05) and the best height on the scored images (an oracle).
 - `cellseg-tune`: what `cellseg tune` does (`cellseg_nb.tune.tune` on 36-40: the masks' median diameter, then a search
   of `grids()`), scored on 41-45 at that diameter with the chosen post-processing: `seed_h` searches the seed height
   alone, `full` also the foreground and boundary levels and the smoothing (`DEFAULT_GRID`), `wide` as `full` with
-  foreground levels up to 0.9 (the product's default, `TUNE_GRID`).
+  foreground levels up to 0.9 (the product's default, `TUNE_GRID`). Each also records F1@0.5, mSA and COCO mask AP on 41-45
+  (`scored_default`, `scored_tuned`: cells scored as `cellseg predict` scores them).
 Writes `bench/results/realdata_tune.json`.
 
     python bench/realdata_tune.py --models 'ours_15min_0'          # all settings: about 20 CPU-minutes a model on 2 cores
@@ -22,11 +23,15 @@ Writes `bench/results/realdata_tune.json`.
     python bench/realdata_tune.py --models lc5-lolo_Huh7_ours_dev_0 --settings dataset-diameter   # a model trained on 4 of the images
     python bench/realdata_tune.py --models ours_15min_1 --settings cellseg-tune   # about 5
     python bench/realdata_tune.py --peer cellpose --seed 0   # the peer tuned the same way: trains it (15 min), about 25 in all
+    python bench/realdata_tune.py --peer cellpose --seed 0 --rescore   # score its kept run again (a minute)
+    python bench/realdata_tune.py --report   # mean ± sd over the seeds of the 15-minute models, ours and the peer (`summary_15min`)
 
 `--peer cellpose` trains Cellpose on LIVECell-5 as `realdata.py`'s lc5-usiigaci run does, then tunes it as a Cellpose user
 would, on the same images as ours: the tuning images' median diameter, and the pair of its two thresholds
 (`CP_PAIRS`) with the best pooled F1 on 36-40; recorded as `cellpose[tuned]_15min_<seed>`, with its untuned score
-(the training masks' diameter, default thresholds) from the same model.
+(the training masks' diameter, default thresholds) from the same model; F1@0.5, mSA and AP of the untuned, default-pair and
+tuned masks (`scored_*`; Cellpose's cells scored by their mean cell probability, as `realdata.py` scores them; the two
+tuned rows only for runs trained after 2026-12-05 05:30, which keep each pair's scores; `--rescore` scores a kept run again).
 """
 from __future__ import annotations
 import argparse, dataclasses, json, sys, time
@@ -58,6 +63,17 @@ def grids() -> dict:
     from cellseg_nb.tune import TUNE_GRID
     return {'seed_h': {'seed_h': HS}, 'full': {**DEFAULT_GRID, 'seed_h': HS}, 'wide': TUNE_GRID}
 
+def f1_msa_ap(items, preds) -> dict:
+    "F1@0.5, mSA and COCO mask AP (`realdata.score`, to 4 places) of predictions [(labels, scores)] on [(name, image, labels)]"
+    import realdata as rd
+    return {k: round(v, 4) for k, v in rd.score(items, preds).items() if k in rd.SCORE_KEYS[1:4]}
+
+def scored(maps, items, params) -> dict:
+    "`f1_msa_ap` of the cells `params` cut from `maps` of `items`, scored as `cellseg predict` scores them"
+    import realdata as rd
+    from cellseg_nb.infer import labelled_cells
+    return f1_msa_ap(items, [(lab, rd.label_scores(lab, cells)) for lab, cells in (labelled_cells(mp, params) for mp in maps)])
+
 def product(m, tune, test) -> dict:
     "`cellseg tune` on the images `tune` ((name, image, labels)), scored on `test`, with each of `grids()` (the maps computed once)"
     from cellseg_nb.data.sources import ArraySource
@@ -66,49 +82,91 @@ def product(m, tune, test) -> dict:
     src = lambda items: ArraySource([i for _, i, _ in items], [g for _, _, g in items], names=[n for n, _, _ in items])
     tu = tuning_maps(m, src(tune), progress=False)
     te = tuning_maps(m, src(test), diameter=tu[2], progress=False)[:2]
-    out = {}
+    out, default = {}, None
     for name, grid in grids().items():
         t = fit(m, src(tune), grid=grid, progress=False, maps=tu)
-        out[name] = dict(t.summary(), f1_default=round(pooled_score(*te, t.start), 4), f1_tuned=round(pooled_score(*te, t.params), 4))
+        default = default or scored(te[0], test, t.start)   # the model's own post-processing: the same for every search
+        out[name] = dict(t.summary(), f1_default=round(pooled_score(*te, t.start), 4), f1_tuned=round(pooled_score(*te, t.params), 4),
+                         scored_default=default, scored_tuned=scored(te[0], test, t.params))
         out[name].pop('when')
     return out
 
 CP_PAIRS = dict(cellprob=[-2.0, -1.0, 0.0, 1.0], flow=[0.4, 0.8])   # Cellpose's two thresholds its docs tell users to adjust (defaults 0, 0.4)
 
-def peer_cellpose(seed:int, budget:str='15min') -> dict:
-    "Cellpose trained on LIVECell-5, then one diameter and its thresholds chosen on the tuning images, scored on the others"
+def peer_cellpose(seed:int, budget:str='15min', train:bool=True) -> dict:
+    "Cellpose trained on LIVECell-5, then one diameter and its thresholds chosen on the tuning images, scored on the others (`train=False`: score the kept run again)"
     import subprocess, numpy as np, realdata as rd
     from realdata_seedh import pooled as at
     from cellseg_nb.data.targets import median_diameter
     tr = rd.folds('lc5-usiigaci')['41-45'][0]
     tune, test = rd.items_of('usiigaci', TUNE), rd.items_of('usiigaci', TEST)
     d = median_diameter([g for _, _, g in tune])
-    work = rd.OUT/'work'/f'lc5-usiigaci_41-45_cellpose[tuned]_{budget}_{seed}'; work.mkdir(parents=True, exist_ok=True)
-    arrs = {}
-    for i, (_, img, lab) in enumerate(rd.items_of('lc5-usiigaci', tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
-    for i, (_, img, _) in enumerate(test): arrs[f'test_{i}'] = img
-    for i, (_, img, _) in enumerate(tune): arrs[f'tune_{i}'] = img
-    np.savez(work/'in.npz', **arrs)
-    subprocess.run([str(rd.cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'),
-                    '--minutes', str(rd.budget_minutes(budget)), '--seed', str(seed), '--tune', json.dumps(dict(diameter=d, **CP_PAIRS))], check=True)
+    work = rd.OUT/'work'/f'lc5-usiigaci_41-45_cellpose[tuned]_{budget}_{seed}'
+    if train:
+        work.mkdir(parents=True, exist_ok=True); arrs = {}
+        for i, (_, img, lab) in enumerate(rd.items_of('lc5-usiigaci', tr)): arrs[f'train_{i}'] = img; arrs[f'mask_{i}'] = lab
+        for i, (_, img, _) in enumerate(test): arrs[f'test_{i}'] = img
+        for i, (_, img, _) in enumerate(tune): arrs[f'tune_{i}'] = img
+        np.savez(work/'in.npz', **arrs)
+        subprocess.run([str(rd.cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'),
+                        '--minutes', str(rd.budget_minutes(budget)), '--seed', str(seed), '--tune', json.dumps(dict(diameter=d, **CP_PAIRS))], check=True)
+    elif not (work/'out.npz').exists(): sys.exit(f"{work/'out.npz'} not found: train it first (--peer cellpose --seed {seed}, without --rescore)")
     o = np.load(work/'out.npz'); info = json.loads(str(o['info'])); pairs = [tuple(p) for p in info['pairs']]
     rows = lambda tag, items: [dict(hs={k: match_counts(g, o[f'{tag}_{k}_{i}']) for k in range(len(pairs))}) for i, (_, _, g) in enumerate(items)]
     tu, te = rows('tlabels', tune), rows('labels', test)
     f1 = lambda rs, k: round(at(rs, lambda r: k), 4)
     pick, best, dflt = max(range(len(pairs)), key=lambda k: f1(tu, k)), max(range(len(pairs)), key=lambda k: f1(te, k)), pairs.index((0.0, 0.4))
     untuned = at([dict(hs={0: match_counts(g, o[f'labels_{i}'])}) for i, (_, _, g) in enumerate(test)], lambda r: 0)
+    ap = lambda lab, sc: f1_msa_ap(test, [(o[f'{lab}_{i}'], o[f'{sc}_{i}']) for i in range(len(test))])
+    has = lambda k: f'labelsscores_{k}_0' in o   # runs that kept each pair's scores (trained after 2026-12-05 05:30)
+    extra = dict(scored_untuned=ap('labels', 'scores'),
+                 **({} if not has(pick) else dict(scored_default=ap(f'labels_{dflt}', f'labelsscores_{dflt}'), scored_tuned=ap(f'labels_{pick}', f'labelsscores_{pick}'))))
     return {'cellpose-tune': dict(pairs=pairs, tuned_pair=pairs[pick], tuning_f1=[f1(tu, k) for k in range(len(pairs))], scored_f1=[f1(te, k) for k in range(len(pairs))],
                                   f1_untuned=round(untuned, 4), f1_default=f1(te, dflt), f1_tuned=f1(te, pick), oracle_pair=pairs[best], f1_oracle=f1(te, best),
                                   objects_tuned=sum(x['hs'][pick]['cells'] for x in te), cells=sum(x['hs'][pick]['tp'] + x['hs'][pick]['fn'] for x in te),
                                   tune_diameter=round(d, 2), training_diameter=info['diameter'],
-                                  **{k: info[k] for k in ('steps', 'train_s', 'budget_used', 'default_pair_as_eval')})}
+                                  **{k: info[k] for k in ('steps', 'train_s', 'budget_used', 'default_pair_as_eval')}, **extra)}
 
-def record(name:str, r:dict, **extra):
-    "Merge one model's results into `RESULTS`, read again just before writing (another run may have written since)"
+def record(name:str, r:dict, stamp:str='when', **extra):
+    "Merge one model's results into `RESULTS`, read again just before writing (another run may have written since); `stamp`: the key dated now"
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     res.update(tuning_images=TUNE, scored_images=TEST, heights=list(HS))
-    res.setdefault('runs', {}).setdefault(name, {}).update(r, **extra, when=time.strftime('%Y-%m-%d %H:%M'))
+    res.setdefault('runs', {}).setdefault(name, {}).update(r, **extra, **{stamp: time.strftime('%Y-%m-%d %H:%M')})
     RESULTS.write_text(json.dumps(res, indent=1))
+
+SUMMARY = {   # row of the seed table -> (run name prefix, how to read its scores); ours untuned comes from realdata.json
+    'ours, at the tuning diameter (own post-processing)': ('ours_15min_', lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_default')),
+    'ours, `cellseg tune` (default search)': ('ours_15min_', lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_tuned')),
+    'Cellpose, untuned (training diameter)': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_untuned', {'f1': r['cellpose-tune']['f1_untuned']})),
+    'Cellpose, at the tuning diameter (default thresholds)': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_default', {'f1': r['cellpose-tune']['f1_default']})),
+    'Cellpose, thresholds tuned': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_tuned', {'f1': r['cellpose-tune']['f1_tuned']})),
+}
+
+def report() -> dict:
+    "Mean ± sd over the seeds of the 15-minute LIVECell-5 models: ours untuned and tuned, Cellpose untuned, at the diameter and tuned, and the paired gaps"
+    import realdata as rd
+    res = json.loads(RESULTS.read_text()); runs = res['runs']
+    seed_of = lambda k, pre: int(k[len(pre):]) if k.startswith(pre) and k[len(pre):].isdigit() else None
+    rows = {}
+    rd_rows = [r for r in json.loads(rd.RESULTS.read_text())['per_fold'] if (r['protocol'], r['method'], r['budget']) == ('lc5-usiigaci', 'ours', '15min')]
+    rows['ours, untuned (automatic size)'] = {s['seed']: {k: s[k] for k in rd.SCORE_KEYS[1:4] if k in s} for r in rd_rows for s in r['per_seed']}
+    for row, (pre, get) in SUMMARY.items():
+        rows[row] = {seed_of(k, pre): get(r) for k, r in runs.items() if seed_of(k, pre) is not None and get(r)}
+    nan = float('nan')
+    table = {row: dict(seeds=sorted(v), **{m: rd.ms([v[s].get(m, nan) for s in sorted(v)]) for m in rd.SCORE_KEYS[1:4]}) for row, v in rows.items()}
+    ours = rows['ours, `cellseg tune` (default search)']
+    gap = lambda other, m='f1': {s: round(ours[s][m] - other[s][m], 4) for s in sorted(ours) if s in other and m in other[s]}
+    gaps = {'F1, ours tuned - Cellpose tuned': gap(rows['Cellpose, thresholds tuned']),
+            'F1, ours tuned - Cellpose at the diameter': gap(rows['Cellpose, at the tuning diameter (default thresholds)']),
+            'AP, ours tuned / Cellpose tuned': {s: round(ours[s]['ap'] / v['ap'], 2) for s, v in rows['Cellpose, thresholds tuned'].items() if s in ours and v.get('ap', 0) > 0}}
+    res['summary_15min'] = dict(table=table, by_seed=gaps, when=time.strftime('%Y-%m-%d %H:%M'),
+                                note='seed N of ours and seed N of Cellpose are independent trainings: the by-seed gaps pair seed numbers, not shared data')
+    RESULTS.write_text(json.dumps(res, indent=1))
+    f = lambda d, n: (f"{d['mean']:.3f} ± {d['sd']:.3f}" if d['n'] > 1 else (f"{d['mean']:.3f}" if d['n'] else '–')) + ('' if d['n'] == n else f" ({d['n']} seeds)")
+    print('| LIVECell-5 → Usiigaci 41–45, 15 min | seeds | F1@0.5 | mSA | AP |\n|---|---|---|---|---|')
+    for row, t in table.items(): print(f"| {row} | {','.join(map(str, t['seeds']))} | " + ' | '.join(f(t[m], len(t['seeds'])) for m in rd.SCORE_KEYS[1:4]) + ' |')
+    for k, v in gaps.items(): print(f'{k}, seed for seed (independent trainings): {v}')
+    return res['summary_15min']
 
 def pooled(rows, h) -> float:
     "F1@0.5 pooled over `rows` (of `counts`) at the height `h`"
@@ -122,10 +180,14 @@ def main(argv=None):
     ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image; cellseg-tune: the product command, three searches')
     ap.add_argument('--peer', choices=['cellpose'], help='train the peer and tune it on the same images instead (--seed)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--rescore', action='store_true', help="with --peer: score the kept run again, no training")
+    ap.add_argument('--report', action='store_true', help='mean ± sd over the seeds of the 15-minute models (ours and the peer), into the results')
     a = ap.parse_args(argv)
+    if a.rescore and not a.peer: ap.error('--rescore scores a kept peer run again: give --peer cellpose --seed N')
+    if a.report: return report()
     if a.peer:
-        r = peer_cellpose(a.seed); print(r, flush=True)
-        return record(f'cellpose[tuned]_15min_{a.seed}', r)
+        r = peer_cellpose(a.seed, train=not a.rescore); print(r, flush=True)
+        return record(f'cellpose[tuned]_15min_{a.seed}', r, stamp='rescored' if a.rescore else 'when')
     import torch; torch.set_num_threads(2)
     import realdata as rd
     from cellseg_nb.models.unet import load_model

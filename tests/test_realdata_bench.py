@@ -208,3 +208,59 @@ def test_tune_keeps_tuning_and_scored_images_apart():
     gt = np.zeros((20, 20), np.int32); gt[2:8, 2:8] = 1; gt[10:18, 10:18] = 2
     merged = (gt > 0).astype(np.int32)
     assert rt.match_counts(gt, gt) == dict(tp=2, fp=0, fn=0, cells=2) and rt.match_counts(gt, merged)['fn'] >= 1
+    from cellseg_nb.postprocess import probs_from_labels, PostprocessParams
+    s = rt.scored([probs_from_labels(gt)], [('a', None, gt)], PostprocessParams())   # perfect maps: every cell found, ranked first
+    assert s['f1'] == 1.0 and s['ap'] > 0.9 and set(s) == {'f1', 'msa', 'ap'}
+    assert rt.scored([probs_from_labels(gt * (gt == 1))], [('a', None, gt)], PostprocessParams())['f1'] == pytest.approx(2 / 3, abs=1e-4)   # a cell missed (scores kept to 4 places)
+
+def test_cellpose_masks_scored_by_mean_probability():
+    import peer_cellpose as pc   # how the bench scores Cellpose's cells for AP, on eval's masks and each tuned pair's
+    lab = np.array([[0, 1, 1], [2, 2, 0]]); cp = np.array([[9., 0., 2.], [-2., 0., 5.]])
+    sig = lambda x: 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(pc.mean_prob(lab, cp), [(sig(0.) + sig(2.)) / 2, (sig(-2.) + sig(0.)) / 2])   # background ignored
+    assert pc.mean_prob(np.zeros((2, 3), int), cp).shape == (0,)
+    with pytest.raises(ValueError, match='differ in size'): pc.mean_prob(lab, cp[:1])
+
+def test_tune_report_pools_seeds_and_pairs_them(tmp_path, monkeypatch):
+    import realdata as rd, realdata_tune as rt   # the seed table of the 15-minute models, from the kept results only
+    sc = lambda f1, ap: dict(f1=f1, msa=f1 / 4, ap=ap)
+    ours = lambda f1, ap: {'cellseg-tune': {'wide': dict(scored_default=sc(0.4, 0.1), scored_tuned=sc(f1, ap))}}
+    cp = lambda f1, **k: {'cellpose-tune': dict(f1_untuned=0.1, f1_default=0.5, f1_tuned=f1, **k)}
+    runs = {'ours_15min_0': ours(0.6, 0.2), 'ours_15min_1': ours(0.7, 0.3), 'ours[centre]_15min_0': ours(0.9, 0.9),   # another method: not pooled
+            'cellpose[tuned]_15min_0': cp(0.55), 'cellpose[tuned]_15min_1': cp(0.5, scored_tuned=sc(0.5, 0.2))}
+    (res := tmp_path/'tune.json').write_text(json.dumps(dict(runs=runs)))
+    (rdres := tmp_path/'rd.json').write_text(json.dumps(dict(per_fold=[dict(protocol='lc5-usiigaci', method='ours', budget='15min', per_seed=[dict(seed=0, **sc(0.04, 0.01))])])))
+    monkeypatch.setattr(rt, 'RESULTS', res); monkeypatch.setattr(rd, 'RESULTS', rdres)
+    s = rt.report(); t = s['table']
+    assert t['ours, `cellseg tune` (default search)']['f1']['mean'] == pytest.approx(0.65) and t['ours, `cellseg tune` (default search)']['seeds'] == [0, 1]
+    assert t['Cellpose, thresholds tuned']['f1']['n'] == 2 and t['Cellpose, thresholds tuned']['ap']['n'] == 1   # seed 0 kept no AP
+    assert t['ours, untuned (automatic size)']['f1']['mean'] == 0.04
+    assert s['by_seed']['F1, ours tuned - Cellpose tuned'] == {0: 0.05, 1: 0.2} and s['by_seed']['AP, ours tuned / Cellpose tuned'] == {1: 1.5}
+    assert 'summary_15min' in json.loads(res.read_text())
+
+@needs_data
+def test_tune_rescores_a_kept_peer_run(tmp_path, monkeypatch):
+    import realdata as rd, realdata_tune as rt   # the reading side of --peer cellpose: a kept out.npz scored again, no training
+    if shared_data('usiigaci-phase') is None: pytest.skip('needs ../shared/data/usiigaci-phase')
+    monkeypatch.setattr(rd, 'OUT', tmp_path)
+    with pytest.raises(SystemExit, match='not found'): rt.peer_cellpose(7, train=False)   # nothing kept: says so, trains nothing
+    test, tune = rd.items_of('usiigaci', rt.TEST), rd.items_of('usiigaci', rt.TUNE)
+    pairs = [(c, f) for c in rt.CP_PAIRS['cellprob'] for f in rt.CP_PAIRS['flow']]; k0 = pairs.index((1.0, 0.8))
+    o = dict(info=json.dumps(dict(pairs=pairs, diameter=20.0, steps=1, train_s=1.0, budget_used=1.0, default_pair_as_eval=True)))
+    for i, (_, _, g) in enumerate(test):   # eval's masks and one pair are perfect, the others find nothing
+        o[f'labels_{i}'], o[f'scores_{i}'] = g, np.ones(int(g.max()))
+        for k in range(len(pairs)): o[f'labels_{k}_{i}'] = g if k == k0 else np.zeros_like(g)
+    for i, (_, _, g) in enumerate(tune):
+        for k in range(len(pairs)): o[f'tlabels_{k}_{i}'] = g if k == k0 else np.zeros_like(g)
+    (work := tmp_path/'work'/'lc5-usiigaci_41-45_cellpose[tuned]_15min_7').mkdir(parents=True)
+    np.savez(work/'out.npz', **o)
+    r = rt.peer_cellpose(7, train=False)['cellpose-tune']
+    assert r['tuned_pair'] == (1.0, 0.8) and r['f1_tuned'] == 1.0 and r['f1_default'] == 0.0 and r['scored_untuned']['f1'] == 1.0
+    assert 'scored_tuned' not in r   # this run kept no per-pair scores: no AP for its tuned masks
+    for i, (_, _, g) in enumerate(test):
+        for k in range(len(pairs)): o[f'labelsscores_{k}_{i}'] = np.ones(int(o[f'labels_{k}_{i}'].max()))
+    np.savez(work/'out.npz', **o)
+    r = rt.peer_cellpose(7, train=False)['cellpose-tune']
+    assert r['scored_tuned']['f1'] == 1.0 and r['scored_tuned']['ap'] > 0.9 and r['scored_default']['f1'] == 0.0
+    e = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--rescore'], capture_output=True, text=True, timeout=120)
+    assert e.returncode == 2 and '--peer' in e.stderr   # --rescore alone is refused, not a full run
