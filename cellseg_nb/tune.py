@@ -8,7 +8,6 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/tune.html.md"""
 from __future__ import annotations
 import argparse, dataclasses, json, time, warnings
 from pathlib import Path
-from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
