@@ -12,6 +12,8 @@ segments the tune and test images at diameter D with every pair of Cellpose's tw
 `flow_threshold`, the ones its docs tell users to adjust), the network run once per image: `tlabels_<k>_<i>` (tune
 images) and `labels_<k>_<i>` (test images) for pair k of info['pairs'], with each mask's score in `tlabelsscores_<k>_<i>` /
 `labelsscores_<k>_<i>` (runs trained after 2026-12-05 05:30), for the caller to choose on the tune images.
+`"diameters": {"KEY": D, ...}` in that JSON also segments the test images at each D with the default thresholds
+(`sub_<KEY>_<i>`, scores `subscores_<KEY>_<i>`): the diameter a user measures on fewer annotated images (from 2026-12-05 10:00).
 A time budget is met by timing calibration runs first (not counted): a 3-epoch warm-up (one-time costs of the
 process), then 10 and 40 epochs, whose difference gives the steady time per epoch and the rest the start-up (flows),
 so it trains for (budget - start-up) / (s per epoch) epochs; `budget_used` in the info says how well that worked.
@@ -75,7 +77,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('inp'); ap.add_argument('out')
     ap.add_argument('--epochs', type=int); ap.add_argument('--minutes', type=float); ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--tune', type=json.loads, help='{"diameter": D, "cellprob": [...], "flow": [...]}: segment tune_i and test_i at every pair')
+    ap.add_argument('--tune', type=json.loads, help='{"diameter": D, "cellprob": [...], "flow": [...], "diameters": {KEY: D}}: segment tune_i and test_i at every pair (and test_i at each D of "diameters")')
     a = ap.parse_args()
     from cellpose import models, train
     logging.getLogger('cellpose').setLevel(logging.WARNING)
@@ -123,9 +125,14 @@ def main():
                     m = model._compute_masks((1, *cp.shape, 2), dP[:, None], cp[None], flow_threshold=f, cellprob_threshold=c, niter=200 / rescale)   # eval's own niter
                     out[f'{tag}_{k}_{i}'] = lab = np.asarray(m, np.int32)
                     out[f'{tag}scores_{k}_{i}'] = mean_prob(lab, cp)
+        for key, dk in (a.tune.get('diameters') or {}).items():   # fewer annotated images: their diameter, Cellpose's default thresholds
+            for i, img in enumerate(tests):
+                m, flows, _ = model.eval(img.astype(np.float32), channels=[0, 0], diameter=dk)
+                out[f'sub_{key}_{i}'] = lab = np.asarray(m, np.int32)
+                out[f'subscores_{key}_{i}'] = mean_prob(lab, flows[2])
         if (0.0, 0.4) in pairs and tests:   # the defaults' pair is what a plain eval at that diameter gives
             same = bool(np.array_equal(out[f'labels_{pairs.index((0.0, 0.4))}_0'], model.eval(tests[0].astype(np.float32), channels=[0, 0], diameter=a.tune['diameter'])[0]))
-    info = dict(steps=epochs, pairs=pairs, default_pair_as_eval=same, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,
+    info = dict(steps=epochs, pairs=pairs, diameters=(a.tune or {}).get('diameters') or {}, default_pair_as_eval=same, planned_epochs=planned, stopped_on_clock=stopped, train_s=train_s, s_per_step=train_s / max(epochs, 1), unit='epoch', diameter=diam,
                 calibration_s_per_epoch=calib, calibration_startup_s=startup,
                 budget_used=train_s / (a.minutes * 60) if a.minutes else None, predict_s=predict_s,
                 device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')

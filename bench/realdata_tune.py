@@ -16,12 +16,16 @@ default height (0.05) and the best height on the scored images (an oracle).
   alone, `full` also the foreground and boundary levels and the smoothing (`DEFAULT_GRID`), `wide` as `full` with
   foreground levels up to 0.9 (the product's default, `TUNE_GRID`). Each also records F1@0.5, mSA and COCO mask AP on 41-45
   (`scored_default`, `scored_tuned`: cells scored as `cellseg predict` scores them).
+- `fewer-images`: how many annotated images `cellseg tune` needs. Its default search on 1, 2 and 3 of the five tuning
+  images (`subsets()`: for each size the five cyclic runs of consecutive sets, chosen before any was scored, so each
+  image is in as many subsets as any other), each at the diameter measured on those images alone, scored on 41-45.
 Writes `bench/results/realdata_tune.json`.
 
-    python bench/realdata_tune.py --models 'ours_15min_0'          # all settings: about 20 CPU-minutes a model on 2 cores
+    python bench/realdata_tune.py --models 'ours_15min_0'          # all settings: about 30 CPU-minutes a model on 2 cores
     python bench/realdata_tune.py --models 'ours[centre]_dev_0' --settings dataset-diameter   # about 3
     python bench/realdata_tune.py --models lc5-lolo_Huh7_ours_dev_0 --settings dataset-diameter   # a model trained on 4 of the images
     python bench/realdata_tune.py --models ours_15min_1 --settings cellseg-tune   # about 5
+    python bench/realdata_tune.py --models ours_15min_3 --settings fewer-images   # 15 tunings, about 12
     python bench/realdata_tune.py --peer cellpose --seed 0   # the peer tuned the same way: trains it (15 min), about 25 in all
     python bench/realdata_tune.py --peer cellpose --seed 0 --rescore   # score its kept run again (a minute)
     python bench/realdata_tune.py --report   # mean ± sd over the seeds of the 15-minute models, ours and the peer (`summary_15min`)
@@ -32,6 +36,10 @@ would, on the same images as ours: the tuning images' median diameter, and the p
 (the training masks' diameter, default thresholds) from the same model; F1@0.5, mSA and AP of the untuned, default-pair and
 tuned masks (`scored_*`; Cellpose's cells scored by their mean cell probability, as `realdata.py` scores them; the two
 tuned rows only for runs trained after 2026-12-05 05:30, which keep each pair's scores; `--rescore` scores a kept run again).
+Runs trained after 2026-12-05 10:00 also segment the scored images at each subset's diameter with Cellpose's default
+thresholds (`cellpose-fewer`: what a Cellpose user who annotated only those images gets; its thresholds, which on
+all five images did no better than its defaults in F1, are not tuned per subset). `--report` pools both per number of
+images over the seeds that have both (`summary_15min.fewer_images`).
 """
 from __future__ import annotations
 import argparse, dataclasses, json, sys, time
@@ -40,8 +48,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_tune.json'
 HS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)   # seed peak heights; the default `PostprocessParams.seed_h` is 0.05
-SETTINGS = ('automatic', 'dataset-diameter', 'cellseg-tune')
+SETTINGS = ('automatic', 'dataset-diameter', 'cellseg-tune', 'fewer-images')
 TUNE, TEST = [f'set{i}' for i in range(36, 41)], [f'set{i}' for i in range(41, 46)]
+KS = (1, 2, 3)   # fewer annotated images than the five of TUNE
+
+def subsets(n:int=len(TUNE), ks=KS) -> dict:
+    "{k: the `n` cyclic runs of k consecutive tuning images (indices)}: fixed in advance, each image in k of the `n` subsets of size k"
+    if not all(0 < k < n for k in ks): raise ValueError(f"subset sizes {ks}: expected 1..{n - 1} (all {n}: the `cellseg-tune` setting)")
+    return {k: [tuple((i + j) % n for j in range(k)) for i in range(n)] for k in ks}
+
+def sub_key(s) -> str:
+    "A subset's name in the results and in Cellpose's output keys: its indices joined by '-'"
+    return '-'.join(map(str, s))
+
+def subset_diameters(tune) -> dict:
+    "{`sub_key`: the median cell diameter (px, 2 places, as `tuning_maps` records it) of those tuning images' masks}"
+    from cellseg_nb.data.targets import median_diameter
+    return {sub_key(x): round(float(median_diameter([tune[i][2] for i in x])), 2) for ss in subsets(len(tune)).values() for x in ss}
+
+def as_source(items):
+    "An `ArraySource` of [(name, image, labels)]"
+    from cellseg_nb.data.sources import ArraySource
+    return ArraySource([i for _, i, _ in items], [g for _, _, g in items], names=[n for n, _, _ in items])
 
 def match_counts(gt, lab) -> dict:
     "{tp, fp, fn, cells} of `lab` against `gt` at IoU 0.5"
@@ -76,24 +104,42 @@ def scored(maps, items, params) -> dict:
 
 def product(m, tune, test) -> dict:
     "`cellseg tune` on the images `tune` ((name, image, labels)), scored on `test`, with each of `grids()` (the maps computed once)"
-    from cellseg_nb.data.sources import ArraySource
     from cellseg_nb.tune import tune as fit, tuning_maps
-    src = lambda items: ArraySource([i for _, i, _ in items], [g for _, _, g in items], names=[n for n, _, _ in items])
-    tu = tuning_maps(m, src(tune), progress=False)
-    te = tuning_maps(m, src(test), diameter=tu[2], progress=False)[0]
+    tu = tuning_maps(m, as_source(tune), progress=False)
+    te = tuning_maps(m, as_source(test), diameter=tu[2], progress=False)[0]
     out, default = {}, None
     for name, grid in grids().items():
-        t = fit(m, src(tune), grid=grid, progress=False, maps=tu)
+        t = fit(m, as_source(tune), grid=grid, progress=False, maps=tu)
         default = default or scored(te, test, t.start)   # the model's own post-processing: the same for every search
         tuned = scored(te, test, t.params)
         out[name] = dict(t.summary(), f1_default=default['f1'], f1_tuned=tuned['f1'], scored_default=default, scored_tuned=tuned)
         out[name].pop('when')
     return out
 
+def fewer(m, tune, test) -> dict:
+    "`cellseg tune`'s default search on each of `subsets()` of the images `tune`, at their own measured diameter, scored on `test`"
+    import warnings
+    from cellseg_nb.tune import tune as fit, tuning_maps, MIN_TUNE_CELLS
+    out = {}
+    for k, ss in subsets(len(tune)).items():
+        for x in ss:
+            items = [tune[i] for i in x]
+            tu = tuning_maps(m, as_source(items), progress=False)
+            te = tuning_maps(m, as_source(test), diameter=tu[2], progress=False)[0]
+            with warnings.catch_warnings():   # the few-cells warning is recorded as `warned`, not printed
+                warnings.filterwarnings('ignore', message='tuning on .* annotated cells')
+                t = fit(m, as_source(items), progress=False, maps=tu)
+            s = t.summary()
+            r = out[sub_key(x)] = dict(k=k, images=[tune[i][0] for i in x], n_cells=t.n_cells, image_diameter=s['image_diameter'], chosen=s['chosen'],
+                                       warned=t.n_cells < MIN_TUNE_CELLS, in_sample_after=s['after'],
+                                       scored_default=scored(te, test, t.start), scored_tuned=scored(te, test, t.params))
+            print(f"  {k} image(s) {r['images']}: d {t.diameter:.1f}, F1 {r['scored_tuned']['f1']:.3f}", flush=True)
+    return out
+
 CP_PAIRS = dict(cellprob=[-2.0, -1.0, 0.0, 1.0], flow=[0.4, 0.8])   # Cellpose's two thresholds its docs tell users to adjust (defaults 0, 0.4)
 
 def peer_cellpose(seed:int, budget:str='15min', train:bool=True) -> dict:
-    "Cellpose trained on LIVECell-5, then one diameter and its thresholds chosen on the tuning images, scored on the others (`train=False`: score the kept run again)"
+    "Cellpose trained on LIVECell-5, then one diameter and its thresholds chosen on the tuning images, scored on the others (`train=False`: score the kept run again); also at each subset's diameter (`cellpose-fewer`)"
     import subprocess, numpy as np, realdata as rd
     from realdata_seedh import pooled as at
     from cellseg_nb.data.targets import median_diameter
@@ -108,7 +154,8 @@ def peer_cellpose(seed:int, budget:str='15min', train:bool=True) -> dict:
         for i, (_, img, _) in enumerate(tune): arrs[f'tune_{i}'] = img
         np.savez(work/'in.npz', **arrs)
         subprocess.run([str(rd.cellpose_python()), str(ROOT/'bench/peer_cellpose.py'), str(work/'in.npz'), str(work/'out.npz'),
-                        '--minutes', str(rd.budget_minutes(budget)), '--seed', str(seed), '--tune', json.dumps(dict(diameter=d, **CP_PAIRS))], check=True)
+                        '--minutes', str(rd.budget_minutes(budget)), '--seed', str(seed),
+                        '--tune', json.dumps(dict(diameter=d, diameters=subset_diameters(tune), **CP_PAIRS))], check=True)
     elif not (work/'out.npz').exists(): sys.exit(f"{work/'out.npz'} not found: train it first (--peer cellpose --seed {seed}, without --rescore)")
     o = np.load(work/'out.npz'); info = json.loads(str(o['info'])); pairs = [tuple(p) for p in info['pairs']]
     rows = lambda tag, items: [dict(hs={k: match_counts(g, o[f'{tag}_{k}_{i}']) for k in range(len(pairs))}) for i, (_, _, g) in enumerate(items)]
@@ -120,7 +167,9 @@ def peer_cellpose(seed:int, budget:str='15min', train:bool=True) -> dict:
     has = lambda k: f'labelsscores_{k}_0' in o   # runs that kept each pair's scores (trained after 2026-12-05 05:30)
     extra = dict(scored_untuned=ap('labels', 'scores'),
                  **({} if not has(pick) else dict(scored_default=ap(f'labels_{dflt}', f'labelsscores_{dflt}'), scored_tuned=ap(f'labels_{pick}', f'labelsscores_{pick}'))))
-    return {'cellpose-tune': dict(pairs=pairs, tuned_pair=pairs[pick], tuning_f1=[f1(tu, k) for k in range(len(pairs))], scored_f1=[f1(te, k) for k in range(len(pairs))],
+    subs = {key: dict(k=len(key.split('-')), images=[TUNE[int(i)] for i in key.split('-')], image_diameter=dk, scored_default=f1_msa_ap(test, [(o[f'sub_{key}_{i}'], o[f'subscores_{key}_{i}']) for i in range(len(test))]))
+            for key, dk in info.get('diameters', {}).items()}   # runs trained after 2026-12-05 10:00: fewer annotated images
+    return {**({'cellpose-fewer': subs} if subs else {}), 'cellpose-tune': dict(pairs=pairs, tuned_pair=pairs[pick], tuning_f1=[f1(tu, k) for k in range(len(pairs))], scored_f1=[f1(te, k) for k in range(len(pairs))],
                                   f1_untuned=round(untuned, 4), f1_default=f1(te, dflt), f1_tuned=f1(te, pick), oracle_pair=pairs[best], f1_oracle=f1(te, best),
                                   objects_tuned=sum(x['hs'][pick]['cells'] for x in te), cells=sum(x['hs'][pick]['tp'] + x['hs'][pick]['fn'] for x in te),
                                   tune_diameter=round(d, 2), training_diameter=info['diameter'],
@@ -145,7 +194,6 @@ def report() -> dict:
     "Mean ± sd over the seeds of the 15-minute LIVECell-5 models: ours untuned and tuned, Cellpose untuned, at the diameter and tuned, and the gaps seed number by seed number"
     import realdata as rd
     res = json.loads(RESULTS.read_text()); runs = res['runs']
-    seed_of = lambda k, pre: int(k[len(pre):]) if k.startswith(pre) and k[len(pre):].isdigit() else None
     rows = {}
     rd_rows = [r for r in json.loads(rd.RESULTS.read_text())['per_fold'] if (r['protocol'], r['method'], r['budget']) == ('lc5-usiigaci', 'ours', '15min')]
     rows['ours, untuned (automatic size)'] = {s['seed']: {k: s[k] for k in rd.SCORE_KEYS[1:4] if k in s} for r in rd_rows for s in r['per_seed']}
@@ -160,12 +208,56 @@ def report() -> dict:
             'AP, ours tuned / Cellpose tuned': {s: round(ours[s]['ap'] / v['ap'], 2) for s, v in rows['Cellpose, thresholds tuned'].items() if s in ours and v.get('ap', 0) > 0}}
     res['summary_15min'] = dict(table=table, by_seed=gaps, when=time.strftime('%Y-%m-%d %H:%M'),
                                 note='seed N of ours and seed N of Cellpose are independent trainings: the by-seed gaps pair seed numbers, not shared data')
+    if (few := report_fewer(runs)): res['summary_15min']['fewer_images'] = few
     RESULTS.write_text(json.dumps(res, indent=1))
     f = lambda d, n: (f"{d['mean']:.3f} ± {d['sd']:.3f}" if d['n'] > 1 else (f"{d['mean']:.3f}" if d['n'] else '–')) + ('' if d['n'] == n else f" ({d['n']} seeds)")
     print('| LIVECell-5 → Usiigaci 41–45, 15 min | seeds | F1@0.5 | mSA | AP |\n|---|---|---|---|---|')
     for row, t in table.items(): print(f"| {row} | {','.join(map(str, t['seeds']))} | " + ' | '.join(f(t[m], len(t['seeds'])) for m in rd.SCORE_KEYS[1:4]) + ' |')
     for k, v in gaps.items(): print(f'{k}, seed for seed (independent trainings): {v}')
+    if few:
+        seeds = lambda t: ','.join(map(str, sorted({s for v in t.values() for s in v['seeds']})))
+        print('\n| annotated images to tune on (sd over subsets x seeds; all five: over seeds) | '
+              + ' | '.join(f'{row} (seeds {seeds(t)})' for row, t in few['table'].items()) + ' |\n' + '|---' * (len(few['table']) + 1) + '|')
+        for k in sorted({k for t in few['table'].values() for k in t}):
+            print(f'| {k} | ' + ' | '.join(f(t[k]['f1'], t[k]['n']) + f" / AP {t[k]['ap']['mean']:.3f}" if k in t else '–' for t in few['table'].values()) + ' |')
+        if not few['diameters_agree']: print('WARNING: ours and Cellpose were given different diameters for some subsets')
+        for k, g in few['f1_gap_same_images'].items(): print(f"F1 gap, same {k} image(s): {g['mean']:+.3f}, ours ahead on {g['ours_ahead']} of {g['n']}")
     return res['summary_15min']
+
+def seed_of(name:str, prefix:str) -> int|None:
+    "The seed of run `name` if it is `prefix` + a number, else None"
+    return int(name[len(prefix):]) if name.startswith(prefix) and name[len(prefix):].isdigit() else None
+
+def report_fewer(runs:dict) -> dict:
+    "Mean ± sd per number of tuning images over the subsets × seeds of `fewer-images` (all five: over the seeds), ours and Cellpose, on the seeds both have"
+    import realdata as rd
+    ours = {seed_of(k, 'ours_15min_'): r for k, r in runs.items() if seed_of(k, 'ours_15min_') is not None and 'fewer-images' in r}
+    cp = {seed_of(k, 'cellpose[tuned]_15min_'): r for k, r in runs.items() if seed_of(k, 'cellpose[tuned]_15min_') is not None and 'cellpose-fewer' in r}
+    if ours and cp: ours, cp = ({s: v for s, v in d.items() if s in ours.keys() & cp.keys()} for d in (ours, cp))   # one seed set for both
+    if not ours and not cp: return {}
+    rows = {}   # row -> k -> [(seed, subset, scores)]
+    add = lambda row, k, seed, key, v: v and rows.setdefault(row, {}).setdefault(k, []).append((seed, key, v))
+    for seed, r in ours.items():
+        for key, x in r['fewer-images'].items():
+            add('ours, `cellseg tune`', x['k'], seed, key, x['scored_tuned']); add('ours at their diameter, own post-processing', x['k'], seed, key, x['scored_default'])
+        w = r.get('cellseg-tune', {}).get('wide', {})
+        add('ours, `cellseg tune`', len(TUNE), seed, 'all', w.get('scored_tuned')); add('ours at their diameter, own post-processing', len(TUNE), seed, 'all', w.get('scored_default'))
+    for seed, r in cp.items():
+        for key, x in r['cellpose-fewer'].items(): add('Cellpose at their diameter, default thresholds', x['k'], seed, key, x['scored_default'])
+        add('Cellpose at their diameter, default thresholds', len(TUNE), seed, 'all', r['cellpose-tune'].get('scored_default'))
+    nan = float('nan')
+    table = {row: {k: dict(n=len(v), seeds=sorted({s for s, _, _ in v}), **{m: rd.ms([x.get(m, nan) for _, _, x in v]) for m in rd.SCORE_KEYS[1:4]})
+                   for k, v in sorted(by_k.items())} for row, by_k in rows.items()}
+    a, b = rows.get('ours, `cellseg tune`', {}), rows.get('Cellpose at their diameter, default thresholds', {})
+    paired = {}   # the same annotated images, each method's own seed of that number
+    for k in sorted(set(a) & set(b)):
+        cpk = {(s, key): x for s, key, x in b[k]}
+        d = [round(x['f1'] - cpk[(s, key)]['f1'], 4) for s, key, x in a[k] if (s, key) in cpk]
+        if d: paired[k] = dict(n=len(d), mean=round(sum(d) / len(d), 4), ours_ahead=sum(v > 0 for v in d), gaps=d)
+    same_d = [ours[s]['fewer-images'][key]['image_diameter'] == x['image_diameter'] for s in ours.keys() & cp.keys()
+              for key, x in cp[s]['cellpose-fewer'].items() if key in ours[s]['fewer-images']]
+    return dict(table=table, f1_gap_same_images=paired, diameters_agree=all(same_d), subsets={k: [sub_key(x) for x in ss] for k, ss in subsets().items()},
+                warned_below_min_cells={k: sum(x['warned'] for r in ours.values() for x in r['fewer-images'].values() if x['k'] == k) for k in KS})
 
 def pooled(rows, h) -> float:
     "F1@0.5 pooled over `rows` (of `counts`) at the height `h`"
@@ -176,7 +268,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--models', nargs='+', default=['ours_15min_0'],
                     help="kept lc5-usiigaci models as <method>_<budget>_<seed>, or any kept LIVECell-5 model's folder, e.g. lc5-lolo_Huh7_ours_dev_0")
-    ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image; cellseg-tune: the product command, three searches')
+    ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=SETTINGS, help='automatic: two passes at 1.5x, about 80 s an image; cellseg-tune: the product command, three searches; fewer-images: it on 1-3 of the tuning images')
     ap.add_argument('--peer', choices=['cellpose'], help='train the peer and tune it on the same images instead (--seed)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--rescore', action='store_true', help="with --peer: score the kept run again, no training")
@@ -202,6 +294,8 @@ def main(argv=None):
         for setting in a.settings:
             if setting == 'cellseg-tune':
                 r[setting] = product(m, tune, test); print(name, setting, r[setting], flush=True); continue
+            if setting == 'fewer-images':
+                r[setting] = fewer(m, tune, test); continue
             scale = None if setting == 'automatic' else matched_scale(m, d)
             tu = [counts(m, img, g, scale) for _, img, g in tune]
             te = [counts(m, img, g, scale) for _, img, g in test]

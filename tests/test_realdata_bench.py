@@ -238,6 +238,41 @@ def test_tune_report_pools_seeds_and_pairs_them(tmp_path, monkeypatch):
     assert s['by_seed']['F1, ours tuned - Cellpose tuned'] == {0: 0.05, 1: 0.2} and s['by_seed']['AP, ours tuned / Cellpose tuned'] == {1: 1.5}
     assert 'summary_15min' in json.loads(res.read_text())
 
+def test_fewer_images_subsets_and_report(tmp_path, monkeypatch, capsys):
+    import realdata as rd, realdata_tune as rt   # how many annotated images `cellseg tune` needs: fixed subsets, pooled per size
+    ss = rt.subsets()
+    assert sorted(ss) == list(rt.KS) and all(len(v) == len(rt.TUNE) and len({frozenset(x) for x in v}) == len(v) for v in ss.values())   # 5 distinct sets per size
+    for k, v in ss.items():
+        assert all(len(x) == len(set(x)) == k for x in v) and all(sum(i in x for x in v) == k for i in range(len(rt.TUNE)))   # each image equally often
+    assert len({rt.sub_key(x) for v in ss.values() for x in v}) == 15 and ss[2][4] == (4, 0) and rt.sub_key(ss[2][4]) == '4-0'
+    with pytest.raises(ValueError, match='1..4'): rt.subsets(ks=(5,))   # all five is the cellseg-tune setting
+    sc = lambda f1: dict(f1=f1, msa=f1 / 4, ap=f1 / 3)
+    keys = [(k, rt.sub_key(x)) for k, v in ss.items() for x in v]
+    ours_f1 = {key: 0.5 + 0.05 * k + 0.01 * j for j, (k, key) in enumerate(keys)}   # each subset its own score
+    cp_f1 = {key: 0.6 + 0.001 * j for j, (k, key) in enumerate(keys)}
+    few = {key: dict(k=k, image_diameter=40.0 + j, scored_default=sc(0.3), scored_tuned=sc(ours_f1[key]), warned=k == 1) for j, (k, key) in enumerate(keys)}
+    cpf = lambda f: {key: dict(k=k, image_diameter=40.0 + j, scored_default=sc(f(key))) for j, (k, key) in enumerate(keys)}
+    cp = lambda f, f5: {'cellpose-fewer': cpf(f), 'cellpose-tune': dict(f1_untuned=0.1, f1_default=f5, f1_tuned=f5, scored_default=sc(f5))}
+    runs = {'ours_15min_3': {'fewer-images': few, 'cellseg-tune': {'wide': dict(scored_default=sc(0.4), scored_tuned=sc(0.64))}},
+            'ours_15min_0': {'cellseg-tune': {'wide': dict(scored_default=sc(0.4), scored_tuned=sc(0.9))}},   # no subsets: not in this table
+            'cellpose[tuned]_15min_3': cp(cp_f1.get, 0.57), 'cellpose[tuned]_15min_1': cp(lambda key: 0.0, 0.0)}   # seed 1: ours has no subsets there
+    r = rt.report_fewer(runs); t = r['table']
+    o, c = t['ours, `cellseg tune`'], t['Cellpose at their diameter, default thresholds']
+    assert o[1]['n'] == 5 and o[1]['f1']['mean'] == pytest.approx(0.57, abs=1e-4) and o[5]['n'] == 1 and o[5]['f1']['mean'] == pytest.approx(0.64) and o[5]['seeds'] == [3]
+    assert c[2]['seeds'] == [3] and c[2]['f1']['mean'] == pytest.approx(0.607, abs=1e-4) and c[5]['f1']['mean'] == pytest.approx(0.57)   # Cellpose's seed 1 left out
+    gaps = r['f1_gap_same_images']
+    assert gaps[1]['gaps'] == [round(ours_f1[key] - cp_f1[key], 4) for k, key in keys if k == 1] and gaps[5]['gaps'] == [0.07]   # paired subset by subset
+    assert gaps[1]['ours_ahead'] == 0 and gaps[3]['ours_ahead'] == 5 and r['diameters_agree']
+    assert r['warned_below_min_cells'] == {1: 5, 2: 0, 3: 0} and rt.report_fewer({'ours_15min_0': runs['ours_15min_0']}) == {}
+    runs['cellpose[tuned]_15min_3']['cellpose-fewer']['0']['image_diameter'] = 99.0
+    assert not rt.report_fewer(runs)['diameters_agree']   # the two sides given different sizes: flagged
+    (res := tmp_path/'tune.json').write_text(json.dumps(dict(runs=runs)))   # and --report prints the table
+    (rdres := tmp_path/'rd.json').write_text(json.dumps(dict(per_fold=[])))
+    monkeypatch.setattr(rt, 'RESULTS', res); monkeypatch.setattr(rd, 'RESULTS', rdres)
+    rt.report(); out = capsys.readouterr().out
+    assert '| 1 | 0.570 ± 0.016 / AP 0.190 |' in out and 'ours, `cellseg tune` (seeds 3)' in out and 'different diameters' in out
+    assert 'fewer_images' in json.loads(res.read_text())['summary_15min']
+
 @needs_data
 def test_tune_rescores_a_kept_peer_run(tmp_path, monkeypatch):
     import realdata as rd, realdata_tune as rt   # the reading side of --peer cellpose: a kept out.npz scored again, no training
@@ -262,5 +297,17 @@ def test_tune_rescores_a_kept_peer_run(tmp_path, monkeypatch):
     np.savez(work/'out.npz', **o)
     r = rt.peer_cellpose(7, train=False)['cellpose-tune']
     assert r['scored_tuned']['f1'] == 1.0 and r['scored_tuned']['ap'] > 0.9 and r['scored_default']['f1'] == 0.0
+    assert 'cellpose-fewer' not in rt.peer_cellpose(7, train=False)   # a run trained before the subsets
+    from cellseg_nb.data.targets import median_diameter
+    d = rt.subset_diameters(tune)   # what a training run passes Cellpose: each subset's own measured diameter
+    assert len(d) == 15 and d['0'] == round(float(median_diameter([tune[0][2]])), 2) and d['3-4-0'] == round(float(median_diameter([tune[i][2] for i in (3, 4, 0)])), 2)
+    info = json.loads(o['info']); info['diameters'] = {'0': 40.0, '1-2': 41.0}
+    o['info'] = json.dumps(info)
+    for i, (_, _, g) in enumerate(test):   # at subset 0's diameter every cell found, at 1-2's none
+        o[f'sub_0_{i}'], o[f'subscores_0_{i}'] = g, np.ones(int(g.max()))
+        o[f'sub_1-2_{i}'], o[f'subscores_1-2_{i}'] = np.zeros_like(g), np.ones(0)
+    np.savez(work/'out.npz', **o)
+    f = rt.peer_cellpose(7, train=False)['cellpose-fewer']
+    assert f['0']['k'] == 1 and f['0']['scored_default']['f1'] == 1.0 and f['1-2']['k'] == 2 and f['1-2']['scored_default']['f1'] == 0.0 and f['1-2']['image_diameter'] == 41.0
     e = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--rescore'], capture_output=True, text=True, timeout=120)
     assert e.returncode == 2 and '--peer' in e.stderr   # --rescore alone is refused, not a full run
