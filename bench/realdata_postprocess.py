@@ -32,6 +32,10 @@ as `cellseg train` does when it has no validation images. Variants:
   size lies outside the smallest..largest of the training images' own median sizes is resized, to the nearest edge;
 - `matched,line`: `PRODUCT`, matching the median size of the training images of the cell line the first pass calls
   the image (the commonest type of its cells), or the usual median when no training image is of that line;
+- `matched,native-first`: `PRODUCT`, but the first pass that measures the cells runs at the image's own size (scale 1)
+  instead of the model's scale (LIVECell-trained: about 1.6x). Aimed at another microscope's larger cells, which the
+  first pass at 1.6x cuts into training-sized pieces (`bench/realdata_cross.py`); the second pass is the product's
+  (the measured size matched, within 2x of the model's scale);
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -94,6 +98,15 @@ def line_segment(model, img, pp, tta, per_line:dict):
     try: return (*segment(model, img, pp, tta=tta), dict(line=line, target=model.config['cell_diameter']))
     finally: model.config['cell_diameter'] = tgt
 
+def native_first_segment(model, img, pp, tta):
+    "`PRODUCT` with the first pass at the image's own size: `(labels, cells, what the passes measured)`"
+    from cellseg_nb.infer import segment, matched_scale, model_scale
+    from cellseg_nb.data.targets import median_diameter
+    with model_scale(model, 1.0): first = segment(model, img, pp, tta=tta, diameter=0)
+    s = matched_scale(model, None, first[0]) or model.scale   # None: a size training saw, at the model's own scale
+    with model_scale(model, s): second = segment(model, img, pp, tta=tta, diameter=0)
+    return (*second, dict(first_d=round(float(median_diameter([first[0]])), 2) if first[0].any() else None, s=round(s, 4)))
+
 def variants():
     "{name: (base PostprocessParams, grid tuned on the training images or None, tta)}"
     from cellseg_nb.postprocess import PostprocessParams as P, DEFAULT_GRID, TRAIN_IMAGE_GRID
@@ -110,7 +123,7 @@ def variants():
             **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)},
             **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)},
             'matched,img-median': (P(), TRAIN_IMAGE_GRID, 'flips', 'img-median'), 'matched,range': (P(), TRAIN_IMAGE_GRID, 'flips', 'range'),
-            'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line')}
+            'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line'), 'matched,native-first': (P(), TRAIN_IMAGE_GRID, 'flips', 'native-first')}
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
@@ -145,12 +158,13 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
         if size == ['img-median']: model.config['cell_diameter'] = img_median
         checked = size in (['verify'], ['convex'])
         pairs = ([line_segment(model, img, pp, tta, per_line) for _, img, _ in tei] if size == ['line'] else
+                 [native_first_segment(model, img, pp, tta) for _, img, _ in tei] if size == ['native-first'] else
                  [checked_segment(model, img, pp, tta, size[0]) for _, img, _ in tei] if checked else
                  [segment(model, img, pp, tta=tta) for _, img, _ in tei] if size else   # first pass, then at the matched size
                  [instances_from_probs(p, pp) for p in probs(tei, tta)])
         model.config['cell_diameter_range'], model.config['cell_diameter'] = rng, tgt
         preds = [(lab, R.label_scores(lab, cells)) for lab, cells, *_ in pairs]
-        out[name] = (preds, {**asdict(pp), **({'passes': [p[2] for p in pairs]} if checked or size == ['line'] else {})})
+        out[name] = (preds, {**asdict(pp), **({'passes': [p[2] for p in pairs]} if checked or size in (['line'], ['native-first']) else {})})
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):

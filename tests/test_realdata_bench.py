@@ -93,6 +93,8 @@ def test_smoke_run_and_report(tmp_path):
     import realdata_postprocess as rpp
     pp = json.loads((out/'realdata_postprocess.json').read_text())
     assert {x['variant'] for x in pp['per_fold']} == set(rpp.variants()) and all(x['fold'] == 'Huh7_A10' for x in pp['per_fold'])
+    nf = next(x for x in pp['per_fold'] if x['variant'] == 'matched,native-first')['params']['passes']   # its first pass at the image's size, recorded
+    assert len(nf) == 1 and nf[0]['s'] > 0 and (nf[0]['first_d'] or 1) > 0   # no size where the small model's first pass found no cell
     last = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()][-1]
     assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.PRODUCT)
     assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.PRODUCT)
