@@ -102,13 +102,13 @@ def scored(maps, items, params) -> dict:
     from cellseg_nb.infer import labelled_cells
     return f1_msa_ap(items, [(lab, rd.label_scores(lab, cells)) for lab, cells in (labelled_cells(mp, params) for mp in maps)])
 
-def product(m, tune, test) -> dict:
-    "`cellseg tune` on the images `tune` ((name, image, labels)), scored on `test`, with each of `grids()` (the maps computed once)"
+def product(m, tune, test, searches:dict|None=None) -> dict:
+    "`cellseg tune` on the images `tune` ((name, image, labels)), scored on `test`, with each of `searches` (default `grids()`; the maps computed once)"
     from cellseg_nb.tune import tune as fit, tuning_maps
     tu = tuning_maps(m, as_source(tune), progress=False)
     te = tuning_maps(m, as_source(test), diameter=tu[2], progress=False)[0]
     out, default = {}, None
-    for name, grid in grids().items():
+    for name, grid in (searches or grids()).items():
         t = fit(m, as_source(tune), grid=grid, progress=False, maps=tu)
         default = default or scored(te, test, t.start)   # the model's own post-processing: the same for every search
         tuned = scored(te, test, t.params)
@@ -117,23 +117,18 @@ def product(m, tune, test) -> dict:
     return out
 
 def fewer(m, tune, test) -> dict:
-    "`cellseg tune`'s default search on each of `subsets()` of the images `tune`, at their own measured diameter, scored on `test`"
+    "`product` with `cellseg tune`'s default search on each of `subsets()` of the images `tune`, at their own measured diameter, scored on `test`"
     import warnings
-    from cellseg_nb.tune import tune as fit, tuning_maps, MIN_TUNE_CELLS
+    from cellseg_nb.tune import TUNE_GRID, MIN_TUNE_CELLS
     out = {}
     for k, ss in subsets(len(tune)).items():
         for x in ss:
-            items = [tune[i] for i in x]
-            tu = tuning_maps(m, as_source(items), progress=False)
-            te = tuning_maps(m, as_source(test), diameter=tu[2], progress=False)[0]
             with warnings.catch_warnings():   # the few-cells warning is recorded as `warned`, not printed
                 warnings.filterwarnings('ignore', message='tuning on .* annotated cells')
-                t = fit(m, as_source(items), progress=False, maps=tu)
-            s = t.summary()
-            r = out[sub_key(x)] = dict(k=k, images=[tune[i][0] for i in x], n_cells=t.n_cells, image_diameter=s['image_diameter'], chosen=s['chosen'],
-                                       warned=t.n_cells < MIN_TUNE_CELLS, in_sample_after=s['after'],
-                                       scored_default=scored(te, test, t.start), scored_tuned=scored(te, test, t.params))
-            print(f"  {k} image(s) {r['images']}: d {t.diameter:.1f}, F1 {r['scored_tuned']['f1']:.3f}", flush=True)
+                w = product(m, [tune[i] for i in x], test, {'wide': TUNE_GRID})['wide']
+            r = out[sub_key(x)] = dict(k=k, images=[tune[i][0] for i in x], warned=w['n_cells'] < MIN_TUNE_CELLS, in_sample_after=w['after'],
+                                       **{f: w[f] for f in ('n_cells', 'image_diameter', 'chosen', 'scored_default', 'scored_tuned')})
+            print(f"  {k} image(s) {r['images']}: d {r['image_diameter']:.1f}, F1 {r['scored_tuned']['f1']:.3f}", flush=True)
     return out
 
 CP_PAIRS = dict(cellprob=[-2.0, -1.0, 0.0, 1.0], flow=[0.4, 0.8])   # Cellpose's two thresholds its docs tell users to adjust (defaults 0, 0.4)
