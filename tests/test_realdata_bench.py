@@ -122,7 +122,7 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     import realdata as rd
     ms = lambda v: dict(mean=v, sd=0.0, n=1)
     old = dict(protocol='lc5-lolo', budget='15min', method='ours', fold='Huh7', f1=ms(0.2), msa=ms(0.05), ap=ms(0.1), steps=500.0, seeds=[0])  # no device: a CPU
-    two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: nothing to add
+    two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: kept whole, not replaced by one seed
     gone = dict(old, fold='BT474')                                                # not measured again: kept, dated
     monkeypatch.setattr(rd, 'RESULTS', tmp_path/'r.json')
     pool = dict(protocol='usiigaci', budget='dev', method='ours', f1=ms(0.6), msa=ms(0.2), ap=ms(0.2), steps=ms(300), s_per_step=ms(2.0), seeds=[0])
@@ -135,8 +135,9 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     h = rows['Huh7']
     assert h['seeds'] == [0, 1] and h['f1']['n'] == 2 and abs(h['f1']['mean'] - 0.3) < 1e-9 and h['steps'] == 510
     assert h['seeds_measured'] == {'0': '2026-12-01 10:00'} and [x['seed'] for x in rd.earlier_seeds(h)] == [0, 1]
-    assert h['device'] == 'NVIDIA H200, cpu' and rows['MCF7']['device'] == 'NVIDIA H200'   # a row that took in earlier seeds names both machines
-    assert rows['MCF7']['seeds'] == [1] and rows['BT474']['measured'] == '2026-12-01 10:00'
+    assert h['device'] == 'NVIDIA H200, cpu' and 'device' not in rows['MCF7']   # a row that took in earlier seeds names both machines; the kept one stays as it was
+    assert rows['MCF7']['seeds'] == [0, 1] and rows['MCF7']['f1']['mean'] == 0.5 and rows['MCF7']['measured'] == '2026-12-01 10:00'
+    assert rows['BT474']['measured'] == '2026-12-01 10:00'
 
 def cellpose_3_lr(n_epochs, learning_rate=0.005):
     "Cellpose 3.1.1.3's schedule as its `train.train_seg` writes it, copied line for line"
