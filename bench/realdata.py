@@ -336,7 +336,7 @@ def earlier_seeds(r:dict) -> list:
     return [dict(seed=r['seeds'][0], **{k: (v['mean'] if isinstance(v, dict) else v) for k in POOLED_KEYS[1:] if (v := r.get(k)) is not None})]
 
 def keep_earlier(out:dict) -> dict:
-    "Earlier rows these runs do not measure again, marked `measured`; a row measured again keeps the earlier seeds its runs lack"
+    "Earlier rows these runs do not measure again, marked `measured`; a row measured again keeps the earlier seeds its runs lack (an old row without per-seed values cannot take new seeds in: kept whole unless they cover its seeds)"
     if not RESULTS.exists(): return out
     prev = json.loads(RESULTS.read_text())
     for part, key, make in (('pooled', ('protocol', 'budget', 'method'), pooled_row), ('per_fold', ('protocol', 'budget', 'method', 'fold'), fold_row)):

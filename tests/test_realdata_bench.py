@@ -124,12 +124,14 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     old = dict(protocol='lc5-lolo', budget='15min', method='ours', fold='Huh7', f1=ms(0.2), msa=ms(0.05), ap=ms(0.1), steps=500.0, seeds=[0])  # no device: a CPU
     two = dict(old, fold='MCF7', f1=dict(mean=0.5, sd=0.1, n=2), seeds=[0, 1])   # two runs and no per-seed values: kept whole, not replaced by one seed
     gone = dict(old, fold='BT474')                                                # not measured again: kept, dated
+    redo = dict(two, fold='SKOV3')                                                # the same, its seeds all run again: replaced
     monkeypatch.setattr(rd, 'RESULTS', tmp_path/'r.json')
     pool = dict(protocol='usiigaci', budget='dev', method='ours', f1=ms(0.6), msa=ms(0.2), ap=ms(0.2), steps=ms(300), s_per_step=ms(2.0), seeds=[0])
-    rd.RESULTS.write_text(json.dumps(dict(pooled=[pool], per_fold=[old, two, gone], when='2026-12-01 10:00')))
+    rd.RESULTS.write_text(json.dumps(dict(pooled=[pool], per_fold=[old, two, gone, redo], when='2026-12-01 10:00')))
     new = lambda f: rd.fold_row('lc5-lolo', '15min', 'ours', f, [dict(seed=1, f1=0.4, msa=0.1, ap=0.2, steps=520)], device='NVIDIA H200')
     pnew = rd.pooled_row('usiigaci', 'dev', 'ours', [dict(seed=1, f1=0.7, msa=0.2, ap=0.2, steps=300, s_per_step=4.0)])
-    out = rd.keep_earlier(dict(pooled=[pnew], per_fold=[new('Huh7'), new('MCF7')]))
+    again = rd.fold_row('lc5-lolo', '15min', 'ours', 'SKOV3', [dict(seed=k, f1=0.4, msa=0.1, ap=0.2, steps=520) for k in (0, 1, 2)])
+    out = rd.keep_earlier(dict(pooled=[pnew], per_fold=[new('Huh7'), new('MCF7'), again]))
     assert out['pooled'][0]['seeds'] == [0, 1] and abs(out['pooled'][0]['f1']['mean'] - 0.65) < 1e-9 and out['pooled'][0]['s_per_step']['mean'] == 3
     rows = {r['fold']: r for r in out['per_fold']}
     h = rows['Huh7']
@@ -138,6 +140,7 @@ def test_report_keeps_earlier_seeds(tmp_path, monkeypatch):
     assert h['device'] == 'NVIDIA H200, cpu' and 'device' not in rows['MCF7']   # a row that took in earlier seeds names both machines; the kept one stays as it was
     assert rows['MCF7']['seeds'] == [0, 1] and rows['MCF7']['f1']['mean'] == 0.5 and rows['MCF7']['measured'] == '2026-12-01 10:00'
     assert rows['BT474']['measured'] == '2026-12-01 10:00'
+    assert rows['SKOV3']['seeds'] == [0, 1, 2] and abs(rows['SKOV3']['f1']['mean'] - 0.4) < 1e-9
 
 def cellpose_3_lr(n_epochs, learning_rate=0.005):
     "Cellpose 3.1.1.3's schedule as its `train.train_seg` writes it, copied line for line"
