@@ -343,7 +343,7 @@ def keep_earlier(out:dict) -> dict:
         old = {tuple(r[k] for k in key): r for r in prev.get(part, [])}
         for i, r in enumerate(out[part]):   # runs.jsonl may not hold every run a row was made of (a fresh bench/out)
             e = old.get(tuple(r[k] for k in key))
-            if e and 'per_seed' not in e and set(e['seeds']) - set(r['seeds']) and not earlier_seeds(e):   # its seeds' values are lost: keep it whole
+            if e and not earlier_seeds(e) and set(e['seeds']) - set(r['seeds']):   # its seeds' values are lost: keep it whole
                 print(f"{' '.join(map(str, (r[k] for k in key)))}: the earlier row of seeds {e['seeds']} has no per-seed values to merge the new "
                       f"seed(s) {r['seeds']} into; it is kept as it was (the new runs stay in runs.jsonl)", flush=True)
                 out[part][i] = {**e, 'measured': e.get('measured', prev.get('when'))}; continue
