@@ -36,6 +36,9 @@ as `cellseg train` does when it has no validation images. Variants:
   instead of the model's scale (LIVECell-trained: about 1.6x). Aimed at another microscope's larger cells, which the
   first pass at 1.6x cuts into training-sized pieces (`bench/realdata_cross.py`); the second pass is the product's
   (the measured size matched, within 2x of the model's scale);
+- `matched,auto-h`: `PRODUCT`, then each image's peak height chosen from `AUTO_SEED_HS` by how well its cells explain its
+  dist map (`seed_h='auto'`, `cellseg_nb.postprocess.choose_seed_h`), in both passes: what `cellseg train` saves since
+  2026-12-05 where no annotated validation images tune the height;
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -45,15 +48,15 @@ Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled o
 
     python bench/realdata_postprocess.py --method 'ours[r1]' --budget dev --seed 0
     python bench/realdata_postprocess.py --method ours --budget 15min --seed 0   # adds to the same results file
-    python bench/realdata_postprocess.py --method 'ours[r1]' --as-ours   # also: `PRODUCT` becomes the `ours` row of realdata.py
+    python bench/realdata_postprocess.py --method 'ours[r1]' --as-ours   # also: `AUTO_H` becomes the `ours` row of realdata.py
 
-`--as-ours` records the `PRODUCT` variant of each model as the `ours` run of `bench/realdata.py` (same fold, budget and
+`--as-ours` records the `AUTO_H` variant (the product now) of each model as the `ours` run of `bench/realdata.py` (same fold, budget and
 seed; `trained_as` names the run whose trained model it post-processed), so the main table shows the product as it
 is now without training again when only the post-processing changed.
 """
 from __future__ import annotations
 import argparse, json, sys, time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
 
@@ -61,7 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as R
 
 RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
-PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` do now
+PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` did before each image chose its peak height (`AUTO_H`)
+AUTO_H = 'matched,auto-h'  # `PRODUCT` with `seed_h='auto'`: what they do now (no annotated validation images)
 VERIFY_FRACTION = 0.5  # `matched+verify`: the second pass must leave at most this fraction of the first pass's log size error
 CONVEX_SOLIDITY = 0.9  # `matched,convex`: cells at least this convex (area / convex hull area) measure the size
 
@@ -123,13 +127,14 @@ def variants():
             **{f'matched,h={h}': (P(seed_h=h), TRAIN_IMAGE_GRID, 'flips', 'matched') for h in (0.03, 0.075, 0.1, 0.15)},
             **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)},
             'matched,img-median': (P(), TRAIN_IMAGE_GRID, 'flips', 'img-median'), 'matched,range': (P(), TRAIN_IMAGE_GRID, 'flips', 'range'),
-            'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line'), 'matched,native-first': (P(), TRAIN_IMAGE_GRID, 'flips', 'native-first')}
+            'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line'), 'matched,native-first': (P(), TRAIN_IMAGE_GRID, 'flips', 'native-first'),
+            AUTO_H: (P(), TRAIN_IMAGE_GRID, 'flips', 'matched')}   # its height set to 'auto' after the tuning, as `cellseg train` does
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.infer import infer_maps, segment
-    from cellseg_nb.postprocess import instances_from_probs, tune_thresholds
+    from cellseg_nb.postprocess import instances_from_probs, tune_thresholds, AUTO
     from cellseg_nb.train import MAX_TUNE_TRAIN
     model = load_model(R.OUT/'work'/f'{protocol}_{fold}_{method}_{budget}_{seed}'/'run'/'best')
     tr, _, te = R.folds(protocol)[fold]
@@ -153,6 +158,7 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     for name, (base, grid, tta, *size) in variants().items():
         if only is not None and name not in only: continue
         pp = tune_thresholds(probs(tri, tta), [l for *_, l in tri], grid=grid, base=base, progress=False)[0] if grid else base
+        if name == AUTO_H: pp = replace(pp, seed_h=AUTO)
         rng, tgt = model.config['cell_diameter_range'], model.config['cell_diameter']
         model.config['cell_diameter_range'] = None if size in (['size'], ['img-median']) else per_image_range if size == ['range'] else rng  # 'size': match the median
         if size == ['img-median']: model.config['cell_diameter'] = img_median
@@ -168,13 +174,13 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):
-    "Record `preds` (the `PRODUCT` variant) as realdata.py's `ours` run of this fold, budget and seed"
+    "Record `preds` (the `AUTO_H` variant: the product now) as realdata.py's `ours` run of this fold, budget and seed"
     src = R.done_runs()[(protocol, fold, method, budget, seed)]
     items = R.items_of(protocol, R.folds(protocol)[fold][2])
     R.record_run(dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
                       **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'mixed_precision', 'budget_used')},
                       wall_s=src['wall_s'], device=src.get('device') or 'cpu',
-                      test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp),
+                      test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=AUTO_H, tuned=pp),
                  preds)
 
 def cached_fold(protocol, fold, method, budget, seed, only=None):
@@ -197,7 +203,7 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo'])
     ap.add_argument('--variants', nargs='+', choices=list(variants()), help='only these variants (default: all)')
-    ap.add_argument('--as-ours', action='store_true', help="record `PRODUCT` as realdata.py's `ours` run of each fold")
+    ap.add_argument('--as-ours', action='store_true', help="record `AUTO_H` (the product now) as realdata.py's `ours` run of each fold")
     a = ap.parse_args(argv)
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else dict(per_fold=[], pooled=[])
     res['protocol'] = __doc__.split('\n\n')[1]
@@ -214,7 +220,7 @@ def main(argv=None):
             t0 = time.perf_counter(); items = R.items_of(p, R.folds(p)[f][2])
             for name, (preds, pp) in cached_fold(p, f, a.method, a.budget, a.seed, a.variants).items():
                 prev = R.done_runs().get((p, f, 'ours', a.budget, a.seed), {})
-                if name == PRODUCT and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, PRODUCT):
+                if name == AUTO_H and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, AUTO_H):
                     as_ours(p, f, a.method, a.budget, a.seed, preds, pp)
                 s = R.score(items, preds); pooled.setdefault(name, ([], []))
                 pooled[name][0].extend(items); pooled[name][1].extend(preds)

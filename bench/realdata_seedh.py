@@ -4,7 +4,8 @@ Cells are seeded at the h-maxima of the smoothed distance map: a lower `seed_h` 
 This re-segments the held-out images of the kept models of `bench/realdata.py` (`bench/out/realdata/work/*_ours_*`)
 as `cellseg_nb.infer.segment` does (two-pass size matching, flips at test time, the model's tuned thresholds), at the
 peak heights `HS`, and records per image and height the matches (F1@0.5) and candidate signals that need no ground
-truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the cells' separation). `--report` writes
+truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the cells' separation, and `dist_fit`: how
+well the cells explain the dist map, which `seed_h='auto'` uses since 2026-12-05). `--report` writes
 `bench/results/realdata_seedh.json`: per model group, pooled F1 at each fixed height, at the best height per image
 (the oracle) and at the height each criterion picks. Each finished image is appended to
 `bench/out/realdata_seedh/runs.jsonl`, so a stopped run resumes.
@@ -22,10 +23,11 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 OUT = ROOT/'bench/out/realdata_seedh'
 RESULTS = ROOT/'bench/results/realdata_seedh.json'
 HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05
-CRITERIA = ('contact_f', 'sep_area')   # picked height: the arg-max
+CRITERIA = ('contact_f', 'sep_area', 'dist_fit')   # picked height: the arg-max
 
 from realdata import ms   # the benches' one pooling
 from realdata_diameter import sep_area
+from cellseg_nb.postprocess import dist_fit   # the product's choice of height (`seed_h='auto'`)
 
 def contact_signals(lab, bd, fg) -> dict:
     "How the cell-cell contacts of `lab` agree with the boundary map `bd` away from the background (soft precision, recall, F)"
@@ -46,13 +48,13 @@ def one(run:Path, name:str, img, gt) -> dict:
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
     s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
     with model_scale(m, s): pr = infer_maps(m, img).probs()
-    bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold
+    bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold; di = np.asarray(pr['dist'], np.float32)
     r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, hs={})
     for h in HS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]
         mm = match_instances(gt, lab, thresholds=(0.5,))
         r['hs'][str(h)] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()),
-                               sep_area=sep_area(lab, bd), **contact_signals(lab, bd, fg))
+                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, fg), **contact_signals(lab, bd, fg))
     return r
 
 def group(run:str) -> str:
@@ -88,7 +90,7 @@ def report() -> dict:
     RESULTS.write_text(json.dumps(out, indent=1))
     keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']
     print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))
-    for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t[k]:10.3f}' for k in keys))
+    for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t.get(k, float("nan")):10.3f}' for k in keys))
     return out
 
 def main(argv=None):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
 from .data.targets import median_diameter
-from .postprocess import PostprocessParams, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS
+from .postprocess import AUTO, PostprocessParams, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS
 
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
@@ -20,7 +20,7 @@ __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_
            'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps',
            'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params',
            'model_diameter', 'matched_scale', 'known_scale', 'model_scale', 'two_passes', 'second_pass_scale',
-           'segment']
+           'segment', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -33,7 +33,7 @@ class InferConfig:
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
     diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale
-    seed_h:float|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge
+    seed_h:float|str|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge; 'auto': each image's own (`choose_seed_h`)
 
 INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'seed_h')}  # the settings every caller uses unless told otherwise
 
@@ -404,7 +404,8 @@ def model_params(model, # a model whose `config['postprocess']` holds its tuned 
     "The post-processing `segment` applies: `params`, else the model's tuned thresholds, with `seed_h` replaced where given"
     p = PostprocessParams.from_dict(params if params is not None else (getattr(model, 'config', None) or {}).get('postprocess'))
     if seed_h is None: return p
-    if not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level)")
+    if seed_h == AUTO: return dataclasses.replace(p, seed_h=AUTO)
+    if not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level; {AUTO!r}: each image's own)")
     return dataclasses.replace(p, seed_h=float(seed_h))
 
 def _segment(model, image, params, block, halo, progress, **kwargs):
@@ -482,4 +483,10 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
     with model_scale(model, s): return one()
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3
-INFER_CLI = dict(tta=dict(nargs='?', const='d4', choices=list(TTA_MODES)), precision=dict(choices=list(PRECISIONS)))  # `extra` of `dataclass_parser`
+def seed_h_arg(s:str):
+    "argparse `type` of `--seed-h`: a peak height, or 'auto'"
+    return AUTO if s == AUTO else float(s)
+seed_h_arg.__name__ = "peak height or 'auto'"   # argparse's message: "invalid peak height or 'auto' value"
+
+INFER_CLI = dict(tta=dict(nargs='?', const='d4', choices=list(TTA_MODES)), precision=dict(choices=list(PRECISIONS)),
+                 seed_h=dict(type=seed_h_arg))  # `extra` of `dataclass_parser`

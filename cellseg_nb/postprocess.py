@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
-from .data.targets import make_targets
+from .data.targets import make_targets, instance_distance
 from .metrics import object_scores, match_instances
 
 # %% auto #0
-__all__ = ['HEADS', 'TEMPERATURES', 'CELL_COLUMNS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS', 'probs_from_outputs',
-           'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means',
-           'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty',
-           'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs',
-           'pooled_score', 'tune_thresholds']
+__all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS',
+           'probs_from_outputs', 'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small',
+           'cell_means', 'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes',
+           'novelty', 'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'dist_fit',
+           'choose_seed_h', 'instances_from_probs', 'pooled_score', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -38,13 +38,15 @@ def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'bound
     return out
 
 # %% ../nbs/09_postprocess.ipynb #f984a8a0
+AUTO = 'auto'  # `PostprocessParams.seed_h` chosen for each image (`choose_seed_h`)
+
 @dataclass
 class PostprocessParams:
     "Thresholds turning probability maps into cells (`asdict` gives the JSON saved in `model.config['postprocess']`)"
     fg_threshold:float = 0.5 # a pixel with fg prob above this belongs to a cell
     seed_threshold:float = 0.2 # seeds: dist above this ...
     boundary_threshold:float = 0.5 # ... and boundary prob below this ...
-    seed_h:float = 0.05 # ... and, when > 0, a peak of dist standing this high above its surroundings (h-maxima; 0: every region above `seed_threshold` is a seed)
+    seed_h:float|str = 0.05 # ... and, when > 0, a peak of dist standing this high above its surroundings (h-maxima; 0: every region above `seed_threshold` is a seed; 'auto': each image's own, `choose_seed_h`)
     boundary_weight:float = 1.0 # weight of the boundary map in the flooding energy -dist + w*boundary
     min_seed_size:int = 3 # seeds smaller than this (px) are noise (threshold seeds, `seed_h` = 0)
     min_size:int = 15 # cells smaller than this (px) are dropped
@@ -58,6 +60,10 @@ class PostprocessParams:
     type_precision:list|None = None # (C, C) inverse of their shared, shrunk covariance
     novel_above:float|None = None # a cell whose `type_novelty` exceeds this gets the type 'unknown' (chosen on validation cells by `novelty_threshold`); None: off
     separation_power:float = 0.5 # each cell's score is multiplied by its weakest separation from a neighbour (`separation`) to this power; 0: off
+
+    def __post_init__(self):
+        if isinstance(self.seed_h, str) and self.seed_h != AUTO:
+            raise ValueError(f"seed_h={self.seed_h!r}: expected a peak height (a number >= 0) or {AUTO!r}")
 
     @classmethod
     def from_dict(cls, d:Mapping|None):
@@ -293,23 +299,56 @@ def find_seeds(sd:np.ndarray, # (H, W) smoothed dist map
     seeds, n = ndi.label(core)
     return remove_small(seeds, p.min_seed_size) if n else seeds
 
+# %% ../nbs/09_postprocess.ipynb #a7d1f0c2
+AUTO_SEED_HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)  # the peak heights `seed_h='auto'` chooses from (`bench/realdata_seedh.py`)
+
+def dist_fit(labels:np.ndarray, # (H, W) instance labels
+             dist:np.ndarray, # (H, W) the dist head's probabilities
+             mask:np.ndarray, # (H, W) boolean foreground the cells were found in
+            ) -> float:
+    "How well `labels` explain `dist`: minus the mean |dist - each cell's own normalised distance to its edge| over `mask`"
+    if not mask.any(): return 0.0
+    ideal = instance_distance(labels)[0] if labels.max() else np.zeros(labels.shape, np.float32)
+    return -float(np.abs(np.asarray(dist, np.float32) - ideal)[mask].mean())
+
 # %% ../nbs/09_postprocess.ipynb #4e49d110
-def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
-                         params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
-                        ):
-    "Marker-controlled watershed of the head maps: `(labels int32 (H,W), cells DataFrame)`"
-    from skimage.segmentation import watershed
-    _check_probs(probs); p = PostprocessParams.from_dict(params)
+def _flooding(probs:Mapping, p:PostprocessParams):
+    "What every peak height shares: the foreground mask, the smoothed dist, the boundary and the raw dist maps"
     fg, bd, dist = (np.asarray(probs[k], np.float32) for k in HEADS)
     mask = fg > p.fg_threshold
     if p.fill_holes: mask = fill_small_holes(mask, p.max_hole_size)
     sd = ndi.gaussian_filter(dist, p.smooth) if p.smooth > 0 else dist
-    seeds = find_seeds(sd, bd, mask, p)
-    labels = watershed(-sd + p.boundary_weight * bd, seeds, mask=mask) if seeds.any() else np.zeros(fg.shape, np.int32)
+    return mask, sd, bd, dist
+
+def _cells_at(mask, sd, bd, p:PostprocessParams, h:float) -> np.ndarray:
+    "Instance labels flooded from the seeds of peak height `h`"
+    from skimage.segmentation import watershed
+    seeds = find_seeds(sd, bd, mask, replace(p, seed_h=h))
+    labels = watershed(-sd + p.boundary_weight * bd, seeds, mask=mask) if seeds.any() else np.zeros(mask.shape, np.int32)
     if p.keep_unseeded:
         rest, m = ndi.label(mask & (labels == 0))
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
-    labels = remove_small(labels.astype(np.int32), p.min_size)
+    return remove_small(labels.astype(np.int32), p.min_size)
+
+def choose_seed_h(probs:Mapping, # {'fg','boundary','dist': (H,W)} probabilities of one image
+                  params:PostprocessParams|Mapping|None=None, # the other thresholds
+                  heights=AUTO_SEED_HS, # candidate peak heights
+                 ) -> tuple[float, np.ndarray]:
+    "The peak height whose cells best explain the image's dist map (`dist_fit`), and those cells (`seed_h='auto'`)"
+    _check_probs(probs); p = PostprocessParams.from_dict(params)
+    mask, sd, bd, dist = _flooding(probs, p)
+    best = None
+    for h in heights:
+        lab = _cells_at(mask, sd, bd, p, h); f = dist_fit(lab, dist, mask)
+        if best is None or f > best[0]: best = (f, h, lab)
+    return best[1], best[2]
+
+def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
+                         params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
+                        ):
+    "Marker-controlled watershed of the head maps: `(labels int32 (H,W), cells DataFrame)`"
+    _check_probs(probs); p = PostprocessParams.from_dict(params)
+    labels = choose_seed_h(probs, p)[1] if p.seed_h == AUTO else _cells_at(*_flooding(probs, p)[:3], p, p.seed_h)
     return labels, cell_table(labels, probs, **p.table_args())
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
@@ -348,6 +387,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
     if len(probs_list) != len(gt_labels_list) or not len(probs_list):
         raise ValueError(f"need the same non-zero number of probability maps and label images, got {len(probs_list)} and {len(gt_labels_list)}")
     best = PostprocessParams.from_dict(base); tried = {}
+    if 'seed_h' in grid and best.seed_h == AUTO: best = replace(best, seed_h=PostprocessParams().seed_h)   # annotated cells choose one height
     def score(pp):
         key = tuple((k, v) for k, v in asdict(pp).items() if not isinstance(v, list))   # the type prototypes are not tuned
         if key not in tried: tried[key] = pooled_score(probs_list, gt_labels_list, pp, metric)
@@ -358,7 +398,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
             before = best
             for name, values in grid.items():
                 for v in values:
-                    cand = replace(best, **{name: type(getattr(best, name))(v)})
+                    cand = replace(best, **{name: type(getattr(PostprocessParams(), name))(v)})
                     s = score(cand); bar.update()
                     if s > best_score: best, best_score = cand, s
             if best == before: break

@@ -40,7 +40,7 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             progress:bool=True,
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
             diameter:float|None=None, # median cell diameter (px); None: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale (see `segment`)
-            seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `segment`)
+            seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
     return segment(model, image, params, block, halo, progress, diameter=diameter, seed_h=seed_h, tile=tile, overlap=overlap, tta=tta,
@@ -259,7 +259,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                   out_dir:str, # output folder
                   tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'], # as `InferConfig`
                   batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', precision:str=INFER_DEFAULTS['precision'], # as `InferConfig`
-                  diameter:float|None=None, seed_h:float|None=None, # as `InferConfig`
+                  diameter:float|None=None, seed_h:float|str|None=None, # as `InferConfig`
                   params=None, # post-processing (default: the model's tuned thresholds)
                   block:int=1024, # post-processing block size in px
                   halo:int=128, # post-processing context in px, wider than the largest cell
