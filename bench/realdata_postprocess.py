@@ -36,9 +36,9 @@ as `cellseg train` does when it has no validation images. Variants:
   instead of the model's scale (LIVECell-trained: about 1.6x). Aimed at another microscope's larger cells, which the
   first pass at 1.6x cuts into training-sized pieces (`bench/realdata_cross.py`); the second pass is the product's
   (the measured size matched, within 2x of the model's scale);
-- `matched,auto-h`: `PRODUCT`, then each image's peak height chosen from `AUTO_SEED_HS` by how well its cells explain its
-  dist map (`seed_h='auto'`, `cellseg_nb.postprocess.choose_seed_h`), in both passes: what `cellseg train` saves since
-  2026-12-05 where no annotated validation images tune the height;
+- `matched,auto-h` (`AUTO_H`): `PRODUCT`, then each image's peak height chosen from `AUTO_SEED_HS` by how well its cells
+  explain its dist map (`seed_h='auto'`, `cellseg_nb.postprocess.choose_seed_h`), in both passes: the option
+  `--seed-h auto` (not the default);
 - `matched,sep0` and `matched,sep1`: `PRODUCT` with each cell's score multiplied by its separation from its least separated
   neighbour to the power 0 (off: the product before) or 1, instead of the default 0.5 (the labels are the same, so
   only the AP can change).
@@ -48,9 +48,9 @@ Scores as `bench/realdata.py` (F1@0.5, mSA, COCO mask AP), per fold and pooled o
 
     python bench/realdata_postprocess.py --method 'ours[r1]' --budget dev --seed 0
     python bench/realdata_postprocess.py --method ours --budget 15min --seed 0   # adds to the same results file
-    python bench/realdata_postprocess.py --method 'ours[r1]' --as-ours   # also: `AUTO_H` becomes the `ours` row of realdata.py
+    python bench/realdata_postprocess.py --method 'ours[r1]' --as-ours   # also: `PRODUCT` becomes the `ours` row of realdata.py
 
-`--as-ours` records the `AUTO_H` variant (the product now) of each model as the `ours` run of `bench/realdata.py` (same fold, budget and
+`--as-ours` records the `PRODUCT` variant of each model as the `ours` run of `bench/realdata.py` (same fold, budget and
 seed; `trained_as` names the run whose trained model it post-processed), so the main table shows the product as it
 is now without training again when only the post-processing changed.
 """
@@ -64,8 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as R
 
 RESULTS = R.OUT/'realdata_postprocess.json' if R.SMOKE else R.ROOT/'bench/results/realdata_postprocess.json'
-PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` did before each image chose its peak height (`AUTO_H`)
-AUTO_H = 'matched,auto-h'  # `PRODUCT` with `seed_h='auto'`: what they do now (no annotated validation images)
+PRODUCT = 'after+flips+matched'  # what `cellseg train` + `cellseg predict` do now
+AUTO_H = 'matched,auto-h'  # `PRODUCT` with `seed_h='auto'`: the option `--seed-h auto`
 VERIFY_FRACTION = 0.5  # `matched+verify`: the second pass must leave at most this fraction of the first pass's log size error
 CONVEX_SOLIDITY = 0.9  # `matched,convex`: cells at least this convex (area / convex hull area) measure the size
 
@@ -128,7 +128,7 @@ def variants():
             **{f'matched,fg={t}': (P(fg_threshold=t), None, 'flips', 'matched') for t in (0.3, 0.4, 0.5, 0.6)},
             'matched,img-median': (P(), TRAIN_IMAGE_GRID, 'flips', 'img-median'), 'matched,range': (P(), TRAIN_IMAGE_GRID, 'flips', 'range'),
             'matched,line': (P(), TRAIN_IMAGE_GRID, 'flips', 'line'), 'matched,native-first': (P(), TRAIN_IMAGE_GRID, 'flips', 'native-first'),
-            AUTO_H: (P(), TRAIN_IMAGE_GRID, 'flips', 'matched')}   # its height set to 'auto' after the tuning, as `cellseg train` does
+            AUTO_H: (P(), TRAIN_IMAGE_GRID, 'flips', 'matched')}   # its height set to 'auto' after the foreground level is tuned
 
 def fold_preds(protocol, fold, method, budget, seed, only=None):
     "{variant: ([(labels, scores)] of the fold's test images, tuned params)} for one trained model (`only`: these variants)"
@@ -174,13 +174,13 @@ def fold_preds(protocol, fold, method, budget, seed, only=None):
     return out
 
 def as_ours(protocol, fold, method, budget, seed, preds, pp):
-    "Record `preds` (the `AUTO_H` variant: the product now) as realdata.py's `ours` run of this fold, budget and seed"
+    "Record `preds` (the `PRODUCT` variant) as realdata.py's `ours` run of this fold, budget and seed"
     src = R.done_runs()[(protocol, fold, method, budget, seed)]
     items = R.items_of(protocol, R.folds(protocol)[fold][2])
     R.record_run(dict(protocol=protocol, fold=fold, method='ours', budget=budget, seed=seed, overrides={}, **R.score(items, preds),
                       **{k: src.get(k) for k in ('steps', 'train_s', 's_per_step', 'stop_reason', 'mixed_precision', 'budget_used')},
                       wall_s=src['wall_s'], device=src.get('device') or 'cpu',
-                      test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=AUTO_H, tuned=pp),
+                      test=[n for n, *_ in items], when=time.strftime('%Y-%m-%d %H:%M'), trained_as=method, variant=PRODUCT, tuned=pp),
                  preds)
 
 def cached_fold(protocol, fold, method, budget, seed, only=None):
@@ -203,7 +203,7 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--protocols', nargs='+', default=['lc5-loio', 'lc5-lolo'])
     ap.add_argument('--variants', nargs='+', choices=list(variants()), help='only these variants (default: all)')
-    ap.add_argument('--as-ours', action='store_true', help="record `AUTO_H` (the product now) as realdata.py's `ours` run of each fold")
+    ap.add_argument('--as-ours', action='store_true', help="record `PRODUCT` as realdata.py's `ours` run of each fold")
     a = ap.parse_args(argv)
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else dict(per_fold=[], pooled=[])
     res['protocol'] = __doc__.split('\n\n')[1]
@@ -220,7 +220,7 @@ def main(argv=None):
             t0 = time.perf_counter(); items = R.items_of(p, R.folds(p)[f][2])
             for name, (preds, pp) in cached_fold(p, f, a.method, a.budget, a.seed, a.variants).items():
                 prev = R.done_runs().get((p, f, 'ours', a.budget, a.seed), {})
-                if name == AUTO_H and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, AUTO_H):
+                if name == PRODUCT and a.as_ours and (prev.get('trained_as'), prev.get('variant')) != (a.method, PRODUCT):
                     as_ours(p, f, a.method, a.budget, a.seed, preds, pp)
                 s = R.score(items, preds); pooled.setdefault(name, ([], []))
                 pooled[name][0].extend(items); pooled[name][1].extend(preds)

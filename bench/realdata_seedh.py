@@ -5,7 +5,7 @@ This re-segments the held-out images of the kept models of `bench/realdata.py` (
 as `cellseg_nb.infer.segment` does (two-pass size matching, flips at test time, the model's tuned thresholds), at the
 peak heights `HS`, and records per image and height the matches (F1@0.5) and candidate signals that need no ground
 truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the cells' separation, and `dist_fit`: how
-well the cells explain the dist map, which `seed_h='auto'` uses since 2026-12-05). `--report` writes
+well the cells explain the dist map, which the option `seed_h='auto'` uses). `--report` writes
 `bench/results/realdata_seedh.json`: per model group, pooled F1 at each fixed height, at the best height per image
 (the oracle) and at the height each criterion picks. Each finished image is appended to
 `bench/out/realdata_seedh/runs.jsonl`, so a stopped run resumes.
@@ -27,7 +27,7 @@ CRITERIA = ('contact_f', 'sep_area', 'dist_fit')   # picked height: the arg-max
 
 from realdata import ms   # the benches' one pooling
 from realdata_diameter import sep_area
-from cellseg_nb.postprocess import dist_fit   # the product's choice of height (`seed_h='auto'`)
+from cellseg_nb.postprocess import dist_fit, _flooding   # the product's choice of height (`seed_h='auto'`)
 
 def contact_signals(lab, bd, fg) -> dict:
     "How the cell-cell contacts of `lab` agree with the boundary map `bd` away from the background (soft precision, recall, F)"
@@ -49,12 +49,13 @@ def one(run:Path, name:str, img, gt) -> dict:
     s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
     with model_scale(m, s): pr = infer_maps(m, img).probs()
     bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold; di = np.asarray(pr['dist'], np.float32)
+    mask = _flooding(pr, pp)[0]   # the foreground `choose_seed_h` compares the maps on (holes filled)
     r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, hs={})
     for h in HS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]
         mm = match_instances(gt, lab, thresholds=(0.5,))
         r['hs'][str(h)] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()),
-                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, fg), **contact_signals(lab, bd, fg))
+                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, mask), **contact_signals(lab, bd, fg))
     return r
 
 def group(run:str) -> str:
@@ -80,13 +81,14 @@ def report() -> dict:
         rs = [r for r in rows if group(r['run']) == g]
         t = {f'h={h}': pooled(rs, lambda r, h=h: str(h)) for h in HS}
         t['oracle'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: f1(r['hs'][h])))
-        for c in CRITERIA: t[f'pick:{c}'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: r['hs'][h][c]))
+        for c in CRITERIA:   # a criterion added later is picked only where every image recorded it
+            if all(c in v for r in rs for v in r['hs'].values()): t[f'pick:{c}'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: r['hs'][h][c]))
         out['by_group'][g] = dict(images=len(rs), **{k: round(v, 4) for k, v in t.items()})
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # groups measured from runs no longer in runs.jsonl are kept
     for g, t in old.get('by_group', {}).items(): out['by_group'].setdefault(g, t)
     out['images'] += [i for i in old.get('images', []) if group(i['run']) not in {group(r['run']) for r in rows}]
     lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and not g.endswith(']')]   # the defaults' models
-    out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images'} if lolo else {}
+    out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images' and all(k in t for t in lolo)} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
     keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']
     print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))

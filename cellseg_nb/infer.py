@@ -399,13 +399,16 @@ def labelled_cells(maps, # `StitchedMaps` (or the contract's dict of probability
 
 def model_params(model, # a model whose `config['postprocess']` holds its tuned thresholds
                  params:PostprocessParams|Mapping|None=None, # thresholds instead of the tuned ones
-                 seed_h:float|None=None, # peak height of the seeds instead of theirs (`PostprocessParams.seed_h`)
+                 seed_h:float|str|None=None, # peak height of the seeds instead of theirs (`PostprocessParams.seed_h`), or 'auto'
                 ) -> PostprocessParams:
     "The post-processing `segment` applies: `params`, else the model's tuned thresholds, with `seed_h` replaced where given"
     p = PostprocessParams.from_dict(params if params is not None else (getattr(model, 'config', None) or {}).get('postprocess'))
     if seed_h is None: return p
-    if seed_h == AUTO: return dataclasses.replace(p, seed_h=AUTO)
-    if not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level; {AUTO!r}: each image's own)")
+    if seed_h == AUTO:
+        if (dt := (getattr(model, 'config', None) or {}).get('dist_target', 'edt')) != 'edt':
+            warnings.warn(f"seed_h='auto' compares the dist map with the `edt` target, but this model learnt {dt!r}: pass a number instead")
+        return dataclasses.replace(p, seed_h=AUTO)
+    if isinstance(seed_h, str) or not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level; {AUTO!r}: each image's own)")
     return dataclasses.replace(p, seed_h=float(seed_h))
 
 def _segment(model, image, params, block, halo, progress, **kwargs):
@@ -470,7 +473,7 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             halo:int=128, # post-processing context (px), wider than the largest cell
             progress:bool=False,
             diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: the one `cellseg tune` stored, else measured on a first pass; 0: the model's own scale
-            seed_h:float|None=None, # peak height of the seeds instead of the tuned one (see `model_params`)
+            seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `model_params`)
             **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"

@@ -334,7 +334,8 @@ def choose_seed_h(probs:Mapping, # {'fg','boundary','dist': (H,W)} probabilities
                   params:PostprocessParams|Mapping|None=None, # the other thresholds
                   heights=AUTO_SEED_HS, # candidate peak heights
                  ) -> tuple[float, np.ndarray]:
-    "The peak height whose cells best explain the image's dist map (`dist_fit`), and those cells (`seed_h='auto'`)"
+    "The peak height whose cells best explain the image's dist map (`dist_fit`), and those cells (`seed_h='auto'`; models of the `edt` dist target)"
+    if not len(heights): raise ValueError("heights is empty: give at least one peak height to choose from")
     _check_probs(probs); p = PostprocessParams.from_dict(params)
     mask, sd, bd, dist = _flooding(probs, p)
     best = None
@@ -398,7 +399,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
             before = best
             for name, values in grid.items():
                 for v in values:
-                    cand = replace(best, **{name: type(getattr(PostprocessParams(), name))(v)})
+                    cand = replace(best, **{name: (float if name == 'seed_h' else type(getattr(best, name)))(v)})
                     s = score(cand); bar.update()
                     if s > best_score: best, best_score = cand, s
             if best == before: break

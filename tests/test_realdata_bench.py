@@ -86,7 +86,7 @@ def test_smoke_run_and_report(tmp_path):
     rep = json.loads((out/'realdata.json').read_text())
     assert {x['method'] for x in rep['per_fold']} == {'classical', 'smp', 'ours'}
     assert all(x['device'] == rd_device() for x in rep['per_fold'] + rep['pooled'])    # which machine trained each row
-    # post-processing variants on the model just trained; the product's variant (each image's own peak height) becomes the `ours` run
+    # post-processing variants on the model just trained; the product's variant becomes the `ours` run
     cmd = [sys.executable, str(ROOT/'bench/realdata_postprocess.py'), '--method', 'ours', '--protocols', 'lc5-loio', '--as-ours']
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -96,9 +96,9 @@ def test_smoke_run_and_report(tmp_path):
     nf = next(x for x in pp['per_fold'] if x['variant'] == 'matched,native-first')['params']['passes']   # its first pass at the image's size, recorded
     assert len(nf) == 1 and nf[0]['s'] > 0 and (nf[0]['first_d'] or 1) > 0   # no size where the small model's first pass found no cell
     last = [json.loads(l) for l in (out/'runs.jsonl').read_text().splitlines()][-1]
-    assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.AUTO_H)   # the product now
-    assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.AUTO_H)
-    assert next(x for x in pp['per_fold'] if x['variant'] == rpp.AUTO_H)['params']['seed_h'] == 'auto'
+    assert (last['method'], last['trained_as'], last['variant']) == ('ours', 'ours', rpp.PRODUCT)
+    assert last['f1'] == next(x['f1'] for x in pp['per_fold'] if x['variant'] == rpp.PRODUCT)
+    assert next(x for x in pp['per_fold'] if x['variant'] == rpp.AUTO_H)['params']['seed_h'] == 'auto'   # the option: each image's own height
     # the separation power changes the cell scores only, so F1 is the product's; redoing one variant keeps the others' rows
     f1 = {x['variant']: x['f1'] for x in pp['per_fold']}
     assert f1['matched,sep0'] == f1['matched,sep1'] == f1[rpp.PRODUCT]
