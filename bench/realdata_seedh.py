@@ -48,8 +48,8 @@ def one(run:Path, name:str, img, gt) -> dict:
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
     s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
     with model_scale(m, s): pr = infer_maps(m, img).probs()
-    bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold; di = np.asarray(pr['dist'], np.float32)
-    mask = _flooding(pr, pp)[0]   # the foreground `choose_seed_h` compares the maps on (holes filled)
+    bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold
+    mask, _, _, di = _flooding(pr, pp)   # the foreground (holes filled) and dist map `choose_seed_h` compares
     r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, hs={})
     for h in HS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]

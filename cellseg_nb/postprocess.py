@@ -20,8 +20,8 @@ from .metrics import object_scores, match_instances
 __all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS',
            'probs_from_outputs', 'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small',
            'cell_means', 'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes',
-           'novelty', 'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'dist_fit',
-           'choose_seed_h', 'instances_from_probs', 'pooled_score', 'tune_thresholds']
+           'novelty', 'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs',
+           'dist_fit', 'choose_seed_h', 'pooled_score', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
@@ -299,18 +299,6 @@ def find_seeds(sd:np.ndarray, # (H, W) smoothed dist map
     seeds, n = ndi.label(core)
     return remove_small(seeds, p.min_seed_size) if n else seeds
 
-# %% ../nbs/09_postprocess.ipynb #a7d1f0c2
-AUTO_SEED_HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)  # the peak heights `seed_h='auto'` chooses from (`bench/realdata_seedh.py`)
-
-def dist_fit(labels:np.ndarray, # (H, W) instance labels
-             dist:np.ndarray, # (H, W) the dist head's probabilities
-             mask:np.ndarray, # (H, W) boolean foreground the cells were found in
-            ) -> float:
-    "How well `labels` explain `dist`: minus the mean |dist - each cell's own normalised distance to its edge| over `mask`"
-    if not mask.any(): return 0.0
-    ideal = instance_distance(labels)[0] if labels.max() else np.zeros(labels.shape, np.float32)
-    return -float(np.abs(np.asarray(dist, np.float32) - ideal)[mask].mean())
-
 # %% ../nbs/09_postprocess.ipynb #4e49d110
 def _flooding(probs:Mapping, p:PostprocessParams):
     "What every peak height shares: the foreground mask, the smoothed dist, the boundary and the raw dist maps"
@@ -330,6 +318,26 @@ def _cells_at(mask, sd, bd, p:PostprocessParams, h:float) -> np.ndarray:
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     return remove_small(labels.astype(np.int32), p.min_size)
 
+def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
+                         params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
+                        ):
+    "Marker-controlled watershed of the head maps: `(labels int32 (H,W), cells DataFrame)`"
+    _check_probs(probs); p = PostprocessParams.from_dict(params)
+    labels = choose_seed_h(probs, p)[1] if p.seed_h == AUTO else _cells_at(*_flooding(probs, p)[:3], p, p.seed_h)
+    return labels, cell_table(labels, probs, **p.table_args())
+
+# %% ../nbs/09_postprocess.ipynb #a7d1f0c2
+AUTO_SEED_HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)  # the peak heights `seed_h='auto'` chooses from (`bench/realdata_seedh.py`)
+
+def dist_fit(labels:np.ndarray, # (H, W) instance labels
+             dist:np.ndarray, # (H, W) the dist head's probabilities
+             mask:np.ndarray, # (H, W) boolean foreground the cells were found in
+            ) -> float:
+    "How well `labels` explain `dist`: minus the mean |dist - each cell's own normalised distance to its edge| over `mask`"
+    if not mask.any(): return 0.0
+    ideal = instance_distance(labels)[0] if labels.max() else np.zeros(labels.shape, np.float32)
+    return -float(np.abs(np.asarray(dist, np.float32) - ideal)[mask].mean())
+
 def choose_seed_h(probs:Mapping, # {'fg','boundary','dist': (H,W)} probabilities of one image
                   params:PostprocessParams|Mapping|None=None, # the other thresholds
                   heights=AUTO_SEED_HS, # candidate peak heights
@@ -343,14 +351,6 @@ def choose_seed_h(probs:Mapping, # {'fg','boundary','dist': (H,W)} probabilities
         lab = _cells_at(mask, sd, bd, p, h); f = dist_fit(lab, dist, mask)
         if best is None or f > best[0]: best = (f, h, lab)
     return best[1], best[2]
-
-def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
-                         params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
-                        ):
-    "Marker-controlled watershed of the head maps: `(labels int32 (H,W), cells DataFrame)`"
-    _check_probs(probs); p = PostprocessParams.from_dict(params)
-    labels = choose_seed_h(probs, p)[1] if p.seed_h == AUTO else _cells_at(*_flooding(probs, p)[:3], p, p.seed_h)
-    return labels, cell_table(labels, probs, **p.table_args())
 
 # %% ../nbs/09_postprocess.ipynb #b7b6ea10
 DEFAULT_GRID = {'seed_h': (0.02, 0.03, 0.05, 0.1, 0.15),
@@ -399,7 +399,7 @@ def tune_thresholds(probs_list:list, # probability maps of validation images
             before = best
             for name, values in grid.items():
                 for v in values:
-                    cand = replace(best, **{name: (float if name == 'seed_h' else type(getattr(best, name)))(v)})
+                    cand = replace(best, **{name: type(getattr(best, name))(v)})
                     s = score(cand); bar.update()
                     if s > best_score: best, best_score = cand, s
             if best == before: break
