@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 from .core import atomic_write
+from .models.unet import CHANNELS_LAST_DEVICES
 from .loop import (SCHEDULES, resolve_mixed_precision, make_accelerator, ResumableBatchSampler, SeededDataset, ProgressScheduler,
                              EMA, save_checkpoint, latest_checkpoint, RunLogger, save_dir_atomic, _rng_state, _set_rng_state, _default_save, _recover_dir)
 
@@ -44,7 +45,7 @@ class LoopConfig:
     clip_grad: float|None = 1.0  # max gradient norm (None: no clipping)
     ema: float|None = None  # EMA decay of the weights (None: off); 0.99 cost 0.22-0.34 F1 on three real-image folds in 300-step runs, not measured on longer ones
     mixed_precision: str = 'auto'  # one of `PRECISIONS`
-    channels_last: bool|None = None  # NHWC memory layout; None: on a GPU (issue 15 measured bf16 + channels_last 1.11x faster on an H200)
+    channels_last: bool|None = None  # NHWC memory layout; None: on the devices of `CHANNELS_LAST_DEVICES` (an H200: 1.11x with bf16, issue 15; this 2-core CPU: 1.23x, bench/bench_layout.py)
     compile: str|None = None  # `torch.compile` mode of the training forward, one of `COMPILE_MODES`; None: eager
     val_metric: str = 'f1'  # the key of `val_fn`'s scores that selects `best/`
     val_every: int = 1  # epochs between validations
@@ -116,7 +117,7 @@ class Trainer:
         self.sampler, self.dl, self.spe, self.total = self._batches(train_ds, collate_fn)
         cuda = self.acc.device.type == 'cuda'
         opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **({'fused': True} if cuda else {}))  # one kernel on a GPU
-        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.channels_last = self.acc.device.type in CHANNELS_LAST_DEVICES if cfg.channels_last is None else cfg.channels_last
         if self.channels_last: model = model.to(memory_format=torch.channels_last)
         self.model, self.opt = self.acc.prepare(model, opt); self.raw = self.acc.unwrap_model(self.model)
         self.fwd = torch.compile(self.model, mode=cfg.compile) if cfg.compile else self.model  # same parameters, compiled forward
@@ -192,7 +193,7 @@ class Trainer:
         for k in range(cfg.grad_accum):
             tw = time.perf_counter(); batch = _to_device(next(it), acc.device); win['wait'] += time.perf_counter() - tw
             if self.batch_tf is not None: batch = self.batch_tf(batch, seed=self._draw_seed(k))  # augmentation on the device
-            x = batch['image'].contiguous(memory_format=torch.channels_last) if self.channels_last else batch['image']
+            x = batch['image'].contiguous(memory_format=torch.channels_last) if self.channels_last and batch['image'].ndim == 4 else batch['image']
             with contextlib.nullcontext() if k == cfg.grad_accum - 1 else acc.no_sync(self.model):
                 loss, terms = self.loss_fn(self.fwd(x), batch)
                 ok = _all_true(acc, bool(torch.isfinite(loss.detach()).all()))

@@ -15,10 +15,11 @@ from ..core import atomic_write, CELL_LINES, DEFAULT_NORMALISATION
 from ..data.targets import check_dist_target
 
 # %% auto #0
-__all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'create_encoder', 'ConvBNAct', 'DecoderBlock', 'n_decoder_blocks',
-           'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model', 'count_parameters',
-           'parameter_table', 'save_model', 'load_model', 'resolve_model_dir', 'LoadResult', 'load_encoder_weights',
-           'load_decoder_weights', 'pretrained_folder', 'load_pretrained', 'init_from']
+__all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'CHANNELS_LAST_DEVICES', 'create_encoder', 'ConvBNAct', 'DecoderBlock',
+           'n_decoder_blocks', 'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model',
+           'count_parameters', 'parameter_table', 'save_model', 'load_model', 'resolve_model_dir', 'LoadResult',
+           'load_encoder_weights', 'load_decoder_weights', 'pretrained_folder', 'load_pretrained', 'init_from',
+           'use_channels_last']
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
 HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls')  # the contract's head names, in output order
@@ -432,3 +433,13 @@ def init_from(model, # model to initialise
     out = dict(source=str(src), encoder=len(enc.loaded))
     if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
     return out
+
+# %% ../../nbs/07_models.unet.ipynb #3d74c583
+CHANNELS_LAST_DEVICES = ('cuda', 'cpu')  # device types where training and inference run NHWC (bench/bench_layout.py)
+
+def use_channels_last(model:nn.Module, # a `MultiHeadUNet` or any module
+                     ) -> nn.Module:
+    "`model` in place in channels-last memory layout (its outputs do not change), for the fast convolutions"
+    model.to(memory_format=torch.channels_last)
+    if hasattr(model, 'channels_last'): model.channels_last = True   # a `MultiHeadUNet` then lays out its input NHWC too
+    return model
