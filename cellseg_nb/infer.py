@@ -254,8 +254,7 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     tr = tta_transforms(tta); dtype = resolve_precision(precision, dev)
     was_training = model.training; model.to(dev).eval()
-    from cellseg_nb.models.unet import CHANNELS_LAST_DEVICES, use_channels_last
-    if dev.type in CHANNELS_LAST_DEVICES: use_channels_last(model)   # NHWC: the same maps; `cellseg predict` 1.5x faster on a CPU (bench/bench_layout.py)
+    from cellseg_nb.models.unet import CHANNELS_LAST_DEVICES, channels_last_layout
     cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
     if compact == 'auto': compact = H * W > 2048 * 2048
     if features == 'auto':
@@ -265,7 +264,8 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     out = acc = None; wsum = np.zeros((th, W), np.float32)
     bar = tqdm(total=len(ys) * len(xs), desc='tiles', disable=not progress, leave=False)
     try:
-        with torch.inference_mode():
+        layout = channels_last_layout(model) if dev.type in CHANNELS_LAST_DEVICES else contextlib.nullcontext()  # NHWC for the call: the same maps, `cellseg predict` 1.5x faster on a CPU (bench/bench_layout.py)
+        with torch.inference_mode(), layout:
             for i, y in enumerate(ys):
                 for b in range(0, len(xs), batch_size):
                     bx = xs[b:b + batch_size]

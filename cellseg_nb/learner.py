@@ -45,7 +45,7 @@ class LoopConfig:
     clip_grad: float|None = 1.0  # max gradient norm (None: no clipping)
     ema: float|None = None  # EMA decay of the weights (None: off); 0.99 cost 0.22-0.34 F1 on three real-image folds in 300-step runs, not measured on longer ones
     mixed_precision: str = 'auto'  # one of `PRECISIONS`
-    channels_last: bool|None = None  # NHWC memory layout; None: on the devices of `CHANNELS_LAST_DEVICES` (an H200: 1.11x with bf16, issue 15; this 2-core CPU: 1.23x, bench/bench_layout.py)
+    channels_last: bool|None = None  # NHWC memory layout; None: on the devices of `CHANNELS_LAST_DEVICES` (an H200: 1.11x with bf16, issue 15; this 2-core CPU: 1.24x, bench/bench_layout.py)
     compile: str|None = None  # `torch.compile` mode of the training forward, one of `COMPILE_MODES`; None: eager
     val_metric: str = 'f1'  # the key of `val_fn`'s scores that selects `best/`
     val_every: int = 1  # epochs between validations

@@ -6,7 +6,7 @@ Docs: https://cellseg-nb.github.io/cellseg-nb/models.unet.html.md"""
 
 # %% ../../nbs/07_models.unet.ipynb #1a57376a
 from __future__ import annotations
-import json, math, copy, difflib, inspect, warnings
+import json, math, copy, difflib, inspect, warnings, contextlib
 from pathlib import Path
 from typing import Mapping, NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -19,7 +19,7 @@ __all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'CHANNELS_LAST_DEVICES', 
            'n_decoder_blocks', 'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model',
            'count_parameters', 'parameter_table', 'save_model', 'load_model', 'resolve_model_dir', 'LoadResult',
            'load_encoder_weights', 'load_decoder_weights', 'pretrained_folder', 'load_pretrained', 'init_from',
-           'use_channels_last']
+           'use_channels_last', 'channels_last_layout']
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
 HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls')  # the contract's head names, in output order
@@ -439,7 +439,22 @@ CHANNELS_LAST_DEVICES = ('cuda', 'cpu')  # device types where training and infer
 
 def use_channels_last(model:nn.Module, # a `MultiHeadUNet` or any module
                      ) -> nn.Module:
-    "`model` in place in channels-last memory layout (its outputs do not change), for the fast convolutions"
+    "`model` in place in channels-last memory layout (its outputs do not change); a model with 5-D weights is left as it is"
+    if any(p.ndim > 4 for p in model.parameters()): return model   # NHWC is for 4-D tensors only
     model.to(memory_format=torch.channels_last)
     if hasattr(model, 'channels_last'): model.channels_last = True   # a `MultiHeadUNet` then lays out its input NHWC too
     return model
+
+@contextlib.contextmanager
+def channels_last_layout(model:nn.Module, # a `MultiHeadUNet` or any module
+                        ):
+    "Run `model` in channels-last layout inside the block, then hand it back in its own layout (a model already NHWC is left as it is)"
+    ws = [p for p in model.parameters() if p.ndim == 4]   # (a 1-channel or 1x1 kernel is contiguous in both layouts)
+    if not ws or all(w.is_contiguous(memory_format=torch.channels_last) for w in ws) or any(p.ndim > 4 for p in model.parameters()):
+        yield model; return
+    flag = getattr(model, 'channels_last', None)
+    use_channels_last(model)
+    try: yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)   # e.g. a model in training keeps the layout of its optimiser's state
+        if flag is not None: model.channels_last = flag
