@@ -265,7 +265,7 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     bar = tqdm(total=len(ys) * len(xs), desc='tiles', disable=not progress, leave=False)
     try:
         layout = channels_last_layout(model) if dev.type in CHANNELS_LAST_DEVICES else contextlib.nullcontext()  # NHWC for the call: the same maps, `cellseg predict` 1.5x faster on a CPU (bench/bench_layout.py)
-        with torch.inference_mode(), layout:
+        with layout, torch.inference_mode():   # the layout is switched outside inference mode: a model in training gets normal tensors back
             for i, y in enumerate(ys):
                 for b in range(0, len(xs), batch_size):
                     bx = xs[b:b + batch_size]
