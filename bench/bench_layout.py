@@ -26,16 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'bench'))
 
 def lc5_data(work:Path) -> dict:
-    "TrainConfig data fields for all 5 annotated LIVECell images (the bench's own fold writer)"
+    "TrainConfig data fields for all 5 annotated LIVECell images: the training fold of `lc5-usiigaci` (no validation images)"
     import realdata as R
-    tr = [n for n, *_ in R.lc5_items()]
-    d = R.shared()/'livecell-sample'
-    coco = json.loads((d/'livecell_coco_val.json').read_text())
-    anns = coco['annotations']; anns = list(anns.values()) if isinstance(anns, dict) else anns
-    ims = [im for im in coco['images'] if Path(im['file_name']).stem in tr]; ids = {im['id'] for im in ims}
-    work.mkdir(parents=True, exist_ok=True)
-    (work/'train.json').write_text(json.dumps({**coco, 'images': ims, 'annotations': [a for a in anns if a['image_id'] in ids]}))
-    return dict(annotations=str(work/'train.json'), images=str(d/'images'))
+    return R.fold_data('lc5-usiigaci', '41-45', work)
 
 def train_run(work:Path, data:dict, steps:int, channels_last:bool, smoke:bool) -> dict:
     from cellseg_nb.train import train
