@@ -318,3 +318,32 @@ def test_tune_rescores_a_kept_peer_run(tmp_path, monkeypatch):
     assert f['0']['k'] == 1 and f['0']['scored_default']['f1'] == 1.0 and f['1-2']['k'] == 2 and f['1-2']['scored_default']['f1'] == 0.0 and f['1-2']['image_diameter'] == 41.0
     e = subprocess.run([sys.executable, str(ROOT/'bench/realdata_tune.py'), '--rescore'], capture_output=True, text=True, timeout=120)
     assert e.returncode == 2 and '--peer' in e.stderr   # --rescore alone is refused, not a full run
+
+def test_twopass_fuse_keeps_the_better_scored_cells():
+    # bench/realdata_twopass.py `fuse`: cells of two passes pooled by score; a cell half taken is dropped
+    import realdata_twopass as tp
+    a = np.zeros((20, 20), np.int32); a[:, :10] = 1; a[:, 10:] = 2     # the first pass: two halves
+    b = np.zeros((20, 20), np.int32); b[:, 5:16] = 1                     # the second: one cell across them
+    lab, sc = tp.fuse(a, [0.9, 0.2], b, [0.5])   # b's cell keeps 6 of its 11 columns; a's 2 then has 4 of 10 free: dropped
+    assert sc == [0.9, 0.5] and (lab[:, :10] == 1).all() and (lab[:, 10:16] == 2).all() and (lab[:, 16:] == 0).all()
+    lab, sc = tp.fuse(a, [0.1, 0.2], b, [0.5])   # b's cell first; a's 1 keeps exactly half (5 of 10 columns): kept
+    assert sc == [0.5, 0.1] and (lab[:, 5:16] == 1).all() and (lab[:, :5] == 2).all() and (lab[:, 16:] == 0).all()
+
+def test_twopass_summary_counts_a_split_once():
+    import realdata_twopass as tp
+    s = lambda f1: {v: dict(f1=f1 if v == 'first' else 0.5, ap=0.1) for v in tp.VARIANTS}
+    runs = {'lc5-loio_BT474_C3_ours_15min_5': dict(scores=s(0.6)), 'lc5-lolo_Huh7_ours_15min_4': dict(scores=s(0.3)),
+            'lc5-loio_Huh7_A10_ours[fit]_dev_0': dict(scores=s(0.3))}   # the split of held-out Huh7: left out
+    r = tp.summary(runs)
+    assert r['first']['models'] == 2 and r['first']['f1_wins'] == 1 and r['first']['f1_losses'] == 1
+    assert r['first']['f1_minus_product']['mean'] == pytest.approx(-0.05) and r['product']['f1_wins'] == 0
+
+def test_twopass_adabn_leaves_the_model_alone():
+    import torch, realdata_twopass as tp
+    from cellseg_nb.models.unet import create_model
+    m = create_model('unet_test', pretrained=False).eval()
+    bn = lambda mod: next(x for x in mod.modules() if isinstance(x, torch.nn.BatchNorm2d))
+    before = bn(m).running_mean.clone()
+    a = tp.adapted(m, np.random.default_rng(0).normal(100, 20, (64, 64)).astype(np.float32), 1.0)
+    assert torch.equal(bn(m).running_mean, before) and not torch.equal(bn(a).running_mean, before)
+    assert not a.training and bn(a).momentum is None and int(bn(a).num_batches_tracked) == 4   # four flips, a cumulative mean
