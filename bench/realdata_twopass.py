@@ -3,7 +3,7 @@
 `segment` (no `--diameter`) segments an image at the model's scale, measures its cells' median diameter and, where
 that differs from the training size, segments it again resized so they match. Pooled, that second pass wins
 (`bench/realdata_postprocess.py`, `after+flips` against `after+flips+matched`), but on some folds and seeds it loses
-by 0.1-0.2 F1 (BT474_C3 on every 15-minute seed). This script re-segments the held-out images of the models
+by 0.1-0.2 F1 (BT474_C3 on each of its five 15-minute seeds measured). This script re-segments the held-out images of the models
 `bench/realdata.py` kept (`bench/out/realdata/work/<protocol>_<fold>_<method>_<budget>_<seed>/run/best`), each
 model every way on the same maps:
 - `first`: the first pass only (the model's own scale); `product`: `segment`'s default (the second pass where it runs);
@@ -13,8 +13,8 @@ model every way on the same maps:
 - `adabn`: `product`, with each pass's BatchNorm statistics re-estimated on the image itself at that pass's scale
   (test-time adaptation, AdaBN; four flips, as the prediction).
 Writes `bench/results/realdata_twopass.json`: per model F1@0.5 / mSA / COCO mask AP of every variant, and per
-variant the mean ± sd over models of its difference to `product` (a leave-one-image-out Huh7_A10 model counts under
-leave-one-line-out Huh7: the same split, as Huh7 has one image).
+variant the mean ± sd over models of its difference to `product` (a leave-one-image-out Huh7_A10 model whose
+leave-one-line-out Huh7 twin, the same split, was measured too counts once).
 
     python bench/realdata_twopass.py                       # every kept LIVECell model, about 4 CPU-minutes on 2 cores
     python bench/realdata_twopass.py lc5-loio_BT474_C3_ours_15min_5   # named kept models
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_twopass.json'
 VARIANTS = ('first', 'product', 'half', 'avgmaps', 'fuse', 'adabn')
 FUSE_FREE = 0.5   # `fuse`: the share of a cell that must still be free for it to be kept
-SAME_SPLIT = ('lc5-loio_Huh7_A10_',)   # the split of leave-one-line-out Huh7 (Huh7 has one image): counted there, once
+SAME_SPLIT = {'lc5-loio_Huh7_A10_': 'lc5-lolo_Huh7_'}   # Huh7 has one image: leaving it out is leaving its line out, the same split
 
 from realdata import ms   # the benches' one pooling
 
@@ -95,7 +95,8 @@ def run_model(name:str) -> dict:
 
 def summary(runs:dict) -> dict:
     "Per variant: the mean ± sd over models of its F1 and AP minus `product`'s, and on how many models it beats `product`"
-    runs = {k: v for k, v in runs.items() if not k.startswith(SAME_SPLIT)}
+    twin = lambda k: next((b + k[len(a):] for a, b in SAME_SPLIT.items() if k.startswith(a)), None)
+    runs = {k: v for k, v in runs.items() if twin(k) not in runs}   # a split measured twice counts once
     out = {}
     for v in VARIANTS:
         d = {m: [r['scores'][v][m] - r['scores']['product'][m] for r in runs.values()] for m in ('f1', 'ap')}
@@ -108,6 +109,7 @@ def main(argv=None):
     ap.add_argument('models', nargs='*', help="kept model folders of bench/out/realdata/work (default: every kept LIVECell `ours` model)")
     ap.add_argument('--report', action='store_true', help="only pool the models already measured into the summary")
     a = ap.parse_args(argv)
+    if a.report and a.models: ap.error("--report pools the models already measured: give no model names with it")
     names = [] if a.report else a.models or kept_models()
     if not names and not a.report: sys.exit("no kept models: run bench/realdata.py first (it keeps each run's model in bench/out/realdata/work)")
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -116,7 +118,9 @@ def main(argv=None):
         t = time.perf_counter(); runs[n] = run_model(n)
         print(n, ' '.join(f"{k} {v['f1']:.3f}/{v['ap']:.3f}" for k, v in runs[n]['scores'].items()), f'({time.perf_counter() - t:.0f} s)', flush=True)
         RESULTS.write_text(json.dumps(dict(protocol=__doc__, runs=runs, summary=summary(runs), when=time.strftime('%Y-%m-%d %H:%M')), indent=1))
-    if a.report: RESULTS.write_text(json.dumps({**old, 'protocol': __doc__, 'summary': summary(runs)}, indent=1))
+    if a.report:
+        if not runs: sys.exit(f"{RESULTS} holds no measured model: run bench/realdata_twopass.py first")
+        RESULTS.write_text(json.dumps({**old, 'protocol': __doc__, 'summary': summary(runs), 'when': time.strftime('%Y-%m-%d %H:%M')}, indent=1))
     for v, s in summary(runs).items():
         print(f"{v:>8}: F1 - product {s['f1_minus_product']['mean']:+.3f} ± {s['f1_minus_product']['sd']:.3f}, "
               f"AP {s['ap_minus_product']['mean']:+.3f}; beats product on {s['f1_wins']} of {s['models']}, loses on {s['f1_losses']}")

@@ -320,7 +320,7 @@ def test_tune_rescores_a_kept_peer_run(tmp_path, monkeypatch):
     assert e.returncode == 2 and '--peer' in e.stderr   # --rescore alone is refused, not a full run
 
 def test_twopass_fuse_keeps_the_better_scored_cells():
-    # bench/realdata_twopass.py `fuse`: cells of two passes pooled by score; a cell half taken is dropped
+    # bench/realdata_twopass.py `fuse`: cells of two passes pooled by score; a cell more than half taken is dropped
     import realdata_twopass as tp
     a = np.zeros((20, 20), np.int32); a[:, :10] = 1; a[:, 10:] = 2     # the first pass: two halves
     b = np.zeros((20, 20), np.int32); b[:, 5:16] = 1                     # the second: one cell across them
@@ -332,18 +332,24 @@ def test_twopass_fuse_keeps_the_better_scored_cells():
 def test_twopass_summary_counts_a_split_once():
     import realdata_twopass as tp
     s = lambda f1: {v: dict(f1=f1 if v == 'first' else 0.5, ap=0.1) for v in tp.VARIANTS}
-    runs = {'lc5-loio_BT474_C3_ours_15min_5': dict(scores=s(0.6)), 'lc5-lolo_Huh7_ours_15min_4': dict(scores=s(0.3)),
-            'lc5-loio_Huh7_A10_ours[fit]_dev_0': dict(scores=s(0.3))}   # the split of held-out Huh7: left out
+    runs = {'lc5-loio_BT474_C3_ours_15min_5': dict(scores=s(0.6)), 'lc5-lolo_Huh7_ours[fit]_dev_0': dict(scores=s(0.3)),
+            'lc5-loio_Huh7_A10_ours[fit]_dev_0': dict(scores=s(0.3))}   # the same split as the held-out Huh7 model: counted once
     r = tp.summary(runs)
     assert r['first']['models'] == 2 and r['first']['f1_wins'] == 1 and r['first']['f1_losses'] == 1
     assert r['first']['f1_minus_product']['mean'] == pytest.approx(-0.05) and r['product']['f1_wins'] == 0
+    del runs['lc5-lolo_Huh7_ours[fit]_dev_0']   # without its twin it counts
+    assert tp.summary(runs)['first']['models'] == 2 and tp.summary(runs)['first']['f1_losses'] == 1
 
 def test_twopass_adabn_leaves_the_model_alone():
     import torch, realdata_twopass as tp
     from cellseg_nb.models.unet import create_model
+    torch.manual_seed(0)
     m = create_model('unet_test', pretrained=False).eval()
     bn = lambda mod: next(x for x in mod.modules() if isinstance(x, torch.nn.BatchNorm2d))
     before = bn(m).running_mean.clone()
-    a = tp.adapted(m, np.random.default_rng(0).normal(100, 20, (64, 64)).astype(np.float32), 1.0)
+    img = np.random.default_rng(0).normal(100, 20, (64, 64)).astype(np.float32)
+    a = tp.adapted(m, img, 1.0)
     assert torch.equal(bn(m).running_mean, before) and not torch.equal(bn(a).running_mean, before)
-    assert not a.training and bn(a).momentum is None and int(bn(a).num_batches_tracked) == 4   # four flips, a cumulative mean
+    assert not any(x.training for x in a.modules()) and bn(a).momentum is None and int(bn(a).num_batches_tracked) == 4   # four flips, a cumulative mean
+    assert torch.allclose(bn(tp.adapted(m, img * 10 + 5, 1.0)).running_mean, bn(a).running_mean, atol=1e-4)   # normalised as infer_maps does
+    assert not torch.allclose(bn(tp.adapted(m, img, 2.0)).running_mean, bn(a).running_mean, atol=1e-4)        # at the pass's scale
