@@ -11,6 +11,10 @@ scored ones: tune on Usiigaci sets 36-40, score sets 41-45, paired on each kept 
   (`--diameter D`, one number for the microscope, measured on 36-40), the seed height tuned there too.
 Each at the heights `HS`; the pick is the height with the best F1@0.5 pooled over the tuning images. Also records the
 default height (0.05) and the best height on the scored images (an oracle).
+- `diameter-scan`: as `dataset-diameter`, with the told diameter also searched: the tuning images' median times each of
+  `SIZE_FACTORS` (above 1: the images shown smaller), the pair (factor, height) picked by pooled F1@0.5 on the tuning
+  images, scored on 41-45. Whether the measured diameter is the best one to tell, a lead for `cellseg tune` searching
+  the size as it searches the height.
 - `cellseg-tune`: what `cellseg tune` does (`cellseg_nb.tune.tune` on 36-40: the masks' median diameter, then a search
   of `grids()`), scored on 41-45 at that diameter with the chosen post-processing: `seed_h` searches the seed height
   alone, `full` also the foreground and boundary levels and the smoothing (`DEFAULT_GRID`), `wide` as `full` with
@@ -26,6 +30,7 @@ Writes `bench/results/realdata_tune.json`.
     python bench/realdata_tune.py --models lc5-lolo_Huh7_ours_dev_0 --settings dataset-diameter   # a model trained on 4 of the images
     python bench/realdata_tune.py --models ours_15min_1 --settings cellseg-tune   # about 5
     python bench/realdata_tune.py --models ours_15min_3 --settings fewer-images   # 15 tunings, about 12
+    python bench/realdata_tune.py --models ours_15min_3 --settings diameter-scan  # 7 sizes, about 12
     python bench/realdata_tune.py --peer cellpose --seed 0   # the peer tuned the same way: trains it (15 min), about 25 in all
     python bench/realdata_tune.py --peer cellpose --seed 0 --rescore   # score its kept run again (a minute)
     python bench/realdata_tune.py --report   # mean ± sd over the seeds of the 15-minute models, ours and the peer (`summary_15min`)
@@ -48,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_tune.json'
 HS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)   # seed peak heights; the default `PostprocessParams.seed_h` is 0.05
-SETTINGS = ('automatic', 'dataset-diameter', 'cellseg-tune', 'fewer-images')
+SETTINGS = ('automatic', 'dataset-diameter', 'cellseg-tune', 'fewer-images', 'diameter-scan')
+SIZE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)   # `diameter-scan`: the tuning images' median diameter times these, as told (`--diameter`)
 TUNE, TEST = [f'set{i}' for i in range(36, 41)], [f'set{i}' for i in range(41, 46)]
 KS = (1, 2, 3)   # fewer annotated images than the five of TUNE
 
@@ -130,6 +136,19 @@ def fewer(m, tune, test) -> dict:
                                        **{f: w[f] for f in ('n_cells', 'image_diameter', 'chosen', 'scored_default', 'scored_tuned')})
             print(f"  {k} image(s) {r['images']}: d {r['image_diameter']:.1f}, F1 {r['scored_tuned']['f1']:.3f}", flush=True)
     return out
+
+def scan(m, tune, test, d:float) -> dict:
+    "`diameter-scan`: the pair (told diameter `d` x factor, seed height) with the best pooled F1 on `tune`, scored on `test`"
+    from cellseg_nb.infer import matched_scale
+    rows = {f: ([counts(m, img, g, matched_scale(m, d * f)) for _, img, g in tune], [counts(m, img, g, matched_scale(m, d * f)) for _, img, g in test])
+            for f in SIZE_FACTORS}
+    by = {f: dict(tuning_f1={h: round(pooled(tu, h), 4) for h in HS}, scored_f1={h: round(pooled(te, h), 4) for h in HS}) for f, (tu, te) in rows.items()}
+    pick = max(((f, h) for f in SIZE_FACTORS for h in HS), key=lambda fh: by[fh[0]]['tuning_f1'][fh[1]])
+    at1 = max(HS, key=lambda h: by[1.0]['tuning_f1'][h])   # `dataset-diameter`'s pick, on the same maps
+    best = max(((f, h) for f in SIZE_FACTORS for h in HS), key=lambda fh: by[fh[0]]['scored_f1'][fh[1]])
+    return dict(picked_factor=pick[0], picked_h=pick[1], f1_tuned=by[pick[0]]['scored_f1'][pick[1]],
+                h_at_measured=at1, f1_at_measured=by[1.0]['scored_f1'][at1],
+                oracle_factor=best[0], oracle_h=best[1], f1_oracle=by[best[0]]['scored_f1'][best[1]], by_factor=by)
 
 CP_PAIRS = dict(cellprob=[-2.0, -1.0, 0.0, 1.0], flow=[0.4, 0.8])   # Cellpose's two thresholds its docs tell users to adjust (defaults 0, 0.4)
 
@@ -291,6 +310,8 @@ def main(argv=None):
                 r[setting] = product(m, tune, test); print(name, setting, r[setting], flush=True); continue
             if setting == 'fewer-images':
                 r[setting] = fewer(m, tune, test); continue
+            if setting == 'diameter-scan':
+                r[setting] = scan(m, tune, test, d); print(name, setting, {k: v for k, v in r[setting].items() if k != 'by_factor'}, flush=True); continue
             scale = None if setting == 'automatic' else matched_scale(m, d)
             tu = [counts(m, img, g, scale) for _, img, g in tune]
             te = [counts(m, img, g, scale) for _, img, g in test]

@@ -353,3 +353,16 @@ def test_twopass_adabn_leaves_the_model_alone():
     assert not any(x.training for x in a.modules()) and bn(a).momentum is None and int(bn(a).num_batches_tracked) == 4   # four flips, a cumulative mean
     assert torch.allclose(bn(tp.adapted(m, img * 10 + 5, 1.0)).running_mean, bn(a).running_mean, atol=1e-4)   # normalised as infer_maps does
     assert not torch.allclose(bn(tp.adapted(m, img, 2.0)).running_mean, bn(a).running_mean, atol=1e-4)        # at the pass's scale
+
+def test_tune_diameter_scan_picks_on_the_tuning_images(monkeypatch):
+    import realdata_tune as rt, cellseg_nb.infer as ci   # `diameter-scan`: (size, height) chosen on the tuning images, scored on the others
+    c = lambda tp, n: dict(tp=tp, fp=n - tp, fn=10 - tp, cells=n)
+    monkeypatch.setattr(ci, 'matched_scale', lambda m, d: d)   # the counts below see the told diameter
+    def counts(m, img, g, d):
+        f = round(d / 40, 2); best = f == 1.25 if img == 'tune' else f == 0.8   # tuning and scored images disagree on the size
+        return dict(hs={h: c(9 if best and h == 0.1 else 5 if f == 1.0 and h == 0.2 else 4, 10) for h in rt.HS})
+    monkeypatch.setattr(rt, 'counts', counts)
+    r = rt.scan(None, [('a', 'tune', None)], [('b', 'test', None)], 40.0)
+    assert (r['picked_factor'], r['picked_h']) == (1.25, 0.1) and r['f1_tuned'] == pytest.approx(0.4)   # picked on the tuning images ...
+    assert (r['oracle_factor'], r['oracle_h'], r['f1_oracle']) == (0.8, 0.1, pytest.approx(0.9))          # ... not on the scored ones
+    assert r['h_at_measured'] == 0.2 and r['f1_at_measured'] == pytest.approx(0.5) and set(r['by_factor']) == set(rt.SIZE_FACTORS)
