@@ -51,15 +51,15 @@ def fuse(a, sa, b, sb, free:float=FUSE_FREE):
 def adapted(model, image, scale):
     "A copy of `model` whose BatchNorm statistics are those of `image` (normalised as `infer_maps` does) at `scale`, over four flips"
     import torch
-    from cellseg_nb.infer import image_percentiles, normalisation_of, model_scale
+    from cellseg_nb.core import normalize_image
+    from cellseg_nb.infer import normalisation_of, model_scale, TTA_MODES, _fwd
     m = copy.deepcopy(model).eval()
     bns = [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
     for b in bns: b.reset_running_stats(); b.momentum = None; b.train()   # a cumulative mean over the passes below
-    nrm = normalisation_of(m); lo, hi = image_percentiles(image, (nrm['pmin'], nrm['pmax']))
-    x = ((np.asarray(image, np.float32) - lo) / max(hi - lo, 1e-6)).astype(np.float32)
-    xt = torch.from_numpy(x)[None, None].expand(-1, int((m.config or {}).get('in_channels', 1)), -1, -1).contiguous()
+    x = torch.from_numpy(normalize_image(image, **normalisation_of(m)))[None, None]
+    xt = x.expand(-1, int((m.config or {}).get('in_channels', 1)), -1, -1).contiguous()
     with torch.no_grad(), model_scale(m, scale):
-        for dims in ((), (-1,), (-2,), (-2, -1)): m(xt.flip(dims) if dims else xt)
+        for k, f in TTA_MODES['flips']: m(_fwd(xt, k, f))
     return m.eval()
 
 def kept_models() -> list:
@@ -82,7 +82,8 @@ def run_model(name:str) -> dict:
         def seg(mp):
             lab, cells = labelled_cells(mp, pp); return lab, rd.label_scores(lab, cells)
         ma = maps(s0); a = seg(ma); s2 = second_pass_scale(model, a[0])
-        mb, b = (ma, a) if s2 is None else (lambda mp: (mp, seg(mp)))(maps(s2))
+        if s2 is None: mb, b = ma, a
+        else: mb = maps(s2); b = seg(mb)
         got = dict(first=a, product=b, half=a if s2 is None else seg(maps(float(np.sqrt(s0 * s2)))),
                    avgmaps=seg({k: (ma[k] + mb[k]) / 2 for k in ma}), fuse=fuse(*a, *b))
         aa = seg(maps(s0, adapted(model, img, s0))); s2a = second_pass_scale(model, aa[0])

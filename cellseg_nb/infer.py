@@ -240,6 +240,7 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     "Probability maps of a raw image of any size, whole or in smoothly blended tiles, as a `StitchedMaps`"
     import torch
     from tqdm.auto import tqdm
+    from cellseg_nb.models.unet import CHANNELS_LAST_DEVICES, channels_last_layout
     image = np.asarray(image)
     if image.ndim == 3: image = to_gray(image)
     if image.ndim != 2: raise ValueError(f"expected an (H, W) or (H, W, 3|4) image, got shape {image.shape}")
@@ -254,7 +255,6 @@ def infer_maps(model, # a `MultiHeadUNet` (or any module returning the contract'
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     tr = tta_transforms(tta); dtype = resolve_precision(precision, dev)
     was_training = model.training; model.to(dev).eval()
-    from cellseg_nb.models.unet import CHANNELS_LAST_DEVICES, channels_last_layout
     cin = int((getattr(model, 'config', None) or {}).get('in_channels', 1))
     if compact == 'auto': compact = H * W > 2048 * 2048
     if features == 'auto':
