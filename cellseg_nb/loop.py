@@ -195,14 +195,17 @@ class ProgressScheduler:
 
 # %% ../nbs/11a_loop.ipynb #a67cb02b
 class EMA:
-    "Exponential moving average of a model's weights: `ema = decay*ema + (1-decay)*w` after each step"
+    "Exponential moving average of a model's weights: `ema = d*ema + (1-d)*w` after each step, `d = min(decay, (1+step)/(10+step))`"
     def __init__(self, model:nn.Module, decay:float=0.999):
         if not 0 < decay < 1: raise ValueError(f"ema decay={decay}; expected a value in (0, 1), e.g. 0.999")
         self.decay, self.module = decay, copy.deepcopy(model).eval()
         for p in self.module.parameters(): p.requires_grad_(False)
     @torch.no_grad()
-    def update(self, model:nn.Module):
-        for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach().to(e.dtype), 1 - self.decay)
+    def update(self, model:nn.Module,
+               step:int|None=None, # optimiser steps done before this one (warm-up); None: `decay` from the first step
+              ):
+        d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.module.buffers(), model.buffers()): e.copy_(b)
     def state_dict(self): return self.module.state_dict()
     def load_state_dict(self, d): self.module.load_state_dict(d)
