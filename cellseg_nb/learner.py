@@ -43,7 +43,7 @@ class LoopConfig:
     warmup: float = 0.05  # fraction of training spent warming up ('cosine', 'constant')
     grad_accum: int = 1  # micro-batches per optimiser step
     clip_grad: float|None = 1.0  # max gradient norm (None: no clipping)
-    ema: float|None = None  # EMA decay of the weights (None: off), warmed up from the first step; 0.999 at 15 minutes: +0.02 +- 0.05 F1 over 6 real-image pairs, not kept (benchmarks page)
+    ema: float|None = None  # EMA decay of the weights (None: off), warmed up from the first step; 0.999 at 15 minutes: +0.004 +- 0.028 F1 over 6 real-image pairs, not kept (benchmarks page)
     mixed_precision: str = 'auto'  # one of `PRECISIONS`
     channels_last: bool|None = None  # NHWC memory layout; None: on the devices of `CHANNELS_LAST_DEVICES` (an H200: 1.11x with bf16, issue 15; this 2-core CPU: 1.24x, bench/bench_layout.py)
     compile: str|None = None  # `torch.compile` mode of the training forward, one of `COMPILE_MODES`; None: eager

@@ -202,7 +202,7 @@ class EMA:
         for p in self.module.parameters(): p.requires_grad_(False)
     @torch.no_grad()
     def update(self, model:nn.Module,
-               step:int|None=None, # optimiser steps done before this one (warm-up); None: `decay` from the first step
+               step:int|None=None, # the loop's steps before this one, skipped ones included (warm-up); None: `decay` from the first step
               ):
         d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
         for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach().to(e.dtype), 1 - d)
