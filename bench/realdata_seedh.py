@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 OUT = ROOT/'bench/out/realdata_seedh'
 RESULTS = ROOT/'bench/results/realdata_seedh.json'
-HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05
+HS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05 (0.01 added 2026-12-06: older images lack it)
 CRITERIA = ('contact_f', 'sep_area', 'dist_fit')   # picked height: the arg-max
 
 from realdata import ms   # the benches' one pooling
@@ -79,18 +79,21 @@ def report() -> dict:
                             f1={h: round(f1(v), 4) for h, v in r['hs'].items()}) for r in rows])
     for g in dict.fromkeys(map(group, (r['run'] for r in rows))):
         rs = [r for r in rows if group(r['run']) == g]
-        t = {f'h={h}': pooled(rs, lambda r, h=h: str(h)) for h in HS}
-        t['oracle'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: f1(r['hs'][h])))
+        hs = [str(h) for h in HS if all(str(h) in r['hs'] for r in rs)]   # a height added later counts where every image has it
+        t = {f'h={h}': pooled(rs, lambda r, h=h: h) for h in hs}
+        t['oracle'] = pooled(rs, lambda r: max(hs, key=lambda h: f1(r['hs'][h])))
         for c in CRITERIA:   # a criterion added later is picked only where every image recorded it
-            if all(c in v for r in rs for v in r['hs'].values()): t[f'pick:{c}'] = pooled(rs, lambda r: max(r['hs'], key=lambda h: r['hs'][h][c]))
+            if all(c in r['hs'][h] for r in rs for h in hs): t[f'pick:{c}'] = pooled(rs, lambda r: max(hs, key=lambda h: r['hs'][h][c]))
         out['by_group'][g] = dict(images=len(rs), **{k: round(v, 4) for k, v in t.items()})
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # groups measured from runs no longer in runs.jsonl are kept
-    for g, t in old.get('by_group', {}).items(): out['by_group'].setdefault(g, t)
-    out['images'] += [i for i in old.get('images', []) if group(i['run']) not in {group(r['run']) for r in rows}]
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # groups measured from runs no longer in runs.jsonl are kept ...
+    kept = {g for g, t in old.get('by_group', {}).items() if g not in out['by_group'] or out['by_group'][g]['images'] < t.get('images', 0)}
+    for g in sorted(kept & set(out['by_group'])): print(f"{g}: kept the {old['by_group'][g]['images']} images of {RESULTS.name}, not the {out['by_group'][g]['images']} of runs.jsonl")
+    out['by_group'].update({g: old['by_group'][g] for g in kept})   # ... and so is a group of more images than runs.jsonl now holds
+    out['images'] = [i for i in out['images'] if group(i['run']) not in kept] + [i for i in old.get('images', []) if group(i['run']) in kept]
     lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and not g.endswith(']')]   # the defaults' models
     out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images' and all(k in t for t in lolo)} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
-    keys = [k for k in next(iter(out['by_group'].values())) if k != 'images']
+    keys = sorted({k for t in out['by_group'].values() for k in t if k != 'images'}, key=lambda k: (not k.startswith('h='), float(k[2:]) if k.startswith('h=') else 0, k))
     print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))
     for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t.get(k, float("nan")):10.3f}' for k in keys))
     return out
