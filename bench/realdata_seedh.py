@@ -93,7 +93,7 @@ def report() -> dict:
     lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and not g.endswith(']')]   # the defaults' models
     out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images' and all(k in t for t in lolo)} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
-    keys = sorted({k for t in out['by_group'].values() for k in t if k != 'images'}, key=lambda k: (not k.startswith('h='), float(k[2:]) if k.startswith('h=') else 0, k))
+    keys = [f'h={h}' for h in HS] + ['oracle'] + [f'pick:{c}' for c in CRITERIA]   # a group without one prints nan
     print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))
     for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t.get(k, float("nan")):10.3f}' for k in keys))
     return out
