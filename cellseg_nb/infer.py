@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
 from .data.targets import median_diameter
-from .postprocess import AUTO, PostprocessParams, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS
+from .postprocess import AUTO, PostprocessParams, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS, boundary_probs
 
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
@@ -164,7 +164,7 @@ def _tile_probs(model, x, tta, dtype, features:bool=False):
             out = model(_fwd(x, k, f), return_features=True) if features else model(_fwd(x, k, f))
         miss = [h for h in HEADS if h not in out]
         if miss: raise ValueError(f"the model has no {miss} head(s); prediction needs {list(HEADS)} (it has {list(out)})")
-        maps = [torch.sigmoid(out[h].float()) for h in HEADS]
+        maps = [boundary_probs(out) if h == 'boundary' else torch.sigmoid(out[h].float()) for h in HEADS]   # a flow model's edges in its view, before it is turned back
         if 'type' in out: maps.append(torch.softmax(out['type'].float(), 1))
         if features: maps.append(out['features'].float())
         p = _inv(torch.cat(maps, 1), k, f)

@@ -16,7 +16,7 @@ __all__ = ['IGNORE_INDEX', 'CLS_IGNORE_INDEX', 'LOSS_HEADS', 'DEFAULT_WEIGHTS', 
 # %% ../nbs/08_losses.ipynb #d63a6748
 IGNORE_INDEX = -100  # `type` target of pixels whose cell type is unknown (as in `cellseg_nb.data.targets`)
 CLS_IGNORE_INDEX = -1  # `cls` target of images whose cell type is unknown or mixed
-LOSS_HEADS = ('fg', 'boundary', 'dist', 'type', 'cls')  # heads `MultiTaskLoss` knows
+LOSS_HEADS = ('fg', 'boundary', 'dist', 'type', 'cls', 'flow')  # heads `MultiTaskLoss` knows
 
 # %% ../nbs/08_losses.ipynb #be6d09a4
 def soft_dice_loss(logits:torch.Tensor, # (B, 1, H, W) logits, any float dtype
@@ -103,7 +103,7 @@ def masked_regression_loss(logits:torch.Tensor, # (B, 1, H, W) logits; `sigmoid`
     return (err * w).sum() / w.sum().clamp_min(1.0)
 
 # %% ../nbs/08_losses.ipynb #76183e7a
-DEFAULT_WEIGHTS = {'fg': 1.0, 'boundary': 2.0, 'dist': 2.0, 'type': 0.2, 'cls': 0.05}
+DEFAULT_WEIGHTS = {'fg': 1.0, 'boundary': 2.0, 'dist': 2.0, 'type': 0.2, 'cls': 0.05, 'flow': 5.0}
 
 class MultiTaskLoss(nn.Module):
     "Weighted sum of per-head losses, paired with the batch's targets by name; returns `(loss, terms)`"
@@ -144,6 +144,7 @@ class MultiTaskLoss(nn.Module):
         if tuple(tgt.shape) != tuple(want):
             raise ValueError(f"target {head!r} has shape {tuple(tgt.shape)}, expected {tuple(want)} for output {tuple(out.shape)}")
         if head in ('fg', 'boundary'): return self.binary[head](out, tgt)
+        if head == 'flow': return F.mse_loss(out.float(), tgt.float())   # vectors, not probabilities: raw outputs, every pixel (0 outside cells)
         if head == 'dist':
             mask = batch.get('fg')
             if mask is not None: mask = torch.as_tensor(mask, device=out.device).reshape(out.shape)

@@ -18,13 +18,28 @@ from .metrics import object_scores, match_instances
 
 # %% auto #0
 __all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS',
-           'probs_from_outputs', 'PostprocessParams', 'probs_from_labels', 'fill_small_holes', 'remove_small',
-           'cell_means', 'cell_type_probs', 'soften', 'fit_temperature', 'unknown_threshold', 'fit_prototypes',
-           'novelty', 'novelty_threshold', 'contacts', 'separation', 'cell_table', 'find_seeds', 'instances_from_probs',
-           'dist_fit', 'choose_seed_h', 'pooled_score', 'tune_thresholds']
+           'flow_edges', 'boundary_probs', 'probs_from_outputs', 'PostprocessParams', 'probs_from_labels',
+           'fill_small_holes', 'remove_small', 'cell_means', 'cell_type_probs', 'soften', 'fit_temperature',
+           'unknown_threshold', 'fit_prototypes', 'novelty', 'novelty_threshold', 'contacts', 'separation',
+           'cell_table', 'find_seeds', 'instances_from_probs', 'dist_fit', 'choose_seed_h', 'pooled_score',
+           'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
+
+def flow_edges(flow, # (B, 2, H, W) tensor: a `flow` head's (dy, dx) outputs
+              ):
+    "(B, 1, H, W): where the flows turn round, their divergence clipped to [0, 1] (about 0.5-1 where two cells touch)"
+    import torch
+    f = flow.float()
+    return (torch.gradient(f[:, 0], dim=1)[0] + torch.gradient(f[:, 1], dim=2)[0]).clamp(0, 1)[:, None]
+
+def boundary_probs(outputs:Mapping, # model logits with a `boundary` head (and, for a flow model, `flow`)
+                  ):
+    "(B, 1, H, W): `sigmoid` of the `boundary` logits, raised to `flow_edges` where the model has a `flow` head"
+    import torch
+    b = torch.sigmoid(outputs['boundary'].float())
+    return torch.maximum(b, flow_edges(outputs['flow'])) if 'flow' in outputs else b
 
 def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'boundary', 'dist', 'type': (B,K+1,H,W), ...}
                        i:int=0, # sample of the batch
@@ -33,7 +48,7 @@ def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'bound
     import torch
     missing = [h for h in HEADS if h not in outputs]
     if missing: raise ValueError(f"model outputs lack heads {missing}; expected {list(HEADS) + ['type']}, got {list(outputs)}")
-    out = {h: torch.sigmoid(outputs[h][i, 0].detach().float()).cpu().numpy() for h in HEADS}
+    out = {h: (boundary_probs(outputs)[i, 0] if h == 'boundary' else torch.sigmoid(outputs[h][i, 0].float())).detach().cpu().numpy() for h in HEADS}
     if 'type' in outputs: out['type'] = torch.softmax(outputs['type'][i].detach().float(), 0).cpu().numpy()
     return out
 

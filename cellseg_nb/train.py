@@ -70,6 +70,7 @@ class TrainConfig(LoopConfig):
     batch_size: int|None = None  # per-process batch; None: sized to the device
     augment: str = 'default'  # a `get_transforms` preset
     dist_target: str = 'edt'  # what the `dist` head learns (`DIST_TARGETS`): 'edt' distance to the cell's edge, 'centre' closeness to its centre (one peak per cell), 'blend' their mean
+    flows: bool = False  # also learn Cellpose-style flows (a `flow` head: the direction to each cell's centre); where they part raises the boundary map
     device_augment: bool|None = None  # augment and compute targets on the accelerator (`DeviceAugment`); None: on a GPU
     # validation
     max_val_images: int|None = 50  # validate on at most this many images (whole images: keep it small on CPU)
@@ -208,7 +209,9 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
     rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.rescales_each_image else None
     sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
-    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'scale': scale, 'dist_target': cfg.dist_target,
+    heads = list(cfg.model_overrides.get('heads') or MODEL_CONFIGS[cfg.model]['heads'])
+    if cfg.flows and 'flow' not in heads: heads.append('flow')
+    model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'heads': heads, 'scale': scale, 'dist_target': cfg.dist_target,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them
     init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     return model, scale, init
@@ -219,12 +222,13 @@ def _train_data(cfg:TrainConfig, tr_src, val_src, model, scale:float):
     norm, crop, ch = model.config.get('normalisation') or {}, max(32, round(cfg.crop_size / scale)), model.config.get('in_channels', 1)  # the model sees `crop_size`
     if cfg.rescales_each_image: tr_src = RescaledSource(tr_src, model.config['cell_diameter'] / scale)  # every image at the median size
     on_device = cfg.device_augment if cfg.device_augment is not None else _device_type() == 'cuda'
+    flows = 'flow' in model.config['heads']   # the `flow` target only for a model that learns it
     if on_device:  # the loader cuts windows; `fit` augments and computes the targets on the device (`batch_tf`)
-        tf = DeviceAugment(cfg.augment, crop, in_channels=ch, dist_target=cfg.dist_target)
+        tf = DeviceAugment(cfg.augment, crop, in_channels=ch, dist_target=cfg.dist_target, flows=flows)
         ds = WindowDataset(tr_src, crop, tf.margin, normalize=norm)
     else:
         tf = None if cfg.augment == 'none' else get_transforms(cfg.augment, crop_size=crop)
-        ds = CellDataset(tr_src, tf, crop, ch, normalize=norm, dist_target=cfg.dist_target)
+        ds = CellDataset(tr_src, tf, crop, ch, normalize=norm, dist_target=cfg.dist_target, flows=flows)
     if cfg.samples_per_epoch is None: cfg = dataclasses.replace(cfg, samples_per_epoch=max(len(ds), 16*cfg.batch_size))
     return cfg, ds, tf, make_val_fn(val_src, norm, max_images=cfg.max_val_images) if val_src is not None else None
 

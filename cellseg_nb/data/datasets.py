@@ -61,11 +61,12 @@ class CellDataset(Dataset):
                  crop:str='random', # one of `CROP_MODES`: 'random' (training) or 'center' (validation)
                  boundary_width:int=1, # see `make_targets`
                  dist_target:str='edt', # what `dist` holds, one of `DIST_TARGETS` (see `make_targets`)
+                 flows:bool=False, # also the `flow` target (see `make_targets`), for a model with a `flow` head
                 ):
         if crop not in CROP_MODES: raise ValueError(f"crop={crop!r}; expected one of {list(CROP_MODES)}")
         if not (isinstance(in_channels, (int, np.integer)) and in_channels >= 1): raise ValueError(f"in_channels={in_channels!r}; expected an int >= 1")
         if transform is not None and not callable(transform): raise ValueError("transform must be callable as transform(image=, mask=), e.g. get_transforms('default')")
-        self.dist_target = check_dist_target(dist_target)
+        self.dist_target, self.flows = check_dist_target(dist_target), flows
         self.source, self.transform, self.crop_hw, self.crop = source, transform, _crop_hw(crop_size), crop
         self.in_channels, self.normalize, self.boundary_width = int(in_channels), dict(normalize or {}), boundary_width
         self.class_names = tuple(source.class_names)
@@ -84,7 +85,7 @@ class CellDataset(Dataset):
             out = self.transform(image=x, mask=lab); x, lab = np.asarray(out['image'], np.float32), np.asarray(out['mask'])
             if x.ndim == 3: x = x[..., 0] if x.shape[-1] == 1 else x.mean(-1)
         if self.crop_hw is not None: x, lab = crop_or_pad(x, lab, self.crop_hw, random=self.crop == 'random')
-        t = make_targets(lab, types, self.boundary_width, self.dist_target)
+        t = make_targets(lab, types, self.boundary_width, self.dist_target, self.flows)
         image = np.repeat(np.ascontiguousarray(x, np.float32)[None], self.in_channels, 0)
         return dict(image=torch.from_numpy(image), labels=torch.from_numpy(lab.astype(np.int64)),
                     **{k: torch.from_numpy(v) for k, v in t.items()}, cls=torch.tensor(int(cls), dtype=torch.int64), name=name)

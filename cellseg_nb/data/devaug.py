@@ -19,7 +19,7 @@ from .datasets import _crop_hw
 
 # %% auto #0
 __all__ = ['window_margin', 'WindowDataset', 'geometry', 'warp', 'elastic_flow', 'label_edges', 'chamfer_distance',
-           'centre_distance', 'device_targets', 'blur', 'photometric', 'DeviceAugment']
+           'centre_distance', 'centre_flows', 'device_targets', 'blur', 'photometric', 'DeviceAugment']
 
 # %% ../../nbs/06b_data.devaug.ipynb #0810c7cd
 def window_margin(crop_hw, # output crop (h, w)
@@ -177,9 +177,8 @@ def chamfer_distance(inside:torch.Tensor, # (B, H, W) bool: where to measure
         d = new
 
 # %% ../../nbs/06b_data.devaug.ipynb #2b3aac92
-def centre_distance(lab:torch.Tensor, # (B, H, W) instance ids
-                   ) -> torch.Tensor:
-    "`instance_centre_distance` of each label image on its device: closeness to the cell pixel nearest the centroid, (0, 1] in cells"
+def _centre_offsets_t(lab:torch.Tensor) -> tuple:
+    "`_centre_offsets` of each label image on its device: `(gid, dy, dx)`, ids unique over the batch and flat float64 offsets"
     B, H, W = lab.shape; n = int(lab.max()) + 1; dev = lab.device
     gid = (lab.long() + n * torch.arange(B, device=dev)[:, None, None]).flatten()
     yy, xx = (a.flatten().double().repeat(B) for a in torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing='ij'))
@@ -190,16 +189,30 @@ def centre_distance(lab:torch.Tensor, # (B, H, W) instance ids
     near = d2 == torch.full_like(z, math.inf).scatter_reduce(0, gid, d2, 'amin')[gid]
     idx = torch.arange(len(gid), device=dev)   # the first nearest pixel in raster order, as the CPU version
     c = torch.full((B * n,), len(gid), device=dev).scatter_reduce(0, gid, torch.where(near, idx, len(gid)), 'amin').clamp_max(len(gid) - 1)
-    r = torch.hypot(yy - yy[c][gid], xx - xx[c][gid])
-    rmax = z.scatter_reduce(0, gid, r, 'amax')
-    return torch.where(lab.flatten() > 0, 1 - r / (rmax[gid] + 1), 0.0).float().view(B, H, W)
+    return gid, yy - yy[c][gid], xx - xx[c][gid]
+
+def centre_distance(lab:torch.Tensor, # (B, H, W) instance ids
+                   ) -> torch.Tensor:
+    "`instance_centre_distance` of each label image on its device: closeness to the cell pixel nearest the centroid, (0, 1] in cells"
+    gid, dy, dx = _centre_offsets_t(lab)
+    r = torch.hypot(dy, dx)
+    rmax = r.new_zeros(int(gid.max()) + 1).scatter_reduce(0, gid, r, 'amax')
+    return torch.where(lab.flatten() > 0, 1 - r / (rmax[gid] + 1), 0.0).float().view(lab.shape)
+
+def centre_flows(lab:torch.Tensor, # (B, H, W) instance ids
+                ) -> torch.Tensor:
+    "`instance_flows` of each label image on its device: (B, 2, H, W) unit vectors to the cell's centre pixel"
+    gid, dy, dx = _centre_offsets_t(lab)
+    r = torch.hypot(dy, dx); r = torch.where((r > 0) & (lab.flatten() > 0), r, math.inf)
+    return torch.stack([-dy / r, -dx / r]).float().view(2, *lab.shape).transpose(0, 1).contiguous()
 
 # %% ../../nbs/06b_data.devaug.ipynb #b4045d95
 def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
                    boundary_width:int=1, # see `make_targets`
                    dist_target:str='edt', # one of `DIST_TARGETS`, see `make_targets`
+                   flows:bool=False, # also `flow` (B, 2, H, W), see `make_targets`
                   ) -> dict:
-    "`fg`, `boundary`, `dist` (B, 1, H, W) of `make_targets`, computed on `lab`'s device (`dist` with a chamfer transform)"
+    "`fg`, `boundary`, `dist` (B, 1, H, W) [and `flow`] of `make_targets`, computed on `lab`'s device (`dist` with a chamfer transform)"
     we, wc = DIST_WEIGHTS[check_dist_target(dist_target)]
     lab = lab.long(); fg = lab > 0
     edges = label_edges(lab)
@@ -212,7 +225,9 @@ def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
         dist = (raw.flatten() / cmax[gid]).view_as(raw)
     if wc: dist = wc * centre_distance(lab) + (we * dist if we else 0)
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
-    return dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])
+    out = dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])
+    if flows: out['flow'] = centre_flows(lab)
+    return out
 
 # %% ../../nbs/06b_data.devaug.ipynb #1fe04065
 def _gauss_kernels(sigma:torch.Tensor, # (B,) sigmas
@@ -307,17 +322,18 @@ class DeviceAugment:
                  in_channels:int=1, # channels of `image` (the grey image repeated)
                  boundary_width:int=1, # see `make_targets`
                  dist_target:str='edt', # one of `DIST_TARGETS`, see `make_targets`
+                 flows:bool=False, # also the `flow` target, see `make_targets`
                 ):
         _check_range('strength', strength, 0, 3); _check_range('p', p, 0, 1)
         if isinstance(preset, str) and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; valid presets: {list(PRESETS)}")
         if not isinstance(preset, (str, dict)): raise ValueError(f"DeviceAugment takes a preset name or dict, got {type(preset).__name__}; "
                                                                  "an albumentations pipeline runs on the CPU (`get_transforms`, `CellDataset`)")
         self.preset, self.strength, self.p, self.in_channels, self.boundary_width = preset, strength, p, in_channels, boundary_width
-        self.dist_target = check_dist_target(dist_target)
+        self.dist_target, self.flows = check_dist_target(dist_target), flows
         self.spec, self.hw = _spec(PRESETS[preset] if isinstance(preset, str) else preset, strength), _crop_hw(crop_size)
         self.margin = window_margin(self.hw, self.spec)
     def __repr__(self): return f"DeviceAugment({self.preset!r}, crop_size={self.hw}, strength={self.strength}, p={self.p})"
-    def to_dict(self) -> dict: return dict(device_augment=self.preset, crop_size=self.hw, strength=self.strength, p=self.p, spec=self.spec, dist_target=self.dist_target)
+    def to_dict(self) -> dict: return dict(device_augment=self.preset, crop_size=self.hw, strength=self.strength, p=self.p, spec=self.spec, dist_target=self.dist_target, flows=self.flows)
 
     def __call__(self, batch:dict, # a collated batch of `WindowDataset` samples, on any device
                  seed:int=0, # the draws of this call (the training loop passes one per step: exact resume)
@@ -332,4 +348,4 @@ class DeviceAugment:
         lab, typ = warp(lt, M, self.hw, 'nearest', flow).round().long().unbind(1)
         img = photometric(img, self.spec, g, gd, self.p, batch.get('work'))
         return dict({k: v for k, v in batch.items() if k != 'work'}, image=img.expand(-1, self.in_channels, -1, -1).contiguous(), labels=lab, type=typ,
-                    **device_targets(lab, self.boundary_width, self.dist_target))
+                    **device_targets(lab, self.boundary_width, self.dist_target, self.flows))

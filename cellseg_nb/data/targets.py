@@ -11,7 +11,8 @@ from scipy import ndimage as ndi
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_WEIGHTS', 'DIST_TARGETS', 'instance_edges', 'instance_distance',
-           'instance_centre_distance', 'check_dist_target', 'make_targets', 'median_diameter', 'voronoi_labels']
+           'instance_centre_distance', 'instance_flows', 'check_dist_target', 'make_targets', 'median_diameter',
+           'voronoi_labels']
 
 # %% ../../nbs/04_data.targets.ipynb #8f77d822
 def instance_edges(labels:np.ndarray, # (H, W) instance ids, 0 = background
@@ -57,19 +58,35 @@ def instance_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
     return (raw / cmax[lab]).astype(np.float32), raw
 
 # %% ../../nbs/04_data.targets.ipynb #bd955df9
-def instance_centre_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
-                            ) -> np.ndarray:
-    "Per-instance closeness to the centre in (0, 1] (0 outside cells): 1 at the cell pixel nearest its centroid, linear in the distance from it"
-    lab, _ = _compact_ids(labels); fg = lab > 0; n = int(lab.max(initial=0)) + 1
+def _centre_offsets(lab:np.ndarray) -> tuple:
+    "`(fg, l, dy, dx, n)`: each cell pixel's compact id and offset from its cell's centre pixel (the one nearest the centroid), n ids"
+    fg = lab > 0; n = int(lab.max(initial=0)) + 1
     yy, xx = np.nonzero(fg); l = lab[fg]
     cnt = np.maximum(np.bincount(l, minlength=n), 1)
     cy, cx = np.bincount(l, yy, n) / cnt, np.bincount(l, xx, n) / cnt
     o = np.lexsort(((yy - cy[l]) ** 2 + (xx - cx[l]) ** 2, l))  # by cell, then by distance to its centroid (ties: raster order)
     first = o[np.r_[True, l[o][1:] != l[o][:-1]]] if len(o) else o
     py, px = np.zeros(n), np.zeros(n); py[l[first]], px[l[first]] = yy[first], xx[first]
-    r = np.hypot(yy - py[l], xx - px[l])
+    return fg, l, yy - py[l], xx - px[l], n
+
+def instance_centre_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
+                            ) -> np.ndarray:
+    "Per-instance closeness to the centre in (0, 1] (0 outside cells): 1 at the cell pixel nearest its centroid, linear in the distance from it"
+    lab, _ = _compact_ids(labels)
+    fg, l, dy, dx, n = _centre_offsets(lab)
+    r = np.hypot(dy, dx)
     rmax = np.zeros(n); np.maximum.at(rmax, l, r)
     out = np.zeros(lab.shape, np.float32); out[fg] = 1 - r / (rmax[l] + 1)
+    return out
+
+# %% ../../nbs/04_data.targets.ipynb #90b738d3
+def instance_flows(labels:np.ndarray, # (H, W) instance ids, 0 = background
+                  ) -> np.ndarray:
+    "Float32 (2, H, W): the unit vector (dy, dx) from each cell pixel to its cell's centre pixel, 0 there and outside cells"
+    lab, _ = _compact_ids(labels)
+    fg, l, dy, dx, n = _centre_offsets(lab)
+    r = np.hypot(dy, dx); r[r == 0] = np.inf
+    out = np.zeros((2,) + lab.shape, np.float32); out[0][fg], out[1][fg] = -dy / r, -dx / r
     return out
 
 # %% ../../nbs/04_data.targets.ipynb #3619c515
@@ -101,8 +118,9 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
                  cell_types=None, # class index per label id (array, -1 unknown), one int for all cells, or None
                  boundary_width:int=1, # boundary thickness inside each cell, in pixels
                  dist_target:str='edt', # one of `DIST_TARGETS`: distance to the edge (`instance_distance`), closeness to the centre, or their mean
+                 flows:bool=False, # also the `flow` target (`instance_flows`), for a model with a `flow` head
                 ) -> dict:
-    "The heads' targets: `fg`, `boundary`, `dist` float32 (1, H, W) and `type` int64 (H, W), see DEVELOPING.md"
+    "The heads' targets: `fg`, `boundary`, `dist` float32 (1, H, W), `type` int64 (H, W) and, with `flows`, `flow` float32 (2, H, W)"
     if labels.ndim != 2: raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
     if not (isinstance(boundary_width, (int, np.integer)) and boundary_width >= 1):
         raise ValueError(f"boundary_width={boundary_width!r} must be an int >= 1")
@@ -116,7 +134,9 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     k = _type_lut(cell_types, ids)[lab]
     typ = np.where(fg, np.where(k >= 0, k + 1, IGNORE_INDEX), 0).astype(np.int64)
     f32 = lambda a: a.astype(np.float32)[None]
-    return dict(fg=f32(fg), boundary=f32(bnd), dist=dist[None], type=typ)
+    out = dict(fg=f32(fg), boundary=f32(bnd), dist=dist[None], type=typ)
+    if flows: out['flow'] = instance_flows(lab)
+    return out
 
 # %% ../../nbs/04_data.targets.ipynb #d9f3d0d4
 def median_diameter(labels_list, # instance label images (H, W), 0 = background

@@ -15,14 +15,15 @@ from ..core import atomic_write, CELL_LINES, DEFAULT_NORMALISATION
 from ..data.targets import check_dist_target
 
 # %% auto #0
-__all__ = ['HEAD_NAMES', 'PAD_MODES', 'MODEL_CONFIGS', 'CHANNELS_LAST_DEVICES', 'create_encoder', 'ConvBNAct', 'DecoderBlock',
-           'n_decoder_blocks', 'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet', 'create_model',
-           'count_parameters', 'parameter_table', 'save_model', 'load_model', 'resolve_model_dir', 'LoadResult',
-           'load_encoder_weights', 'load_decoder_weights', 'pretrained_folder', 'load_pretrained', 'init_from',
-           'use_channels_last', 'channels_last_layout']
+__all__ = ['HEAD_NAMES', 'DEFAULT_HEADS', 'PAD_MODES', 'MODEL_CONFIGS', 'CHANNELS_LAST_DEVICES', 'create_encoder', 'ConvBNAct',
+           'DecoderBlock', 'n_decoder_blocks', 'UNetDecoder', 'DenseHead', 'ClassifierHead', 'MultiHeadUNet',
+           'create_model', 'count_parameters', 'parameter_table', 'save_model', 'load_model', 'resolve_model_dir',
+           'LoadResult', 'load_encoder_weights', 'load_decoder_weights', 'pretrained_folder', 'load_pretrained',
+           'init_from', 'use_channels_last', 'channels_last_layout']
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
-HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls')  # the contract's head names, in output order
+HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls', 'flow')  # the contract's head names, in output order
+DEFAULT_HEADS = HEAD_NAMES[:5]  # the heads a model has unless told: `flow` (Cellpose-style flows, `TrainConfig.flows`) is opt-in
 PAD_MODES = ('reflect', 'replicate', 'constant')  # how inputs are padded up to the encoder's stride
 
 # %% ../../nbs/07_models.unet.ipynb #5e089f51
@@ -142,7 +143,7 @@ class MultiHeadUNet(nn.Module):
                  in_channels:int=1, # image channels
                  pretrained:bool=False, # start the encoder from timm's ImageNet weights
                  num_classes:int=8, # cell types K: `type` has K+1 maps, `cls` K logits
-                 heads=HEAD_NAMES, # which heads to build, a subset of `HEAD_NAMES`
+                 heads=DEFAULT_HEADS, # which heads to build, a subset of `HEAD_NAMES`
                  decoder_channels=(256, 128, 64, 32, 16), # decoder block widths, deep to shallow
                  class_names=None, # K names; default `CELL_LINES` when K=8
                  final_convs:int=1, # convolutions in the full-resolution (skip-less) decoder blocks
@@ -171,7 +172,7 @@ class MultiHeadUNet(nn.Module):
         self.encoder = create_encoder(encoder_name, in_channels, pretrained)
         chans, reds = self.encoder.feature_info.channels(), self.encoder.feature_info.reduction()
         self.decoder = UNetDecoder(chans, reds, tuple(decoder_channels), final_convs)
-        outs = dict(fg=1, boundary=1, dist=1, type=num_classes + 1)
+        outs = dict(fg=1, boundary=1, dist=1, type=num_classes + 1, flow=2)
         self.heads = nn.ModuleDict({f'{h}_head': ClassifierHead(chans[-1], num_classes, cls_dropout) if h == 'cls'
                                     else DenseHead(self.decoder.out_channels, outs[h], head_kernel, head_channels) for h in heads})
         self.stride, self.pad_mode, self.in_channels = max(reds), pad_mode, in_channels
@@ -223,7 +224,7 @@ class MultiHeadUNet(nn.Module):
         return {k: F.interpolate(v, size=size, mode='bilinear', align_corners=False) if v.ndim == 4 else v for k, v in out.items()}
 
 # %% ../../nbs/07_models.unet.ipynb #f45b90d1
-_BASE = dict(in_channels=1, heads=list(HEAD_NAMES), num_classes=len(CELL_LINES), class_names=list(CELL_LINES),
+_BASE = dict(in_channels=1, heads=list(DEFAULT_HEADS), num_classes=len(CELL_LINES), class_names=list(CELL_LINES),
              final_convs=1, head_kernel=1, head_channels=0, cls_dropout=0.2, pad_mode='reflect',
              normalisation=dict(DEFAULT_NORMALISATION), postprocess={})
 MODEL_CONFIGS = {  # name: config (a JSON-able dict, the keyword arguments of `MultiHeadUNet` with `encoder` for `encoder_name`)
