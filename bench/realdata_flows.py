@@ -8,11 +8,12 @@ images in two comparisons:
 - `predict`: as `cellseg predict` does (size matching, flips at test time, the model's tuned thresholds), once as the
   model is (`with`) and once with its `flow` head removed (`without`), which separates what learning the flows did to
   the other heads from what their edges add at test time. (Thresholds were tuned with the edges.)
-- `sinks`: on one pass's maps at the scale `segment` picks (no flips), the product's cells (seeds at the peaks of the
-  distance map, watershed: `peaks`) against Cellpose's way of using flows (`sinks`): every foreground pixel follows
-  the flows for `NITER` steps, the end points are counted per pixel, each local maximum of that count (5×5, at least
-  `MIN_COUNT` end points) is a cell, grown over the pixels where at least 3 end points gathered, and each pixel joins
-  the cell its path ended in (as Cellpose's `get_masks`; no flow-error check).
+- `sinks`: on one pass's maps at the scale `segment` picks (no flips), the product's post-processing with the boundary
+  head alone (seeds at the peaks of the distance map, watershed: `peaks`) against Cellpose's way of using flows
+  (`sinks`): every foreground pixel follows the flows for `NITER` steps, the end points are counted per pixel, each
+  local maximum of that count (5×5, at least `MIN_COUNT` end points) is a cell, grown by 5 dilations over the pixels
+  where at least 3 end points gathered, each pixel joins the cell its path ended in, and cells below the model's
+  `min_size` are dropped (as Cellpose's `get_masks`; no flow-error check). Both are scored by `cell_table`.
 
 `--report` writes `bench/results/realdata_flows.json`: per model F1@0.5 / mSA / AP of both comparisons, and the mean ± sd
 of the differences.

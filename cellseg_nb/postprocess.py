@@ -25,7 +25,7 @@ __all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEF
            'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
-HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid`; `type` is (K+1)-channel, `softmax`
+HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid` (`boundary` raised by a flow model's edges); `type` is (K+1)-channel, `softmax`
 
 def flow_edges(flow, # (B, 2, H, W) tensor: a `flow` head's (dy, dx) outputs
               ):
@@ -48,7 +48,8 @@ def probs_from_outputs(outputs:Mapping, # model logits: {'fg': (B,1,H,W), 'bound
     import torch
     missing = [h for h in HEADS if h not in outputs]
     if missing: raise ValueError(f"model outputs lack heads {missing}; expected {list(HEADS) + ['type']}, got {list(outputs)}")
-    out = {h: (boundary_probs(outputs)[i, 0] if h == 'boundary' else torch.sigmoid(outputs[h][i, 0].float())).detach().cpu().numpy() for h in HEADS}
+    bd = boundary_probs({k: outputs[k][i:i + 1] for k in ('boundary', 'flow') if k in outputs})[0, 0]   # sample i only
+    out = {h: (bd if h == 'boundary' else torch.sigmoid(outputs[h][i, 0].float())).detach().cpu().numpy() for h in HEADS}
     if 'type' in outputs: out['type'] = torch.softmax(outputs['type'][i].detach().float(), 0).cpu().numpy()
     return out
 

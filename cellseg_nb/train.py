@@ -81,6 +81,8 @@ class TrainConfig(LoopConfig):
         if self.val_metric not in VAL_METRICS: raise ValueError(f"val_metric={self.val_metric!r}; expected one of {list(VAL_METRICS)}")
         super().validate()
         check_dist_target(self.dist_target)
+        if self.flows and 'weights' in self.loss and not (self.loss['weights'] or {}).get('flow'):
+            raise ValueError("flows=True but loss['weights'] gives the flow head no weight, so it would stay untrained: add 'flow' (default 5)")
         if self.crop_size is not None and self.crop_size < 1: raise ValueError(f"crop_size={self.crop_size}; expected an integer >= 1")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1: raise ValueError(f"val_fraction={self.val_fraction}; expected 0 <= F < 1")
         return self
@@ -209,7 +211,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
     rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.rescales_each_image else None
     sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
-    heads = list(cfg.model_overrides.get('heads') or MODEL_CONFIGS[cfg.model]['heads'])
+    heads = cfg.model_overrides.get('heads') or MODEL_CONFIGS[cfg.model]['heads']; heads = [heads] if isinstance(heads, str) else list(heads)
     if cfg.flows and 'flow' not in heads: heads.append('flow')
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'heads': heads, 'scale': scale, 'dist_target': cfg.dist_target,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them

@@ -23,7 +23,7 @@ __all__ = ['HEAD_NAMES', 'DEFAULT_HEADS', 'PAD_MODES', 'MODEL_CONFIGS', 'CHANNEL
 
 # %% ../../nbs/07_models.unet.ipynb #602c7f3d
 HEAD_NAMES = ('fg', 'boundary', 'dist', 'type', 'cls', 'flow')  # the contract's head names, in output order
-DEFAULT_HEADS = HEAD_NAMES[:5]  # the heads a model has unless told: `flow` (Cellpose-style flows, `TrainConfig.flows`) is opt-in
+DEFAULT_HEADS = ('fg', 'boundary', 'dist', 'type', 'cls')  # the heads a model has unless told: `flow` (Cellpose-style flows, `TrainConfig.flows`) is opt-in
 PAD_MODES = ('reflect', 'replicate', 'constant')  # how inputs are padded up to the encoder's stride
 
 # %% ../../nbs/07_models.unet.ipynb #5e089f51
