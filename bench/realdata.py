@@ -132,6 +132,11 @@ def label_scores(labels, cells, fill=0.0):
     "Score of each label 1..max from a cell table (`fill` for labels the table lacks)"
     return cells.set_index('label')['score'].reindex(range(1, int(labels.max()) + 1)).fillna(fill).to_numpy()
 
+def segment_scale(m, img, pp) -> float|None:
+    "The scale `segment` runs its last pass at on `img` (no diameter given): the matched second pass, else the model's own"
+    from cellseg_nb.infer import second_pass_scale, _segment, two_passes, matched_scale
+    return second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
+
 def told_diameter(overrides) -> bool:
     "Whether an ablation tells every method each test image's true median cell diameter (`{\"diameter\": \"true\"}`, as `--diameter`)"
     if overrides.get('diameter', 'true') != 'true': raise ValueError(f"ablation diameter={overrides['diameter']!r}; expected 'true'")

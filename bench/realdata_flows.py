@@ -32,7 +32,7 @@ RESULTS = ROOT/'bench/results/realdata_flows.json'
 METHOD = 'ours[flows]'
 NITER, MIN_COUNT = 200, 10   # Cellpose's steps of the flows, and end points that make a cell
 
-from realdata import items_of, folds, score, label_scores, ms, OUT as RD
+from realdata import items_of, folds, score, label_scores, ms, segment_scale, OUT as RD
 
 def without_flows(model):
     "`model` with its `flow` head removed: `segment` then uses the boundary head alone"
@@ -68,11 +68,11 @@ def sink_labels(flow, mask, min_size:int, min_count:int=MIN_COUNT) -> np.ndarray
 def one_pass(m, img):
     "The maps of one pass at the scale `segment` picks, without flips: probabilities and flows at the image's size"
     import torch
-    from cellseg_nb.infer import model_scale, second_pass_scale, _segment, two_passes, normalisation_of
+    from cellseg_nb.infer import model_scale, normalisation_of
     from cellseg_nb.postprocess import PostprocessParams
     from cellseg_nb.core import normalize_image
     pp = PostprocessParams.from_dict(m.config.get('postprocess'))
-    s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else None
+    s = segment_scale(m, img, pp)
     x = torch.from_numpy(np.ascontiguousarray(normalize_image(img, **normalisation_of(m)), np.float32))[None, None]
     with model_scale(m, s), torch.no_grad(): out = m(x)
     return {h: torch.sigmoid(out[h][0, 0]).numpy() for h in ('fg', 'boundary', 'dist')}, out['flow'][0].numpy(), pp

@@ -26,7 +26,7 @@ HS = (0.02, 0.05, 0.1)
 TAUS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 MIN_CONTACT = 3
 
-from realdata import ms, score
+from realdata import ms, score, segment_scale
 from cellseg_nb.postprocess import contacts
 
 def merge_unseparated(lab:np.ndarray, bd:np.ndarray, tau:float, min_contact:int=MIN_CONTACT) -> np.ndarray:
@@ -61,12 +61,12 @@ def merge_unseparated(lab:np.ndarray, bd:np.ndarray, tau:float, min_contact:int=
 def maps_of(run:Path, name:str, img):
     "The maps `segment` would post-process (its scale, flips) and the model's thresholds; cached"
     from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import infer_maps, model_scale, second_pass_scale, _segment, two_passes, matched_scale
+    from cellseg_nb.infer import infer_maps, model_scale
     from cellseg_nb.postprocess import PostprocessParams
     f = OUT/'maps'/f'{run.name}__{name}.npz'
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
     if f.exists(): z = np.load(f); return {k: z[k].astype(np.float32) for k in ('fg', 'boundary', 'dist')}, pp
-    s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
+    s = segment_scale(m, img, pp)
     with model_scale(m, s): pr = infer_maps(m, img).probs(with_type=False)
     pr = {k: np.asarray(pr[k], np.float16) for k in ('fg', 'boundary', 'dist')}
     f.parent.mkdir(parents=True, exist_ok=True); np.savez_compressed(f, **pr)

@@ -25,7 +25,7 @@ RESULTS = ROOT/'bench/results/realdata_seedh.json'
 HS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05 (0.01 added 2026-12-06: older images lack it)
 CRITERIA = ('contact_f', 'sep_area', 'dist_fit')   # picked height: the arg-max
 
-from realdata import ms   # the benches' one pooling
+from realdata import ms, segment_scale   # the benches' one pooling, and `segment`'s scale
 from realdata_diameter import sep_area
 from cellseg_nb.postprocess import dist_fit, _flooding   # the product's choice of height (`seed_h='auto'`)
 
@@ -42,11 +42,11 @@ def contact_signals(lab, bd, fg) -> dict:
 def one(run:Path, name:str, img, gt) -> dict:
     "Matches and signals of one held-out image at every height in `HS`, on the maps `segment` would use"
     from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import infer_maps, model_scale, second_pass_scale, _segment, two_passes, matched_scale
+    from cellseg_nb.infer import infer_maps, model_scale
     from cellseg_nb.postprocess import instances_from_probs, PostprocessParams
     from cellseg_nb.metrics import match_instances
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
-    s = second_pass_scale(m, _segment(m, img, pp, 1024, 128, False)[0]) if two_passes(m, None) else matched_scale(m, None)
+    s = segment_scale(m, img, pp)
     with model_scale(m, s): pr = infer_maps(m, img).probs()
     bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold
     mask, _, _, di = _flooding(pr, pp)   # the foreground (holes filled) and dist map `choose_seed_h` compares

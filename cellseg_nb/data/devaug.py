@@ -178,7 +178,7 @@ def chamfer_distance(inside:torch.Tensor, # (B, H, W) bool: where to measure
 
 # %% ../../nbs/06b_data.devaug.ipynb #2b3aac92
 def _centre_offsets_t(lab:torch.Tensor) -> tuple:
-    "`_centre_offsets` of each label image on its device: `(gid, dy, dx)`, ids unique over the batch and flat float64 offsets"
+    "`_centre_offsets` of each label image on its device: `(gid, dy, dx, m)`, ids unique over the batch (m of them) and flat float64 offsets"
     B, H, W = lab.shape; n = int(lab.max()) + 1; dev = lab.device
     gid = (lab.long() + n * torch.arange(B, device=dev)[:, None, None]).flatten()
     yy, xx = (a.flatten().double().repeat(B) for a in torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing='ij'))
@@ -189,20 +189,20 @@ def _centre_offsets_t(lab:torch.Tensor) -> tuple:
     near = d2 == torch.full_like(z, math.inf).scatter_reduce(0, gid, d2, 'amin')[gid]
     idx = torch.arange(len(gid), device=dev)   # the first nearest pixel in raster order, as the CPU version
     c = torch.full((B * n,), len(gid), device=dev).scatter_reduce(0, gid, torch.where(near, idx, len(gid)), 'amin').clamp_max(len(gid) - 1)
-    return gid, yy - yy[c][gid], xx - xx[c][gid]
+    return gid, yy - yy[c][gid], xx - xx[c][gid], B * n
 
 def centre_distance(lab:torch.Tensor, # (B, H, W) instance ids
                    ) -> torch.Tensor:
     "`instance_centre_distance` of each label image on its device: closeness to the cell pixel nearest the centroid, (0, 1] in cells"
-    gid, dy, dx = _centre_offsets_t(lab)
+    gid, dy, dx, m = _centre_offsets_t(lab)
     r = torch.hypot(dy, dx)
-    rmax = r.new_zeros(int(gid.max()) + 1).scatter_reduce(0, gid, r, 'amax')
+    rmax = r.new_zeros(m).scatter_reduce(0, gid, r, 'amax')
     return torch.where(lab.flatten() > 0, 1 - r / (rmax[gid] + 1), 0.0).float().view(lab.shape)
 
 def centre_flows(lab:torch.Tensor, # (B, H, W) instance ids
                 ) -> torch.Tensor:
     "`instance_flows` of each label image on its device: (B, 2, H, W) unit vectors to the cell's centre pixel"
-    gid, dy, dx = _centre_offsets_t(lab)
+    gid, dy, dx, _ = _centre_offsets_t(lab)
     r = torch.hypot(dy, dx); r = torch.where((r > 0) & (lab.flatten() > 0), r, math.inf)
     return torch.stack([-dy / r, -dx / r]).float().view(2, *lab.shape).transpose(0, 1).contiguous()
 

@@ -120,7 +120,7 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
                  dist_target:str='edt', # one of `DIST_TARGETS`: distance to the edge (`instance_distance`), closeness to the centre, or their mean
                  flows:bool=False, # also the `flow` target (`instance_flows`), for a model with a `flow` head
                 ) -> dict:
-    "The heads' targets: `fg`, `boundary`, `dist` float32 (1, H, W), `type` int64 (H, W) and, with `flows`, `flow` float32 (2, H, W)"
+    "The heads' targets: `fg`, `boundary`, `dist` float32 (1, H, W), `type` int64 (H, W) and, with `flows`, `flow` float32 (2, H, W), see DEVELOPING.md"
     if labels.ndim != 2: raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
     if not (isinstance(boundary_width, (int, np.integer)) and boundary_width >= 1):
         raise ValueError(f"boundary_width={boundary_width!r} must be an int >= 1")
