@@ -19,15 +19,15 @@ from .augment import get_transforms
 from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
                                     load_decoder_weights, pretrained_folder, load_pretrained)
 from .clitools import dataclass_parser, run_cli
-from .loop import PRECISIONS, SCHEDULES, save_dir_atomic, device_defaults
+from .loop import PRECISIONS, SCHEDULES, save_dir_atomic, device_defaults, read_log
 from .learner import LoopConfig, fit
 
 # %% auto #0
-__all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'PRETRAIN_FLAGS', 'find_images', 'patch_mask', 'UnlabelledImages',
-           'nt_xent', 'masked_l1', 'ProjectionHead', 'PretrainModel', 'PretrainLoss', 'PretrainConfig',
-           'PretrainLoopConfig', 'pretrain_configs', 'load_pretrain_config', 'pretrain', 'show_inpainting',
-           'encode_crops', 'embed_2d', 'plot_embedding', 'cluster_score', 'plot_ssl_experiment', 'pretrain_parser',
-           'pretrain_cli']
+__all__ = ['EXCLUDE', 'METHODS', 'PRETRAIN_DEFAULTS', 'CHANCE_MARGIN', 'PRETRAIN_FLAGS', 'find_images', 'patch_mask',
+           'UnlabelledImages', 'nt_xent', 'masked_l1', 'ProjectionHead', 'PretrainModel', 'PretrainLoss',
+           'PretrainConfig', 'PretrainLoopConfig', 'pretrain_configs', 'load_pretrain_config', 'ntxent_chance',
+           'contrastive_at_chance', 'pretrain', 'show_inpainting', 'encode_crops', 'embed_2d', 'plot_embedding',
+           'cluster_score', 'plot_ssl_experiment', 'pretrain_parser', 'pretrain_cli']
 
 # %% ../nbs/14_pretrain.ipynb #0253055d
 EXCLUDE = ('*mask*', '*label*', '*instances_ids*', '.*')  # file-name patterns that are not raw images
@@ -293,6 +293,31 @@ def _run_configs(images, run:Path, kwargs:dict):
         raise FileExistsError(f"{run} already holds a run: pass resume=True (--resume) to continue it, or choose a new out folder")
     return pcfg, tcfg
 
+# %% ../nbs/14_pretrain.ipynb #aaabb53a
+CHANCE_MARGIN = 0.02  # NT-Xent within this fraction of ln(2B - 1) counts as chance
+
+def ntxent_chance(batch_size:int) -> float:
+    "NT-Xent of embeddings that tell nothing apart: ln(2B - 1) for B images a batch"
+    return math.log(2 * batch_size - 1)
+
+def contrastive_at_chance(log:list, # records of a run's `log.jsonl` (`read_log`)
+                          batch_size:int, # per-process batch of the run
+                          last:int=3, # how many of the last logged NT-Xent values must sit at chance
+                          margin:float=CHANCE_MARGIN) -> bool:
+    "Whether the run's last `last` logged NT-Xent values all lie above (1 - `margin`) ln(2B - 1): chance or worse"
+    v = [r['ntxent'] for r in log if 'ntxent' in r][-last:]
+    return len(v) == last and min(v) >= (1 - margin) * ntxent_chance(batch_size)
+
+def _check_contrastive(run:Path, tcfg, summary:dict):
+    "Record in `summary` whether the run's NT-Xent ended at chance, and warn if it did"
+    log = read_log(run); summary['contrastive_at_chance'] = at = contrastive_at_chance(log, tcfg.batch_size)
+    if not at: return
+    v = [r['ntxent'] for r in log if 'ntxent' in r][-1]
+    warnings.warn(f"{run}: the contrastive loss ended at chance (NT-Xent {v:.3f}; ln(2B-1) = {ntxent_chance(tcfg.batch_size):.3f} for "
+                  f"batches of {tcfg.batch_size}), so the contrastive half taught the encoder nothing. On real LIVECell images no such run gave "
+                  "fine-tuning a better start than random weights (the pretrain notebook's evidence). Try a lower lr "
+                  f"(now {tcfg.lr}), more images or steps, or fine-tune from random weights.")
+
 # %% ../nbs/14_pretrain.ipynb #757a5979
 def pretrain(images=None, # folders / files of unlabelled images (None with resume=True: the saved run's)
              out:str='runs/pretrain', # run folder
@@ -307,6 +332,7 @@ def pretrain(images=None, # folders / files of unlabelled images (None with resu
     summary = fit(model, loss, ds, tcfg, save_fn=_save_pretrained, on_step=on_step)
     if (run/'last').exists(): save_dir_atomic(lambda m, p: shutil.copytree(run/'last', p), None, run/'encoder')
     summary.update(encoder=str(run/'encoder'), method=pcfg.method, images=len(ds))
+    if pcfg.method != 'inpainting': _check_contrastive(run, tcfg, summary)
     return summary
 
 # %% ../nbs/14_pretrain.ipynb #ca0ce2d0

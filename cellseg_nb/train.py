@@ -62,6 +62,7 @@ class TrainConfig(LoopConfig):
     model_overrides: dict = field(default_factory=dict)  # `create_model` arguments over the config's, e.g. {"scale": 0.5}
     loss: dict = field(default_factory=dict)  # `MultiTaskLoss` arguments, e.g. {'weights': {...}}; empty: its defaults
     init: str|None = None  # pretraining run (or `save_model` folder) to initialise the encoder from
+    init_decoder: bool = False  # with `init` a `cellseg pretrain` run: its inpainting decoder too (on real images it slowed fine-tuning: 07_models.unet)
     pretrained_encoder: str|None = None  # 'imagenet': timm's weights (HF hub, network once); or a local timm weights file; None: random init
     cell_diameter: float|None = 30.0  # images are resized so the median training cell is this many px across (as Cellpose); None: as they are
     size_each_image: bool = False  # resize each training image so that its own median cell is `cell_diameter` (Cellpose's `rescale`); False: one factor for all
@@ -215,7 +216,7 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     if cfg.flows and 'flow' not in heads: heads.append('flow')
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'heads': heads, 'scale': scale, 'dist_target': cfg.dist_target,
                                        **sizes})  # the cells as the model saw them: inference matches other images to them
-    init = init_from(model, cfg.init) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
+    init = init_from(model, cfg.init, decoder=cfg.init_decoder) if cfg.init and not any((run/'checkpoints').glob('step-*.pt')) else None  # a resumed run has its own weights
     return model, scale, init
 
 # %% ../nbs/12_train.ipynb #abdcb3a4

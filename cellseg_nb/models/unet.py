@@ -424,12 +424,14 @@ def load_pretrained(model, # a `MultiHeadUNet` to initialise
 # %% ../../nbs/07_models.unet.ipynb #b9134f8a
 def init_from(model, # model to initialise
               path, # pretraining run (`RUN/encoder/`), training run (`RUN/best/`) or a `save_model` folder
+              decoder:bool=False, # also load a pretraining run's decoder, where its inpainting trained one
              ) -> dict:
-    "Load encoder (and, where the source has them, decoder) weights into `model`; returns what was loaded"
+    "Load encoder weights (and a training run's or saved model's decoder, a pretraining run's if `decoder`) into `model`"
     p = Path(path)
     src = p if p.is_file() else resolve_model_dir(p, ('encoder', 'best', 'last'), "a pretraining run folder (`cellseg pretrain --out RUN`), a training run folder or a saved model folder")
     if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
-        return dict(source=str(src), **load_pretrained(model, src))
+        trained = 'decoder' in json.loads((src/'pretrain.json').read_text()).get('trained_parts', [])
+        return dict(source=str(src), **load_pretrained(model, src, decoder=decoder and trained))
     enc = load_encoder_weights(model, src)
     out = dict(source=str(src), encoder=len(enc.loaded))
     if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
