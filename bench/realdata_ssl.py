@@ -15,10 +15,15 @@ the same session from random weights (`--control`, row `ours[ctl56]` by default)
 - `ssl10x16`, `ssl10x16-enc`: `both`, on the images enlarged 1.6x first, about the scale `cellseg train` shows
   LIVECell cells at (median cell 30 px; the folds' models resize by 1.59-1.69x); encoder and decoder, encoder only.
 Pretraining time is not counted in the training budget: one pretraining run serves every fold, as a pretrained
-encoder would. Each `bench/realdata.py` run is alone on the machine; the dev budget is a fixed step count.
+encoder would. Its 10 minutes are wall time, so its step count depends on the machine (121, 118 and 97 steps for the
+runs of the results file; each run's log is in OUT). Each `bench/realdata.py` run is alone on the machine; the dev
+budget is a fixed step count. A pair without a same-session control falls back to the next name in `CONTROLS` (the
+15-minute pair: the defaults' `ours[control]` of the night before); each pair records its control's name and date.
 
-    python bench/realdata_ssl.py --variant ssl10 --folds lc5-loio:BT474_C3 lc5-lolo:BT474   # pretrain once, then train
-    python bench/realdata_ssl.py --control-only --folds lc5-loio:BT474_C3                     # the same-session control
+    F='lc5-loio:BT474_C3 lc5-loio:BT474_B3 lc5-lolo:BT474'   # the three folds of the results file (ssl10 also lc5-lolo:Huh7)
+    python bench/realdata_ssl.py --control-only --folds $F                 # the same-session control, ours[ctl56]
+    python bench/realdata_ssl.py --variant ssl10 --folds $F                # pretrain once (10 wall-minutes), then train
+    python bench/realdata_ssl.py --variant ssl10 --folds lc5-lolo:BT474 --budget 15min --seeds 4
     python bench/realdata_ssl.py --report          # pairs -> bench/results/realdata_ssl.json
 """
 from __future__ import annotations
@@ -90,7 +95,8 @@ def report():
     for v in VARIANTS:
         for b in sorted({q['budget'] for q in pairs if q['variant'] == v}):
             d = np.array([(q['f1_ssl'] - q['f1_ctl'], q['ap_ssl'] - q['ap_ctl']) for q in pairs if q['variant'] == v and q['budget'] == b])
-            summary[f'{v}/{b}'] = dict(n=len(d), df1=R.ms(d[:, 0]), dap=R.ms(d[:, 1]), f1_wins=int((d[:, 0] > 0.005).sum()),
+            summary[f'{v}/{b}'] = dict(n=len(d), folds=[f"{q['protocol']}:{q['fold']}" for q in pairs if q['variant'] == v and q['budget'] == b],
+                                       df1=R.ms(d[:, 0]), dap=R.ms(d[:, 1]), f1_wins=int((d[:, 0] > 0.005).sum()),
                                        f1_losses=int((d[:, 0] < -0.005).sum()))
     for q in pairs:
         print(f"{q['variant']:13s} {q['budget']:5s} {q['protocol']}:{q['fold']:9s} s{q['seed']}  control {q['f1_ctl']:.3f} / {q['ap_ctl']:.3f} "

@@ -19,7 +19,7 @@ from .augment import get_transforms
 from .models.unet import (MODEL_CONFIGS, DenseHead, create_model, save_model, _unwrap, load_encoder_weights,
                                     load_decoder_weights, pretrained_folder, load_pretrained)
 from .clitools import dataclass_parser, run_cli
-from .loop import PRECISIONS, SCHEDULES, save_dir_atomic, device_defaults, read_log
+from .loop import PRECISIONS, SCHEDULES, save_dir_atomic, device_defaults, read_log, _rank
 from .learner import LoopConfig, fit
 
 # %% auto #0
@@ -309,13 +309,13 @@ def contrastive_at_chance(log:list, # records of a run's `log.jsonl` (`read_log`
     return len(v) == last and min(v) >= (1 - margin) * ntxent_chance(batch_size)
 
 def _check_contrastive(run:Path, tcfg, summary:dict):
-    "Record in `summary` whether the run's NT-Xent ended at chance, and warn if it did"
+    "Record in `summary` whether the run's NT-Xent ended at chance, and warn (once, on the main process) if it did"
     log = read_log(run); summary['contrastive_at_chance'] = at = contrastive_at_chance(log, tcfg.batch_size)
-    if not at: return
+    if not at or _rank() != 0: return
     v = [r['ntxent'] for r in log if 'ntxent' in r][-1]
     warnings.warn(f"{run}: the contrastive loss ended at chance (NT-Xent {v:.3f}; ln(2B-1) = {ntxent_chance(tcfg.batch_size):.3f} for "
-                  f"batches of {tcfg.batch_size}), so the contrastive half taught the encoder nothing. On real LIVECell images no such run gave "
-                  "fine-tuning a better start than random weights (the pretrain notebook's evidence). Try a lower lr "
+                  f"batches of {tcfg.batch_size}), so the contrastive half taught the encoder little or nothing. On real LIVECell images starting from "
+                  "such runs did not beat random weights on three BT474 folds (the pretrain notebook's evidence). Try a lower lr "
                   f"(now {tcfg.lr}), more images or steps, or fine-tune from random weights.")
 
 # %% ../nbs/14_pretrain.ipynb #757a5979

@@ -429,9 +429,10 @@ def init_from(model, # model to initialise
     "Load encoder weights (and a training run's or saved model's decoder, a pretraining run's if `decoder`) into `model`"
     p = Path(path)
     src = p if p.is_file() else resolve_model_dir(p, ('encoder', 'best', 'last'), "a pretraining run folder (`cellseg pretrain --out RUN`), a training run folder or a saved model folder")
-    if (src/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
-        trained = 'decoder' in json.loads((src/'pretrain.json').read_text()).get('trained_parts', [])
-        return dict(source=str(src), **load_pretrained(model, src, decoder=decoder and trained))
+    run = src if src.is_dir() else src.parent   # a weights file of a pretraining run is that run too
+    if (run/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
+        trained = 'decoder' in json.loads((run/'pretrain.json').read_text()).get('trained_parts', [])
+        return dict(source=str(src), **load_pretrained(model, run, decoder=decoder and trained))
     enc = load_encoder_weights(model, src)
     out = dict(source=str(src), encoder=len(enc.loaded))
     if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
