@@ -79,9 +79,7 @@ def train(folds, budget, seeds, name, ablation):
 
 def report():
     "Pair every variant run with its same-fold control; write `RESULTS` and print the table"
-    runs = {}
-    for r in map(json.loads, R.RUNS.read_text().splitlines()):
-        runs[(r['protocol'], r['fold'], r['budget'], r['seed'], r['method'])] = r   # the newest line of a run wins
+    runs = {(p, f, b, s, m): r for (p, f, m, b, s), r in R.done_runs().items()}   # the newest line of a run wins
     pairs = []
     for (p, f, b, s, m), r in sorted(runs.items()):
         v = m[5:-1] if m.startswith('ours[') else None
