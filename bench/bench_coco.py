@@ -1,4 +1,4 @@
-"""COCO -> instance label images: `cellseg_nb.data.coco.CocoLabels` against a plain pycocotools loop.
+"""COCO -> instance label images: `cellseg_nb.data.labelcache.CocoLabels` against a plain pycocotools loop.
 
 Generates a synthetic LIVECell-scale annotation file (LIVECell's dict-keyed `annotations`, 704x520
 images, ~340 star-shaped cells per image with 20-40 float vertices; >= 300 MB, >= 100k cells) plus

@@ -16,7 +16,7 @@ One script a GPU session runs in about 5 minutes; on a CPU `--tiny` runs the sam
     python bench/bench_gpu.py            # the full run (a GPU session)
     python bench/bench_gpu.py --tiny     # toy sizes on any machine (tests/test_bench_gpu.py)
 
-Writes bench/results/gpu.json (or bench/out/gpu_tiny.json with --tiny).
+Writes bench/results/gpu.json on a GPU, bench/results/gpu_cpu_proxy.json without one (or bench/out/gpu_tiny.json with --tiny).
 """
 from __future__ import annotations
 import argparse, json, os, sys, tempfile, time, warnings
