@@ -300,19 +300,21 @@ def ntxent_chance(batch_size:int) -> float:
     "NT-Xent of embeddings that tell nothing apart: ln(2B - 1) for B images a batch"
     return math.log(2 * batch_size - 1)
 
+def _ntxent(log:list) -> list: return [r['ntxent'] for r in log if 'ntxent' in r]  # the logged NT-Xent values, in order
+
 def contrastive_at_chance(log:list, # records of a run's `log.jsonl` (`read_log`)
                           batch_size:int, # per-process batch of the run
                           last:int=3, # how many of the last logged NT-Xent values must sit at chance
                           margin:float=CHANCE_MARGIN) -> bool:
     "Whether the run's last `last` logged NT-Xent values all lie above (1 - `margin`) ln(2B - 1): chance or worse"
-    v = [r['ntxent'] for r in log if 'ntxent' in r][-last:]
+    v = _ntxent(log)[-last:]
     return len(v) == last and min(v) >= (1 - margin) * ntxent_chance(batch_size)
 
 def _check_contrastive(run:Path, tcfg, summary:dict):
     "Record in `summary` whether the run's NT-Xent ended at chance, and warn (once, on the main process) if it did"
     log = read_log(run); summary['contrastive_at_chance'] = at = contrastive_at_chance(log, tcfg.batch_size)
     if not at or _rank() != 0: return
-    v = [r['ntxent'] for r in log if 'ntxent' in r][-1]
+    v = _ntxent(log)[-1]
     warnings.warn(f"{run}: the contrastive loss ended at chance (NT-Xent {v:.3f}; ln(2B-1) = {ntxent_chance(tcfg.batch_size):.3f} for "
                   f"batches of {tcfg.batch_size}), so the contrastive half taught the encoder little or nothing. On real LIVECell images starting from "
                   "such runs did not beat random weights on three BT474 folds (the pretrain notebook's evidence). Try a lower lr "

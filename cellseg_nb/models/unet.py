@@ -430,9 +430,8 @@ def init_from(model, # model to initialise
     p = Path(path)
     src = p if p.is_file() else resolve_model_dir(p, ('encoder', 'best', 'last'), "a pretraining run folder (`cellseg pretrain --out RUN`), a training run folder or a saved model folder")
     run = src if src.is_dir() else src.parent   # a weights file of a pretraining run is that run too
-    if (run/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained
-        trained = 'decoder' in json.loads((run/'pretrain.json').read_text()).get('trained_parts', [])
-        return dict(source=str(src), **load_pretrained(model, run, decoder=decoder and trained))
+    if (run/'pretrain.json').exists():  # a `cellseg pretrain` run knows which parts it trained: its decoder only if asked and trained
+        return dict(source=str(src), **load_pretrained(model, run, decoder=None if decoder else False))
     enc = load_encoder_weights(model, src)
     out = dict(source=str(src), encoder=len(enc.loaded))
     if any(k.startswith('decoder.') for k in _read_state(src)): out['decoder'] = len(load_decoder_weights(model, src).loaded)
