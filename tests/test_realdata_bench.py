@@ -366,3 +366,18 @@ def test_tune_diameter_scan_picks_on_the_tuning_images(monkeypatch):
     assert (r['picked_factor'], r['picked_h']) == (1.25, 0.1) and r['f1_tuned'] == pytest.approx(0.4)   # picked on the tuning images ...
     assert (r['oracle_factor'], r['oracle_h'], r['f1_oracle']) == (0.8, 0.1, pytest.approx(0.9))          # ... not on the scored ones
     assert r['h_at_measured'] == 0.2 and r['f1_at_measured'] == pytest.approx(0.5) and set(r['by_factor']) == set(rt.SIZE_FACTORS)
+
+def test_minscore_floor_drops_the_low_cells_and_picks_on_the_training_images():
+    import realdata_minscore as rm   # bench/realdata_minscore.py: a floor on the cell score, chosen on the training images
+    lab = np.array([[1, 1, 2], [3, 3, 2]]); sc = [0.5, 0.1, 0.3]
+    (l2, s2), = rm.above([(lab, sc)], 0.3)
+    assert (l2 == [[1, 1, 0], [3, 3, 0]]).all() and list(s2) == sc   # below the floor: background; at it: kept
+    assert (rm.above([(lab, sc)], 0.0)[0][0] == lab).all()
+    assert rm.pick({'0.0': 0.5, '0.1': 0.6, '0.2': 0.6}) == 0.1       # the best, the lowest on a tie
+    t = lambda f1s: {str(f): dict(f1=x, ap=0.2) for f, x in zip(rm.FLOORS, f1s)}
+    n = len(rm.FLOORS)
+    runs = {'lc5-loio_BT474_C3_ours_15min_5': dict(test=t([0.5, 0.6] + [0.4] * (n - 2)), picked=0.1, oracle=0.1),
+            'lc5-lolo_BT474_ours_15min_0': dict(test=t([0.5, 0.45] + [0.7] * (n - 2)), picked=0.1, oracle=0.15)}
+    s = rm.summary(runs)
+    assert s['picked']['f1_minus_product']['mean'] == pytest.approx(0.025) and (s['picked']['f1_wins'], s['picked']['f1_losses']) == (1, 1)
+    assert s['oracle']['f1_minus_product']['mean'] == pytest.approx(0.15) and s['oracle']['f1_wins'] == 2 and s['0.1']['models'] == 2
