@@ -19,7 +19,7 @@ and the oracle's, and per variant the mean ± sd over models of its difference t
     python bench/realdata_minscore.py --report                # the summary again from the models measured
 """
 from __future__ import annotations
-import argparse, json, sys, time
+import sys
 from pathlib import Path
 import numpy as np
 
@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_minscore.json'
 FLOORS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)   # cell scores below the floor are dropped; 0: the product
-from realdata import ms   # the benches' one pooling
-from realdata_twopass import kept_models, SAME_SPLIT
+from realdata_twopass import paired_summary, screen_main
 
 def above(preds:list, floor:float) -> list:
     "`preds` [(labels, scores)] without the cells scored below `floor` (their pixels become background)"
@@ -63,38 +62,11 @@ def run_model(name:str) -> dict:
 
 def summary(runs:dict) -> dict:
     "Per variant (`picked`, `oracle`, each floor): mean ± sd over models of its F1 and AP minus the product's (floor 0), wins and losses"
-    twin = lambda k: next((b + k[len(a):] for a, b in SAME_SPLIT.items() if k.startswith(a)), None)
-    runs = {k: v for k, v in runs.items() if twin(k) not in runs}   # a split measured twice counts once
     at = lambda r, v: r['test'][str(r[v]) if v in ('picked', 'oracle') else v]
-    out = {}
-    for v in ('picked', 'oracle') + tuple(str(f) for f in FLOORS[1:]):
-        d = {m: [at(r, v)[m] - r['test'][str(FLOORS[0])][m] for r in runs.values()] for m in ('f1', 'ap')}
-        out[v] = dict(f1_minus_product=ms(d['f1']), ap_minus_product=ms(d['ap']), f1_wins=int(sum(x > 0.005 for x in d['f1'])),
-                      f1_losses=int(sum(x < -0.005 for x in d['f1'])), models=len(runs))
-    return out
-
-def save(runs:dict):
-    RESULTS.write_text(json.dumps(dict(protocol=__doc__, runs=runs, summary=summary(runs), when=time.strftime('%Y-%m-%d %H:%M')), indent=1))
+    return paired_summary(runs, ('picked', 'oracle') + tuple(str(f) for f in FLOORS[1:]), at, str(FLOORS[0]))
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('models', nargs='*', help="kept model folders of bench/out/realdata/work (default: every kept LIVECell `ours` model)")
-    ap.add_argument('--report', action='store_true', help="only pool the models already measured into the summary")
-    a = ap.parse_args(argv)
-    if a.report and a.models: ap.error("--report pools the models already measured: give no model names with it")
-    names = [] if a.report else a.models or kept_models()
-    if not names and not a.report: sys.exit("no kept models: run bench/realdata.py first (it keeps each run's model in bench/out/realdata/work)")
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    runs = old.get('runs', {})
-    if a.report and not runs: sys.exit(f"{RESULTS} holds no measured model: run bench/realdata_minscore.py first")
-    for n in names:
-        t = time.perf_counter(); runs[n] = r = run_model(n)
-        print(f"{n}: picked {r['picked']} (train F1 {r['train_f1'][str(r['picked'])]:.3f}), test F1/AP "
-              + ' '.join(f"{f}:{v['f1']:.3f}/{v['ap']:.3f}" for f, v in r['test'].items()) + f' ({time.perf_counter() - t:.0f} s)', flush=True)
-        save(runs)   # after each model: an interrupted run keeps what it measured
-    if a.report: save(runs)
-    for v, s in summary(runs).items():
-        print(f"{v:>7}: F1 - product {s['f1_minus_product']['mean']:+.3f} ± {s['f1_minus_product']['sd']:.3f}, "
-              f"AP {s['ap_minus_product']['mean']:+.3f}; beats product on {s['f1_wins']} of {s['models']}, loses on {s['f1_losses']}")
+    screen_main(argv, __doc__, RESULTS, run_model, summary, lambda r: f"picked {r['picked']} (train F1 {r['train_f1'][str(r['picked'])]:.3f}), test F1/AP "
+                + ' '.join(f"{f}:{v['f1']:.3f}/{v['ap']:.3f}" for f, v in r['test'].items()))
 
 if __name__ == '__main__': main()

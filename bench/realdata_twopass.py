@@ -94,36 +94,44 @@ def run_model(name:str) -> dict:
     out = {k: {m: round(float(x), 4) for m, x in rd.score(items, v).items() if m in ('f1', 'msa', 'ap')} for k, v in preds.items()}
     return dict(scores=out, images=images)
 
-def summary(runs:dict) -> dict:
-    "Per variant: the mean ± sd over models of its F1 and AP minus `product`'s, and on how many models it beats `product`"
+def paired_summary(runs:dict, variants, score_of, base) -> dict:
+    "Per variant: mean ± sd over models of its F1 and AP minus `base`'s (`score_of(run, variant)` -> scores), wins and losses (±0.005)"
     twin = lambda k: next((b + k[len(a):] for a, b in SAME_SPLIT.items() if k.startswith(a)), None)
     runs = {k: v for k, v in runs.items() if twin(k) not in runs}   # a split measured twice counts once
     out = {}
-    for v in VARIANTS:
-        d = {m: [r['scores'][v][m] - r['scores']['product'][m] for r in runs.values()] for m in ('f1', 'ap')}
+    for v in variants:
+        d = {m: [score_of(r, v)[m] - score_of(r, base)[m] for r in runs.values()] for m in ('f1', 'ap')}
         out[v] = dict(f1_minus_product=ms(d['f1']), ap_minus_product=ms(d['ap']), f1_wins=int(sum(x > 0.005 for x in d['f1'])),
                       f1_losses=int(sum(x < -0.005 for x in d['f1'])), models=len(runs))
     return out
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def summary(runs:dict) -> dict:
+    "Per variant: the mean ± sd over models of its F1 and AP minus `product`'s, and on how many models it beats `product`"
+    return paired_summary(runs, VARIANTS, lambda r, v: r['scores'][v], 'product')
+
+def screen_main(argv, doc:str, results:Path, run_model, summary, line) -> None:
+    "The command line of a screen of the kept models: measure the named ones (default: every kept one), saving after each; `--report` pools again"
+    ap = argparse.ArgumentParser(description=doc.split('\n')[0])
     ap.add_argument('models', nargs='*', help="kept model folders of bench/out/realdata/work (default: every kept LIVECell `ours` model)")
     ap.add_argument('--report', action='store_true', help="only pool the models already measured into the summary")
     a = ap.parse_args(argv)
     if a.report and a.models: ap.error("--report pools the models already measured: give no model names with it")
     names = [] if a.report else a.models or kept_models()
     if not names and not a.report: sys.exit("no kept models: run bench/realdata.py first (it keeps each run's model in bench/out/realdata/work)")
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    old = json.loads(results.read_text()) if results.exists() else {}
     runs = old.get('runs', {})
+    if a.report and not runs: sys.exit(f"{results} holds no measured model: run {Path(sys.argv[0]).name} first")
+    save = lambda: results.write_text(json.dumps({**old, 'protocol': doc, 'runs': runs, 'summary': summary(runs), 'when': time.strftime('%Y-%m-%d %H:%M')}, indent=1))
     for n in names:
         t = time.perf_counter(); runs[n] = run_model(n)
-        print(n, ' '.join(f"{k} {v['f1']:.3f}/{v['ap']:.3f}" for k, v in runs[n]['scores'].items()), f'({time.perf_counter() - t:.0f} s)', flush=True)
-        RESULTS.write_text(json.dumps(dict(protocol=__doc__, runs=runs, summary=summary(runs), when=time.strftime('%Y-%m-%d %H:%M')), indent=1))
-    if a.report:
-        if not runs: sys.exit(f"{RESULTS} holds no measured model: run bench/realdata_twopass.py first")
-        RESULTS.write_text(json.dumps({**old, 'protocol': __doc__, 'summary': summary(runs), 'when': time.strftime('%Y-%m-%d %H:%M')}, indent=1))
+        print(n, line(runs[n]), f'({time.perf_counter() - t:.0f} s)', flush=True)
+        save()   # after each model: an interrupted screen keeps what it measured
+    if a.report: save()
     for v, s in summary(runs).items():
         print(f"{v:>8}: F1 - product {s['f1_minus_product']['mean']:+.3f} ± {s['f1_minus_product']['sd']:.3f}, "
               f"AP {s['ap_minus_product']['mean']:+.3f}; beats product on {s['f1_wins']} of {s['models']}, loses on {s['f1_losses']}")
+
+def main(argv=None):
+    screen_main(argv, __doc__, RESULTS, run_model, summary, lambda r: ' '.join(f"{k} {v['f1']:.3f}/{v['ap']:.3f}" for k, v in r['scores'].items()))
 
 if __name__ == '__main__': main()

@@ -381,3 +381,21 @@ def test_minscore_floor_drops_the_low_cells_and_picks_on_the_training_images():
     s = rm.summary(runs)
     assert s['picked']['f1_minus_product']['mean'] == pytest.approx(0.025) and (s['picked']['f1_wins'], s['picked']['f1_losses']) == (1, 1)
     assert s['oracle']['f1_minus_product']['mean'] == pytest.approx(0.15) and s['oracle']['f1_wins'] == 2 and s['0.1']['models'] == 2
+
+def test_adabn_blend_mixes_the_statistics():
+    import torch, realdata_adabn as ra, realdata_twopass as tp   # bench/realdata_adabn.py: a * the image's + (1 - a) * training's
+    from cellseg_nb.models.unet import create_model
+    torch.manual_seed(0)
+    m = create_model('unet_test', pretrained=False).eval()
+    img = np.random.default_rng(0).normal(100, 20, (64, 64)).astype(np.float32)
+    own = tp.adapted(m, img, 1.0); bn = lambda mod: ra._bns(mod)[0]
+    before = bn(m).running_mean.clone(), bn(m).running_var.clone()
+    for a in (0.0, 0.5, 1.0):
+        b = ra.blended(m, own, a)
+        for k, ref in zip(('running_mean', 'running_var'), before):
+            assert torch.allclose(getattr(bn(b), k), a * getattr(bn(own), k) + (1 - a) * ref, atol=1e-6)
+    assert torch.equal(bn(m).running_mean, before[0]) and not any(x.training for x in ra.blended(m, own, 0.5).modules())   # the model is left alone
+    f1 = {0.0: 0.5, 0.25: 0.502, 0.5: 0.55, 1.0: 0.4}
+    s = ra.summary({'lc5-lolo_BT474_ours_15min_0': dict(scores={str(a): dict(f1=f1[a], ap=0.2) for a in ra.BLENDS})})
+    assert s['1.0']['f1_minus_product']['mean'] == pytest.approx(-0.1) and s['1.0']['f1_losses'] == 1
+    assert (s['0.25']['f1_wins'], s['0.25']['f1_losses']) == (0, 0) and s['0.5']['f1_wins'] == 1 and s['0.5']['models'] == 1
