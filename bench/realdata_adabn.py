@@ -22,26 +22,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_adabn.json'
 BLENDS = (0.0, 0.25, 0.5, 1.0)   # the image's share of each BatchNorm statistic; 0: the product, 1: AdaBN
-from realdata_twopass import adapted, paired_summary, screen_main
-
-def _bns(m):
-    import torch
-    return [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
+from realdata_twopass import adapted, batchnorms, kept_model, paired_summary, screen_main
 
 def blended(model, image_model, a:float):
     "A copy of `model` whose BatchNorm means and variances are `a` * `image_model`'s + (1 - `a`) * its own"
     m = copy.deepcopy(model).eval()
-    for b, x in zip(_bns(m), _bns(image_model)):
+    for b, x in zip(batchnorms(m), batchnorms(image_model)):
         b.running_mean.mul_(1 - a).add_(a * x.running_mean); b.running_var.mul_(1 - a).add_(a * x.running_var)
     return m
 
 def run_model(name:str) -> dict:
     import realdata as rd
-    from cellseg_nb.models.unet import load_model
     from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale
-    protocol, rest = name.split('_', 1)
-    fold = next(f for f in rd.folds(protocol) if rest.startswith(f + '_'))
-    model = load_model(rd.OUT/'work'/name/'run/best'); s0, pp = model.scale, model_params(model)
+    protocol, fold, model = kept_model(name); s0, pp = model.scale, model_params(model)
     items = rd.items_of(protocol, rd.folds(protocol)[fold][2]); preds = {a: [] for a in BLENDS}
     for _, img, _ in items:
         own = {}   # the image's own statistics at each scale, estimated once

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_minscore.json'
 FLOORS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)   # cell scores below the floor are dropped; 0: the product
-from realdata_twopass import paired_summary, screen_main
+from realdata_twopass import kept_model, paired_summary, screen_main
 
 def above(preds:list, floor:float) -> list:
     "`preds` [(labels, scores)] without the cells scored below `floor` (their pixels become background)"
@@ -44,12 +44,8 @@ def pick(f1_by_floor:dict) -> float:
 
 def run_model(name:str) -> dict:
     import realdata as rd
-    from cellseg_nb.models.unet import load_model
     from cellseg_nb.predict import predict
-    protocol, rest = name.split('_', 1)
-    fold = next(f for f in rd.folds(protocol) if rest.startswith(f + '_'))
-    tr, _, te = rd.folds(protocol)[fold]
-    model = load_model(rd.OUT/'work'/name/'run/best')
+    protocol, fold, model = kept_model(name); tr, _, te = rd.folds(protocol)[fold]
     train = rd.items_of(protocol, tr); tp = []
     for _, img, _ in train:
         lab, cells = predict(model, img, progress=False); tp.append((lab, rd.label_scores(lab, cells)))

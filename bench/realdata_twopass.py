@@ -48,14 +48,18 @@ def fuse(a, sa, b, sb, free:float=FUSE_FREE):
             out[sl][f] = len(scores) + 1; scores.append(s)
     return out, scores
 
+def batchnorms(m) -> list:
+    "The BatchNorm layers of `m`"
+    import torch
+    return [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
+
 def adapted(model, image, scale):
     "A copy of `model` whose BatchNorm statistics are those of `image` (normalised as `infer_maps` does) at `scale`, over four flips"
     import torch
     from cellseg_nb.core import normalize_image
     from cellseg_nb.infer import normalisation_of, model_scale, TTA_MODES, _fwd
     m = copy.deepcopy(model).eval()
-    bns = [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
-    for b in bns: b.reset_running_stats(); b.momentum = None; b.train()   # a cumulative mean over the passes below
+    for b in batchnorms(m): b.reset_running_stats(); b.momentum = None; b.train()   # a cumulative mean over the passes below
     x = torch.from_numpy(normalize_image(image, **normalisation_of(m)))[None, None]
     xt = x.expand(-1, int((m.config or {}).get('in_channels', 1)), -1, -1).contiguous()
     with torch.no_grad(), model_scale(m, scale):
@@ -67,14 +71,18 @@ def kept_models() -> list:
     import realdata as rd
     return sorted(p.name for p in (rd.OUT/'work').glob('lc5-lo*_ours*') if (p/'run/best/config.json').exists())
 
-def run_model(name:str) -> dict:
+def kept_model(name:str):
+    "`(protocol, fold, model)` of a kept model folder of bench/out/realdata/work, e.g. lc5-lolo_BT474_ours_15min_0"
     import realdata as rd
     from cellseg_nb.models.unet import load_model
+    protocol, rest = name.split('_', 1)
+    return protocol, next(f for f in rd.folds(protocol) if rest.startswith(f + '_')), load_model(rd.OUT/'work'/name/'run/best')
+
+def run_model(name:str) -> dict:
+    import realdata as rd
     from cellseg_nb.infer import infer_maps, model_scale, labelled_cells, model_params, second_pass_scale
     from cellseg_nb.data.targets import median_diameter
-    protocol, rest = name.split('_', 1)
-    fold = next(f for f in rd.folds(protocol) if rest.startswith(f + '_'))
-    model = load_model(rd.OUT/'work'/name/'run/best'); s0, pp = model.scale, model_params(model)
+    protocol, fold, model = kept_model(name); s0, pp = model.scale, model_params(model)
     items = rd.items_of(protocol, rd.folds(protocol)[fold][2]); preds, images = {v: [] for v in VARIANTS}, []
     for im, img, gt in items:
         def maps(scale, m=model):

@@ -388,7 +388,7 @@ def test_adabn_blend_mixes_the_statistics():
     torch.manual_seed(0)
     m = create_model('unet_test', pretrained=False).eval()
     img = np.random.default_rng(0).normal(100, 20, (64, 64)).astype(np.float32)
-    own = tp.adapted(m, img, 1.0); bn = lambda mod: ra._bns(mod)[0]
+    own = tp.adapted(m, img, 1.0); bn = lambda mod: tp.batchnorms(mod)[0]
     before = bn(m).running_mean.clone(), bn(m).running_var.clone()
     for a in (0.0, 0.5, 1.0):
         b = ra.blended(m, own, a)
