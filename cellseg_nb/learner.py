@@ -140,7 +140,8 @@ class Trainer:
         cfg, acc = self.cfg, self.acc
         sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size, cfg.seed, True, cfg.samples_per_epoch, acc.process_index, acc.num_processes)
         dl = DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_fn,
-                        pin_memory=acc.device.type == 'cuda', generator=torch.Generator().manual_seed(cfg.seed))
+                        pin_memory=acc.device.type == 'cuda', persistent_workers=cfg.num_workers > 0,  # workers live the whole run: no restart each epoch
+                        generator=torch.Generator().manual_seed(cfg.seed))
         spe = len(sampler) // cfg.grad_accum
         if spe < 1: raise ValueError(f"an epoch has {len(sampler)} batches, fewer than grad_accum={cfg.grad_accum}: raise samples_per_epoch or lower batch_size / grad_accum")
         return sampler, dl, spe, min(x for x in (cfg.max_steps, cfg.epochs and cfg.epochs*spe, 10**12) if x)
