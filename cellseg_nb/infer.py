@@ -348,7 +348,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         y1, x1 = min(y0 + block, H), min(x0 + block, W)
         ey0, ex0, ey1, ex1 = max(y0 - halo, 0), max(x0 - halo, 0), min(y1 + halo, H), min(x1 + halo, W)
         pr = maps.probs(slice(ey0, ey1), slice(ex0, ex1), with_type=False)
-        lab, cells = instances_from_probs(pr, dataclasses.replace(p, separation_power=0.0))   # scored below, once
+        lab, cells = instances_from_probs(pr, dataclasses.replace(p, separation_power=0.0, min_score=0.0))   # scored below, once
         if not len(cells): continue
         sep = separation(lab, pr['boundary']) if p.separation_power else None   # with the neighbours other blocks keep
         cy, cx = cells.centroid_y.to_numpy() + ey0, cells.centroid_x.to_numpy() + ex0
@@ -364,7 +364,7 @@ def instances_blockwise(maps, # `StitchedMaps` or the contract's dict of probabi
         put = (new > 0) & (g == 0)                        # never overwrite a neighbour's cell
         new[~put] = 0
         ct = cell_table(new, maps.probs(slice(ey0, ey1), slice(ex0, ex1)), **p.table_args(), sep=None if sep is None else np.r_[1.0, sep[keep]])
-        small = ct.label.to_numpy()[ct.area.to_numpy() < p.min_size]   # cells mostly claimed by a neighbour
+        small = ct.label.to_numpy()[(ct.area.to_numpy() < p.min_size) | (ct.score.to_numpy() < p.min_score)]   # cells mostly claimed by a neighbour, or below the floor
         if len(small): new[np.isin(new, small)] = 0; ct = ct[~ct.label.isin(small)]
         ids = np.zeros(len(keep) + 1, np.uint32); ids[ct.label.to_numpy()] = np.arange(nxt, nxt + len(ct), dtype=np.uint32)
         g[new > 0] = ids[new[new > 0]]

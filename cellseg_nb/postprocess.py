@@ -21,8 +21,8 @@ __all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEF
            'flow_edges', 'boundary_probs', 'probs_from_outputs', 'PostprocessParams', 'probs_from_labels',
            'fill_small_holes', 'remove_small', 'cell_means', 'cell_type_probs', 'soften', 'fit_temperature',
            'unknown_threshold', 'fit_prototypes', 'novelty', 'novelty_threshold', 'contacts', 'separation',
-           'cell_table', 'find_seeds', 'instances_from_probs', 'dist_fit', 'choose_seed_h', 'pooled_score',
-           'tune_thresholds']
+           'cell_table', 'find_seeds', 'drop_low_scores', 'instances_from_probs', 'dist_fit', 'choose_seed_h',
+           'pooled_score', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid` (`boundary` raised by a flow model's edges); `type` is (K+1)-channel, `softmax`
@@ -76,6 +76,7 @@ class PostprocessParams:
     type_precision:list|None = None # (C, C) inverse of their shared, shrunk covariance
     novel_above:float|None = None # a cell whose `type_novelty` exceeds this gets the type 'unknown' (chosen on validation cells by `novelty_threshold`); None: off
     separation_power:float = 0.5 # each cell's score is multiplied by its weakest separation from a neighbour (`separation`) to this power; 0: off
+    min_score:float = 0.0 # cells scored below this are dropped (StarDist's `prob_thresh`; `cellseg tune` can choose it on annotated images); 0: every cell kept
 
     def __post_init__(self):
         if isinstance(self.seed_h, str) and self.seed_h != AUTO:
@@ -334,13 +335,24 @@ def _cells_at(mask, sd, bd, p:PostprocessParams, h:float) -> np.ndarray:
         if m: labels = np.where(rest > 0, rest + labels.max(), labels)
     return remove_small(labels.astype(np.int32), p.min_size)
 
+def drop_low_scores(labels:np.ndarray, # (H, W) instance labels 1..n
+                    cells:pd.DataFrame, # their `cell_table`
+                    min_score:float, # cells scored below this are removed (0: none)
+                   ):
+    "`(labels, cells)` without the cells scored below `min_score`, the others numbered 1..m again in their order"
+    low = cells.score.to_numpy() < min_score
+    if not low.any(): return labels, cells
+    keep = cells.label.to_numpy()[~low]
+    lut = np.zeros(int(labels.max(initial=0)) + 1, labels.dtype); lut[keep] = np.arange(1, len(keep) + 1)
+    return lut[labels], cells[~low].assign(label=lut[keep].astype(cells.label.dtype)).reset_index(drop=True)
+
 def instances_from_probs(probs:Mapping, # {'fg','boundary','dist': (H,W), 'type': (K+1,H,W)} probabilities
                          params:PostprocessParams|Mapping|None=None, # thresholds (default `PostprocessParams()`)
                         ):
     "Marker-controlled watershed of the head maps: `(labels int32 (H,W), cells DataFrame)`"
     _check_probs(probs); p = PostprocessParams.from_dict(params)
     labels = choose_seed_h(probs, p)[1] if p.seed_h == AUTO else _cells_at(*_flooding(probs, p)[:3], p, p.seed_h)
-    return labels, cell_table(labels, probs, **p.table_args())
+    return drop_low_scores(labels, cell_table(labels, probs, **p.table_args()), p.min_score)
 
 # %% ../nbs/09_postprocess.ipynb #a7d1f0c2
 AUTO_SEED_HS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)  # the peak heights `seed_h='auto'` chooses from (`bench/realdata_seedh.py`)

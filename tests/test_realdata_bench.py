@@ -399,3 +399,24 @@ def test_adabn_blend_mixes_the_statistics():
     s = ra.summary({'lc5-lolo_BT474_ours_15min_0': dict(scores={str(a): dict(f1=f1[a], ap=0.2) for a in ra.BLENDS})})
     assert s['1.0']['f1_minus_product']['mean'] == pytest.approx(-0.1) and s['1.0']['f1_losses'] == 1
     assert (s['0.25']['f1_wins'], s['0.25']['f1_losses']) == (0, 0) and s['0.5']['f1_wins'] == 1 and s['0.5']['models'] == 1
+
+def test_linetune_searches_and_report(tmp_path, monkeypatch, capsys):
+    import realdata_linetune as rl   # bench/realdata_linetune.py: `cellseg tune` on one image of the held-out line, with and without the floor
+    from cellseg_nb.tune import TUNE_GRID
+    s = rl.searches()
+    assert 'min_score' not in s['wide'] and s['wide+floor']['min_score'] == rl.FLOORS and set(s['wide+floor']) == set(TUNE_GRID)
+    assert all(tu != te for tu, te in rl.DIRECTIONS) and {tu for tu, _ in rl.DIRECTIONS} == {te for _, te in rl.DIRECTIONS}   # never scored where tuned
+    import realdata_twopass as tp
+    monkeypatch.setattr(tp, 'kept_model', lambda name: ('lc5-lolo', 'Huh7', None))   # a fold with one image of its line: nothing to tune apart
+    with pytest.raises(ValueError, match='leave-one-line-out BT474'): rl.run_model('lc5-lolo_Huh7_ours_15min_5')
+    sc = lambda f1, ap: dict(f1=f1, msa=0.1, ap=ap)
+    one = lambda f0, f1: {'wide': dict(chosen={}, scored_default=sc(0.5, 0.2), scored_tuned=sc(f0, 0.2), scored_tuned_auto=sc(f0, 0.2)),
+                          'wide+floor': dict(chosen={'min_score': 0.2}, scored_default=sc(0.5, 0.2), scored_tuned=sc(f1, 0.1), scored_tuned_auto=sc(f1, 0.1)),
+                          'untuned_auto': sc(0.55, 0.25)}
+    res = tmp_path/'linetune.json'
+    res.write_text(json.dumps({'runs': {'lc5-lolo_BT474_ours_15min_0': {'BT474_B3->BT474_C3': one(0.5, 0.6), 'BT474_C3->BT474_B3': one(0.6, 0.6), 'when': 'x'}}}))
+    monkeypatch.setattr(rl, 'RESULTS', res); monkeypatch.setattr(rl, 'untuned', lambda name, scored: None)
+    out = rl.report()
+    g = out['BT474']['floor_gain']
+    assert g['f1']['mean'] == pytest.approx(0.05) and g['f1']['n'] == 2 and g['ap']['mean'] == pytest.approx(-0.1)   # paired, per direction
+    assert out['BT474']['means']['tuned_floor']['f1']['mean'] == pytest.approx(0.6) and 'usiigaci' not in out
