@@ -16,14 +16,15 @@ from .clitools import dataclass_parser, run_cli
 from .data.targets import median_diameter
 from .data.sources import Source, CocoSource, MaskFolderSource
 from .postprocess import PostprocessParams, tune_thresholds, pooled_score, TUNE_METRICS, DEFAULT_GRID
-from .infer import infer_maps, model_scale, known_scale, model_params, InferConfig, INFER_CLI
+from .infer import infer_maps, model_scale, known_scale, model_params, segment, InferConfig, INFER_CLI
+from .metrics import match_instances, object_scores
 from .models.unet import save_model, resolve_model_dir
 from .loop import save_dir_atomic
 from .evaluate import load_model_from
 
 # %% auto #0
-__all__ = ['TUNE_GRID', 'MIN_TUNE_CELLS', 'tuning_source', 'tuning_maps', 'Tuning', 'tune', 'plot_tuning', 'check_out',
-           'save_tuned', 'TuneTarget', 'tune_parser', 'tune_cli']
+__all__ = ['TUNE_GRID', 'MIN_TUNE_CELLS', 'tuning_source', 'tuning_maps', 'Tuning', 'untuned_score', 'tune', 'plot_tuning',
+           'check_out', 'save_tuned', 'TuneTarget', 'tune_parser', 'tune_cli']
 
 # %% ../nbs/13c_tune.ipynb #d648c4af
 TUNE_GRID = {**DEFAULT_GRID, 'seed_h': (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), 'fg_threshold': (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
@@ -79,7 +80,7 @@ class Tuning:
     n_cells:int
     table:pd.DataFrame # every setting tried, best first
     grid:dict # what was searched
-    check:dict|None=None # on annotated images kept apart (`tune(check=)`): their number, cells, and `metric` before and after
+    check:dict|None=None # on annotated images kept apart (`tune(check=)`): their number, cells, `metric` before and after, and `untuned`: the model as it was
 
     def summary(self) -> dict:
         "A JSON-able record: what changed and the scores"
@@ -92,12 +93,25 @@ class Tuning:
         s = self.summary(); ch = ', '.join(f'{k} {s["was"][k]} -> {v}' if v != s['was'][k] else f'{k} {v} (kept)' for k, v in s['chosen'].items())
         size = f"images shown at {self.scale:.2f}x" if self.scale else "the model was trained without a cell size: images as they are"
         c = self.check
-        held = (f"\n{self.metric} on {c['n_images']} images kept apart ({c['n_cells']} cells) {c['before']:.3f} -> {c['after']:.3f}" if c else
+        held = (f"\n{self.metric} on {c['n_images']} images kept apart ({c['n_cells']} cells) {c['before']:.3f} -> {c['after']:.3f}"
+                + (f"; the model as it was (its own size matching): {c['untuned']:.3f}" + (" -- keep it" if c['untuned'] >= c['after'] else "")
+                   if 'untuned' in c else "") if c else
                 " (in-sample: give annotated images kept apart to check it, --check-folder)")
         return (f"tuned on {self.n_images} images ({self.n_cells} cells): median cell diameter {self.diameter:.1f} px ({size})\n"
                 f"{ch}\n{self.metric} on these images {self.before:.3f} -> {self.after:.3f}" + held)
 
 # %% ../nbs/13c_tune.ipynb #3cbdc168
+def untuned_score(model, # a `MultiHeadUNet`
+                  source:Source, # annotated images
+                  metric:str='f1@0.5', # one of `TUNE_METRICS`
+                  progress:bool=True,
+                  **infer, # `segment` options: tile, overlap, tta, batch_size, device, precision
+                 ) -> float:
+    "`metric` pooled over `source`'s images as `cellseg predict` segments them with `model` as it is (its thresholds, its size matching)"
+    items = [source.read(i) for i in range(len(source))]
+    ms = [match_instances(g, segment(model, img, **infer)[0]) for img, g in tqdm(items, desc='as it is', disable=not progress)]
+    return object_scores([g for _, g in items], ms)['summary']['pooled'][metric]
+
 def tune(model, # a `MultiHeadUNet`, or a model / training run folder
          source:Source, # the annotated images of your microscope (see `tuning_source`)
          grid:dict|None=None, # {post-processing parameter: values} to search (a JSON object on the command line); None: `TUNE_GRID`
@@ -106,7 +120,7 @@ def tune(model, # a `MultiHeadUNet`, or a model / training run folder
          max_images:int|None=None, # tune on the first images only
          progress:bool=True, # progress bars
          maps:tuple|None=None, # `tuning_maps`' result for `source`, to search several grids on one computation of the maps
-         check:Source|None=None, # annotated images kept apart: scored before and after, at the same size
+         check:Source|None=None, # annotated images kept apart: scored before and after, at the same size, and as the model segments them untuned
          **infer, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision
         ) -> Tuning:
     "Choose the cell size and the post-processing of `model` on the annotated images of `source`"
@@ -124,7 +138,8 @@ def tune(model, # a `MultiHeadUNet`, or a model / training run folder
     if check is not None:
         cm, cg, _ = tuning_maps(model, check, d, None, progress, **infer)
         held = dict(n_images=len(cg), n_cells=sum(len(np.unique(g)) - 1 for g in cg),
-                    before=round(pooled_score(cm, cg, start, metric), 4), after=round(pooled_score(cm, cg, params, metric), 4))
+                    before=round(pooled_score(cm, cg, start, metric), 4), after=round(pooled_score(cm, cg, params, metric), 4),
+                    untuned=round(untuned_score(model, check, metric, progress, **infer), 4))
     sized = bool((getattr(model, 'config', None) or {}).get('cell_diameter'))
     scale = (known_scale(model, d) or getattr(model, 'scale', None)) if sized else None
     if not sized: warnings.warn("the model was trained without a cell size (no config['cell_diameter']): the images' diameter is recorded but they are segmented at their own size")
