@@ -1,4 +1,4 @@
-"""A new cell line with one annotated image: `cellseg tune` on it, with and without a floor on the cell score.
+"""A new cell line with one annotated image (or another microscope with five): `cellseg tune` on them, with and without a floor on the cell score.
 
 A user whose cell line the model never saw annotates one image of it and runs `cellseg tune`. This measures what that
 is worth on leave-one-line-out BT474 (trained on MCF7 and Huh7, `bench/realdata.py`'s lc5-lolo fold), with the tuning
@@ -9,10 +9,14 @@ once, at the tuning image's median cell diameter, which `cellseg predict` then u
 - `wide+floor`: the same and the floor on the cell score (`PostprocessParams.min_score`, `FLOORS`), StarDist's
   `prob_thresh`: where ours over-splits a new line, the pieces carry low scores.
 Each records F1@0.5, mSA and COCO mask AP on the scored image with the model's own post-processing (`scored_default`)
-and with the chosen one (`scored_tuned`), and the untuned product (the automatic size matching: `realdata.json`'s run).
-Writes `bench/results/realdata_linetune.json`; `--report` prints mean ± sd over the models and directions, paired.
+and with the chosen one (`scored_tuned`), the untuned product (the automatic size matching: the run's kept predictions),
+and the scored image segmented with the chosen thresholds at its own automatic size (`scored_tuned_auto`).
+The same searches on another microscope: a LIVECell-5 model (`lc5-usiigaci_41-45_...`) tuned on Usiigaci sets 36-40 and
+scored on 41-45, as `bench/realdata_tune.py` does (no automatic-size columns there: that size fails on this microscope).
+Writes `bench/results/realdata_linetune.json`; `--report` prints mean ± sd over the models and directions, paired, per domain.
 
     python bench/realdata_linetune.py lc5-lolo_BT474_ours_15min_0 lc5-lolo_BT474_ours_15min_1   # about 2 CPU-minutes a model
+    python bench/realdata_linetune.py 'lc5-usiigaci_41-45_ours[r4]_dev_0'   # 3 to 7 CPU-minutes
     python bench/realdata_linetune.py --report
 """
 from __future__ import annotations
