@@ -3,9 +3,9 @@
 A user whose cell line the model never saw annotates one image of it and runs `cellseg tune`. This measures what that
 is worth on leave-one-line-out BT474 (trained on MCF7 and Huh7, `bench/realdata.py`'s lc5-lolo fold), with the tuning
 image kept apart from the scored one: tune on BT474_B3, score BT474_C3, and the other way round, on each kept model
-(`bench/out/realdata/work/lc5-lolo_BT474_ours_<budget>_<seed>`). Searches (`realdata_tune.product`: the maps computed
+(`bench/out/realdata/work/lc5-lolo_BT474_ours_<budget>_<seed>`); likewise held-out MCF7 (F4 and G4). Searches (`realdata_tune.product`: the maps computed
 once, at the tuning image's median cell diameter, which `cellseg predict` then uses for the scored image too):
-- `wide`: `cellseg tune`'s default search before the floor existed (`TUNE_GRID` without `min_score`);
+- `wide`: `cellseg tune`'s default search (`TUNE_GRID`, which has no `min_score`);
 - `wide+floor`: the same and the floor on the cell score (`PostprocessParams.min_score`, `FLOORS`), StarDist's
   `prob_thresh`: where ours over-splits a new line, the pieces carry low scores.
 Each records F1@0.5, mSA and COCO mask AP on the scored image with the model's own post-processing (`scored_default`)
@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_linetune.json'
 FLOORS = (0.0, 0.1, 0.2, 0.3, 0.4)   # `min_score` values searched (0: every cell kept, the default)
-DIRECTIONS = (('BT474_B3', 'BT474_C3'), ('BT474_C3', 'BT474_B3'))   # (tuning image, scored image), by their fold names
+DIRECTIONS = {'BT474': (('BT474_B3', 'BT474_C3'), ('BT474_C3', 'BT474_B3')),   # held-out line: (tuning image, scored image), by their fold names
+              'MCF7': (('MCF7_F4', 'MCF7_G4'), ('MCF7_G4', 'MCF7_F4'))}
 USIIGACI = (('set36-40', 'set41-45'),)   # LIVECell-5 models on another microscope: `realdata_tune`'s tuning and scored sets
 
 def searches() -> dict:
-    "{name: grid}: `cellseg tune`'s default search without the floor, and with it"
+    "{name: grid}: `cellseg tune`'s default search, and the same with the floor"
     from cellseg_nb.tune import TUNE_GRID
     base = {k: v for k, v in TUNE_GRID.items() if k != 'min_score'}
     return {'wide': base, 'wide+floor': {**base, 'min_score': FLOORS}}
@@ -56,11 +57,12 @@ def run_model(name:str) -> dict:
     from realdata_tune import product, TUNE, TEST
     from realdata_twopass import kept_model
     protocol, fold, m = kept_model(name)
-    if (protocol, fold) not in (('lc5-lolo', 'BT474'), ('lc5-usiigaci', '41-45')):
-        raise ValueError(f"{name}: expected a leave-one-line-out BT474 model (lc5-lolo_BT474_...) or a LIVECell-5 -> Usiigaci one (lc5-usiigaci_41-45_...)")
+    if not ((protocol == 'lc5-lolo' and fold in DIRECTIONS) or (protocol, fold) == ('lc5-usiigaci', '41-45')):
+        raise ValueError(f"{name}: expected a leave-one-line-out model of a line with two images ({', '.join(f'lc5-lolo_{k}_...' for k in DIRECTIONS)}) "
+                         "or a LIVECell-5 -> Usiigaci one (lc5-usiigaci_41-45_...)")
     usi = protocol == 'lc5-usiigaci'
     out = {}
-    for tu, te in (USIIGACI if usi else DIRECTIONS):
+    for tu, te in (USIIGACI if usi else DIRECTIONS[fold]):
         tui, tei = (rd.items_of('usiigaci', x) for x in (TUNE, TEST)) if usi else ([item(tu)], [item(te)])
         r = product(m, tui, tei, searches())
         out[f'{tu}->{te}'] = {k: {f: v[f] for f in ('image_diameter', 'chosen', 'before', 'after', 'scored_default', 'scored_tuned', 'n_cells')} for k, v in r.items()}
@@ -72,7 +74,7 @@ def run_model(name:str) -> dict:
 
 def record(name:str, r:dict):
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    res.update(floors=list(FLOORS), directions=[list(d) for d in DIRECTIONS])
+    res.update(floors=list(FLOORS), directions={k: [list(d) for d in v] for k, v in DIRECTIONS.items()})
     res.setdefault('runs', {})[name] = dict(r, when=time.strftime('%Y-%m-%d %H:%M'))
     RESULTS.write_text(json.dumps(res, indent=1))
 
@@ -102,7 +104,7 @@ def report() -> dict:
         return dict(n=len(rs), means={col: {k: ms([x[col][k] for x in rs if x[col]]) for k in ('f1', 'msa', 'ap')} for col in cols},
                     floor_gain={k: ms([x['tuned_floor'][k] - x['tuned'][k] for x in rs]) for k in ('f1', 'ap')},
                     floor_gain_auto_size={k: ms([x['tuned_floor_auto'][k] - x['tuned_auto'][k] for x in rs if x['tuned_auto']]) for k in ('f1', 'ap')})
-    by = {dom: summary([x for x in rows if x['model'].startswith(pre)]) for dom, pre in (('BT474', 'lc5-lolo_BT474'), ('usiigaci', 'lc5-usiigaci'))}
+    by = {dom: summary([x for x in rows if x['model'].startswith(pre)]) for dom, pre in [*((k, f'lc5-lolo_{k}_') for k in DIRECTIONS), ('usiigaci', 'lc5-usiigaci')]}
     res['summary'] = dict(rows=rows, **{dom: v for dom, v in by.items() if v['n']}, when=time.strftime('%Y-%m-%d %H:%M'))
     RESULTS.write_text(json.dumps(res, indent=1))
     for x in rows:
@@ -118,7 +120,7 @@ def report() -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('models', nargs='*', help='kept leave-one-line-out BT474 models, e.g. lc5-lolo_BT474_ours_15min_0')
+    ap.add_argument('models', nargs='*', help='kept leave-one-line-out BT474 or MCF7 models, e.g. lc5-lolo_BT474_ours_15min_0, or LIVECell-5 -> Usiigaci ones')
     ap.add_argument('--report', action='store_true')
     a = ap.parse_args(argv)
     for name in a.models: record(name, run_model(name))

@@ -27,8 +27,7 @@ __all__ = ['TUNE_GRID', 'MIN_TUNE_CELLS', 'tuning_source', 'tuning_maps', 'Tunin
            'check_out', 'save_tuned', 'TuneTarget', 'tune_parser', 'tune_cli']
 
 # %% ../nbs/13c_tune.ipynb #d648c4af
-TUNE_GRID = {**DEFAULT_GRID, 'seed_h': (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), 'fg_threshold': (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-             'min_score': (0.0, 0.1, 0.2, 0.3, 0.4)}  # what `tune` searches by default: the training-time search, wider, and a floor on the cell score (bench/realdata_tune.py, bench/realdata_linetune.py)
+TUNE_GRID = {**DEFAULT_GRID, 'seed_h': (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), 'fg_threshold': (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)}  # what `tune` searches by default: the training-time search, wider (see `bench/realdata_tune.py`; a floor on the cell score, `min_score`, is not in it: bench/realdata_linetune.py)
 MIN_TUNE_CELLS = 100  # tuning on fewer annotated cells warns that its choice may be noise
 
 def tuning_source(data_folder=None, # folder of images with instance label masks (see `MaskFolderSource`)

@@ -404,11 +404,12 @@ def test_linetune_searches_and_report(tmp_path, monkeypatch, capsys):
     import realdata_linetune as rl   # bench/realdata_linetune.py: `cellseg tune` on one image of the held-out line, with and without the floor
     from cellseg_nb.tune import TUNE_GRID
     s = rl.searches()
-    assert 'min_score' not in s['wide'] and s['wide+floor']['min_score'] == rl.FLOORS and set(s['wide+floor']) == set(TUNE_GRID)
-    assert all(tu != te for tu, te in rl.DIRECTIONS) and {tu for tu, _ in rl.DIRECTIONS} == {te for _, te in rl.DIRECTIONS}   # never scored where tuned
+    assert s['wide'] == TUNE_GRID and 'min_score' not in TUNE_GRID and s['wide+floor'] == {**TUNE_GRID, 'min_score': rl.FLOORS}   # the floor is not in the default search
+    for line, ds in rl.DIRECTIONS.items():   # never scored where tuned; both images of the held-out line, each way
+        assert all(tu != te and tu.startswith(line) and te.startswith(line) for tu, te in ds) and {tu for tu, _ in ds} == {te for _, te in ds}
     import realdata_twopass as tp
     monkeypatch.setattr(tp, 'kept_model', lambda name: ('lc5-lolo', 'Huh7', None))   # a fold with one image of its line: nothing to tune apart
-    with pytest.raises(ValueError, match='leave-one-line-out BT474'): rl.run_model('lc5-lolo_Huh7_ours_15min_5')
+    with pytest.raises(ValueError, match='leave-one-line-out model of a line with two images'): rl.run_model('lc5-lolo_Huh7_ours_15min_5')
     sc = lambda f1, ap: dict(f1=f1, msa=0.1, ap=ap)
     one = lambda f0, f1: {'wide': dict(chosen={}, scored_default=sc(0.5, 0.2), scored_tuned=sc(f0, 0.2), scored_tuned_auto=sc(f0, 0.2)),
                           'wide+floor': dict(chosen={'min_score': 0.2}, scored_default=sc(0.5, 0.2), scored_tuned=sc(f1, 0.1), scored_tuned_auto=sc(f1, 0.1)),
@@ -419,4 +420,4 @@ def test_linetune_searches_and_report(tmp_path, monkeypatch, capsys):
     out = rl.report()
     g = out['BT474']['floor_gain']
     assert g['f1']['mean'] == pytest.approx(0.05) and g['f1']['n'] == 2 and g['ap']['mean'] == pytest.approx(-0.1)   # paired, per direction
-    assert out['BT474']['means']['tuned_floor']['f1']['mean'] == pytest.approx(0.6) and 'usiigaci' not in out
+    assert out['BT474']['means']['tuned_floor']['f1']['mean'] == pytest.approx(0.6) and 'usiigaci' not in out and 'MCF7' not in out
