@@ -92,9 +92,8 @@ class Tuning:
         s = self.summary(); ch = ', '.join(f'{k} {s["was"][k]} -> {v}' if v != s['was'][k] else f'{k} {v} (kept)' for k, v in s['chosen'].items())
         size = f"images shown at {self.scale:.2f}x" if self.scale else "the model was trained without a cell size: images as they are"
         c = self.check
-        held = (f"\n{self.metric} on {c['n_images']} images kept apart ({c['n_cells']} cells) {c['before']:.3f} -> {c['after']:.3f}"
-                + (f"; the model as it was (its own size matching): {c['untuned']:.3f}" + (" -- keep it" if c['untuned'] >= c['after'] else "")
-                   if 'untuned' in c else "") if c else
+        held = (f"\n{self.metric} on {c['n_images']} images kept apart ({c['n_cells']} cells) {c['before']:.3f} -> {c['after']:.3f}; "
+                f"the model as it was (its own size matching): {c['untuned']:.3f}" + (" -- keep it" if c['untuned'] >= c['after'] else "") if c else
                 " (in-sample: give annotated images kept apart to check it, --check-folder)")
         return (f"tuned on {self.n_images} images ({self.n_cells} cells): median cell diameter {self.diameter:.1f} px ({size})\n"
                 f"{ch}\n{self.metric} on these images {self.before:.3f} -> {self.after:.3f}" + held)
