@@ -34,8 +34,7 @@ USIIGACI = (('set36-40', 'set41-45'),)   # LIVECell-5 models on another microsco
 def searches() -> dict:
     "{name: grid}: `cellseg tune`'s default search, and the same with the floor"
     from cellseg_nb.tune import TUNE_GRID
-    base = {k: v for k, v in TUNE_GRID.items() if k != 'min_score'}
-    return {'wide': base, 'wide+floor': {**base, 'min_score': FLOORS}}
+    return {'wide': TUNE_GRID, 'wide+floor': {**TUNE_GRID, 'min_score': FLOORS}}
 
 def item(name:str):
     "The (name, image, labels) of the LIVECell-5 image of leave-one-image-out fold `name` (e.g. BT474_B3)"
