@@ -117,8 +117,14 @@ def summary(runs:dict) -> dict:
     "Per variant: the mean ± sd over models of its F1 and AP minus `product`'s, and on how many models it beats `product`"
     return paired_summary(runs, VARIANTS, lambda r, v: r['scores'][v], 'product')
 
-def screen_main(argv, doc:str, results:Path, run_model, summary, line) -> None:
-    "The command line of a screen of the kept models: measure the named ones (default: every kept one), saving after each; `--report` pools again"
+def show_paired(summ:dict) -> None:
+    "Print a `paired_summary`: each variant against the product"
+    for v, s in summ.items():
+        print(f"{v:>8}: F1 - product {s['f1_minus_product']['mean']:+.3f} ± {s['f1_minus_product']['sd']:.3f}, "
+              f"AP {s['ap_minus_product']['mean']:+.3f}; beats product on {s['f1_wins']} of {s['models']}, loses on {s['f1_losses']}")
+
+def screen_main(argv, doc:str, results:Path, run_model, summary, line, show=show_paired) -> None:
+    "The command line of a screen of the kept models: measure the named ones (default: every kept one), saving after each; `--report` pools again; `show` prints the summary"
     ap = argparse.ArgumentParser(description=doc.split('\n')[0])
     ap.add_argument('models', nargs='*', help="kept model folders of bench/out/realdata/work (default: every kept LIVECell `ours` model)")
     ap.add_argument('--report', action='store_true', help="only pool the models already measured into the summary")
@@ -135,9 +141,7 @@ def screen_main(argv, doc:str, results:Path, run_model, summary, line) -> None:
         print(n, line(runs[n]), f'({time.perf_counter() - t:.0f} s)', flush=True)
         save()   # after each model: an interrupted screen keeps what it measured
     if a.report: save()
-    for v, s in summary(runs).items():
-        print(f"{v:>8}: F1 - product {s['f1_minus_product']['mean']:+.3f} ± {s['f1_minus_product']['sd']:.3f}, "
-              f"AP {s['ap_minus_product']['mean']:+.3f}; beats product on {s['f1_wins']} of {s['models']}, loses on {s['f1_losses']}")
+    show(summary(runs))
 
 def main(argv=None):
     screen_main(argv, __doc__, RESULTS, run_model, summary, lambda r: ' '.join(f"{k} {v['f1']:.3f}/{v['ap']:.3f}" for k, v in r['scores'].items()))

@@ -340,6 +340,24 @@ def test_twopass_summary_counts_a_split_once():
     del runs['lc5-lolo_Huh7_ours[fit]_dev_0']   # without its twin it counts
     assert tp.summary(runs)['first']['models'] == 2 and tp.summary(runs)['first']['f1_losses'] == 1
 
+def test_told_pairs_the_recipes_of_a_split(capsys):
+    import realdata_told as rt   # bench/realdata_told.py: the defaults and size_each_image, each without and with the true diameter
+    sc = lambda auto, told: dict(auto=dict(f1=auto, ap=0.1), told=dict(f1=told, ap=0.2), train=dict(f1=auto - 0.1, ap=0.1))
+    runs = {'lc5-lolo_BT474_ours_15min_0': dict(scores=sc(0.55, 0.50)), 'lc5-lolo_BT474_ours[each-z50-true-diameter]_15min_0': dict(scores=sc(0.4, 0.65)),
+            'lc5-loio_BT474_C3_ours_15min_6': dict(scores=sc(0.42, 0.54)), 'lc5-loio_BT474_C3_ours[each-z50]_15min_6': dict(scores=sc(0.58, 0.52)),
+            'lc5-lolo_Huh7_ours_15min_5': dict(scores=sc(0.48, 0.42))}   # no each model: only in the defaults' told - auto
+    assert rt.split_of('lc5-loio_BT474_C3_ours[each-z50]_15min_6') == ('lc5-loio_BT474_C3 15min seed 6', 'each')
+    assert rt.split_of('lc5-usiigaci_41-45_ours[control]_15min_0') == ('lc5-usiigaci_41-45 15min seed 0', 'ours') and rt.split_of('x_y_ours[ema]_dev_1')[1] == 'ours[ema]'
+    s = rt.summary(runs)
+    assert s['ours: told - auto']['f1']['n'] == 3 and s['ours: told - auto']['f1']['mean'] == pytest.approx((-0.05 + 0.12 - 0.06) / 3)
+    tt = s['each told - defaults told']
+    assert tt['f1']['mean'] == pytest.approx((0.15 - 0.02) / 2) and (tt['wins'], tt['losses']) == (1, 1) and len(tt['splits']) == 2
+    assert s['each told - defaults auto']['f1']['mean'] == pytest.approx((0.10 + 0.10) / 2) and s['each told - defaults auto']['wins'] == 2
+    assert s['each train - defaults auto']['f1']['mean'] == pytest.approx((-0.25 + 0.06) / 2) and s['ours: train - auto']['f1']['mean'] == pytest.approx(-0.1)
+    rt.show(s); out = capsys.readouterr().out
+    assert 'each told - defaults told: F1 +0.065' in out and 'on 2 splits (wins 1, losses 1)' in out
+    with pytest.raises(ValueError, match='expected <protocol>'): rt.split_of('not-a-model')
+
 def test_twopass_adabn_leaves_the_model_alone():
     import torch, realdata_twopass as tp
     from cellseg_nb.models.unet import create_model
