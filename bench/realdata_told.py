@@ -5,12 +5,13 @@ The product's default training resizes all training images by one factor (their 
 model sees cells of every training image's own size; `size_each_image` resizes each training image to 30 px, as
 Cellpose does, and then needs the test image's size, which its own first pass measures badly (held-out Huh7: 0.212
 against the defaults' 0.482, `bench/realdata.py` row `ours[each-z50]`). This script scores the held-out images of kept
-models of `bench/realdata.py` (`bench/out/realdata/work/<protocol>_<fold>_<method>_<budget>_<seed>/run/best`) both ways,
-on the same model: `auto`, as `cellseg predict` without a diameter (the product); `told`, given each image's true
+models of `bench/realdata.py` (`bench/out/realdata/work/<protocol>_<fold>_<method>_<budget>_<seed>/run/best`) three
+ways, on the same model: `auto`, as `cellseg predict` without a diameter (the product); `told`, given each image's true
 median cell diameter (`predict(..., diameter=)`, as `--diameter` and the `{"diameter": "true"}` ablation of
 `bench/realdata.py`); and `train`, given the training images' mean median diameter for every image (what the
-Cellpose peer predicts at: its `diam_labels`), a diameter that needs no annotation of the images segmented. Models of two recipes trained on the same fold and seed (`ours` and `ours[each-z50...]`) are
-paired in the summary: per recipe, told minus auto; and the `each` recipe told against the defaults told and auto.
+Cellpose peer predicts at: its `diam_labels`), a diameter that needs no annotation of the images segmented. Models of the two recipes trained on the same fold
+and seed (`ours`, or its same-night `ours[control]`, and `ours[each...]`) are paired in the summary: per recipe, each
+setting minus `auto`; and the `each` recipe's settings against the defaults'.
 Writes `bench/results/realdata_told.json`.
 
     python bench/realdata_told.py lc5-lolo_BT474_ours_15min_0 'lc5-lolo_BT474_ours[each-z50-true-diameter]_15min_0'
@@ -29,14 +30,14 @@ from realdata_twopass import kept_model, screen_main
 SETTINGS = ('auto', 'told', 'train')
 
 def run_model(name:str) -> dict:
-    "Scores of one kept model's held-out images without and with their true cell diameters"
+    "Scores of one kept model's held-out images without a diameter, at their true ones, and at the training images' mean"
     import realdata as rd
     from cellseg_nb.predict import predict
     protocol, fold, model = kept_model(name)
     items = rd.items_of(protocol, rd.folds(protocol)[fold][2])
     told = rd.told_diameters({'diameter': 'true'}, items)
     tr = float(np.mean(rd.told_diameters({'diameter': 'true'}, rd.items_of(protocol, rd.folds(protocol)[fold][0]))))
-    out = dict(true_diameters=[round(d, 1) for d in told], train_diameter=round(tr, 1), each_image=bool(model.config.get('size_each_image', False)), scores={})
+    out = dict(true_diameters=[round(d, 1) for d in told], train_diameter=round(tr, 1), scores={})   # the recipe is in the name (`split_of`)
     for setting, ds in zip(SETTINGS, ([None] * len(items), told, [tr] * len(items))):
         preds = []
         for (_, img, _), d in zip(items, ds):
