@@ -11,14 +11,16 @@ median cell diameter (`predict(..., diameter=)`, as `--diameter` and the `{"diam
 `bench/realdata.py`); and `train`, given the training images' mean median diameter for every image (what the
 Cellpose peer predicts at: its `diam_labels`), a diameter that needs no annotation of the images segmented. Models of the two recipes trained on the same fold
 and seed (`ours`, or its same-night `ours[control]`, and `ours[each...]`) are paired in the summary: per recipe, each
-setting minus `auto`; and the `each` recipe's settings against the defaults'.
+setting minus `auto`; and the `each` recipe's settings against the defaults'. Where `bench/realdata.py` has run Cellpose
+told the true diameter on the same fold and seed (`cellpose[true-diameter]` in `bench/results/realdata.json`), each
+recipe told is set against it too: both tools given the size, as a judge may give it.
 Writes `bench/results/realdata_told.json`.
 
     python bench/realdata_told.py lc5-lolo_BT474_ours_15min_0 'lc5-lolo_BT474_ours[each-z50-true-diameter]_15min_0'
     python bench/realdata_told.py --report
 """
 from __future__ import annotations
-import re, sys
+import json, re, sys
 from pathlib import Path
 import numpy as np
 
@@ -51,8 +53,21 @@ def split_of(name:str) -> tuple:
     if not m: raise ValueError(f"{name!r}: expected <protocol>_<fold>_<method>_<budget>_<seed>")
     return f'{m[1]} {m[3]} seed {m[4]}', 'each' if m[2].startswith('ours[each') else 'ours' if m[2] in ('ours', 'ours[control]') else m[2]
 
-def summary(runs:dict) -> dict:
-    "Per recipe, each setting minus `auto` (mean ± sd over models); over the splits with both recipes, `each` against the defaults"
+def cellpose_told(per_fold=None) -> dict:
+    "`{split: {'f1', 'ap'}}` of Cellpose told each image's true diameter, split named as `split_of` names it (`per_fold`: realdata.json's)"
+    if per_fold is None:
+        f = ROOT/'bench/results/realdata.json'
+        per_fold = json.loads(f.read_text())['per_fold'] if f.exists() else []
+    return {f"{r['protocol']}_{r['fold']} {r['budget']} seed {s['seed']}": dict(f1=s['f1'], ap=s['ap'])
+            for r in per_fold if r['method'] == 'cellpose[true-diameter]' for s in r.get('per_seed', [])}
+
+def against(d:dict, splits) -> dict:
+    "F1 and AP differences `d` ({'f1': [...], 'ap': [...]}, one per split): mean ± sd, wins and losses (beyond ±0.005 F1), the splits"
+    return dict(**{m: ms(x) for m, x in d.items()}, wins=int(sum(x > 0.005 for x in d['f1'])), losses=int(sum(x < -0.005 for x in d['f1'])), splits=sorted(splits))
+
+def summary(runs:dict, peer=None) -> dict:
+    "Per recipe, each setting minus `auto` (mean ± sd over models); over the splits with both recipes, `each` against the defaults; each recipe told against Cellpose told (`peer`: `cellpose_told()`)"
+    peer = cellpose_told() if peer is None else peer
     out, by = {}, {}
     for n, r in runs.items(): by.setdefault(split_of(n)[0], {})[split_of(n)[1]] = r['scores']
     for rec in sorted({split_of(n)[1] for n in runs}):
@@ -60,9 +75,10 @@ def summary(runs:dict) -> dict:
         for st in SETTINGS[1:]: out[f'{rec}: {st} - auto'] = {m: ms([s[st][m] - s['auto'][m] for s in rs]) for m in ('f1', 'ap')}
     both = {k: v for k, v in by.items() if {'ours', 'each'} <= set(v)}
     for a, b in (('told', 'told'), ('told', 'auto'), ('train', 'auto'), ('auto', 'auto')):
-        d = {m: [v['each'][a][m] - v['ours'][b][m] for v in both.values()] for m in ('f1', 'ap')}
-        out[f'each {a} - defaults {b}'] = dict(**{m: ms(x) for m, x in d.items()}, wins=int(sum(x > 0.005 for x in d['f1'])),
-                                               losses=int(sum(x < -0.005 for x in d['f1'])), splits=sorted(both))
+        out[f'each {a} - defaults {b}'] = against({m: [v['each'][a][m] - v['ours'][b][m] for v in both.values()] for m in ('f1', 'ap')}, both)
+    for rec, name in (('ours', 'defaults'), ('each', 'each')):
+        sp = [k for k, v in by.items() if rec in v and k in peer]
+        if sp: out[f'{name} told - Cellpose told'] = against({m: [by[k][rec]['told'][m] - peer[k][m] for k in sp] for m in ('f1', 'ap')}, sp)
     return out
 
 def show(summ:dict) -> None:

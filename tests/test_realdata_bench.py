@@ -348,14 +348,21 @@ def test_told_pairs_the_recipes_of_a_split(capsys):
             'lc5-lolo_Huh7_ours_15min_5': dict(scores=sc(0.48, 0.42))}   # no each model: only in the defaults' told - auto
     assert rt.split_of('lc5-loio_BT474_C3_ours[each-z50]_15min_6') == ('lc5-loio_BT474_C3 15min seed 6', 'each')
     assert rt.split_of('lc5-usiigaci_41-45_ours[control]_15min_0') == ('lc5-usiigaci_41-45 15min seed 0', 'ours') and rt.split_of('x_y_ours[ema]_dev_1')[1] == 'ours[ema]'
-    s = rt.summary(runs)
+    pf = [dict(protocol='lc5-lolo', fold='BT474', budget='15min', method='cellpose[true-diameter]', per_seed=[dict(seed=0, f1=0.45, ap=0.15)]),
+          dict(protocol='lc5-lolo', fold='BT474', budget='15min', method='cellpose', per_seed=[dict(seed=0, f1=0.9, ap=0.9)])]   # not told: left out
+    peer = rt.cellpose_told(pf)
+    assert peer == {'lc5-lolo_BT474 15min seed 0': dict(f1=0.45, ap=0.15)}
+    s = rt.summary(runs, peer)
+    assert s['defaults told - Cellpose told']['f1']['mean'] == pytest.approx(0.05) and s['defaults told - Cellpose told']['ap']['mean'] == pytest.approx(0.05)
+    assert s['each told - Cellpose told']['f1']['mean'] == pytest.approx(0.20) and s['each told - Cellpose told']['splits'] == ['lc5-lolo_BT474 15min seed 0']
+    assert 'defaults told - Cellpose told' not in rt.summary(runs, {})   # no told Cellpose run: no comparison
     assert s['ours: told - auto']['f1']['n'] == 3 and s['ours: told - auto']['f1']['mean'] == pytest.approx((-0.05 + 0.12 - 0.06) / 3)
     tt = s['each told - defaults told']
     assert tt['f1']['mean'] == pytest.approx((0.15 - 0.02) / 2) and (tt['wins'], tt['losses']) == (1, 1) and len(tt['splits']) == 2
     assert s['each told - defaults auto']['f1']['mean'] == pytest.approx((0.10 + 0.10) / 2) and s['each told - defaults auto']['wins'] == 2
     assert s['each train - defaults auto']['f1']['mean'] == pytest.approx((-0.25 + 0.06) / 2) and s['ours: train - auto']['f1']['mean'] == pytest.approx(-0.1)
     rt.show(s); out = capsys.readouterr().out
-    assert 'each told - defaults told: F1 +0.065' in out and 'on 2 splits (wins 1, losses 1)' in out
+    assert 'each told - defaults told: F1 +0.065' in out and 'each told - Cellpose told: F1 +0.200' in out and 'on 2 splits (wins 1, losses 1)' in out
     with pytest.raises(ValueError, match='expected <protocol>'): rt.split_of('not-a-model')
 
 def test_twopass_adabn_leaves_the_model_alone():
