@@ -356,6 +356,10 @@ def test_told_pairs_the_recipes_of_a_split(capsys):
     assert s['defaults told - Cellpose told']['f1']['mean'] == pytest.approx(0.05) and s['defaults told - Cellpose told']['ap']['mean'] == pytest.approx(0.05)
     assert s['each told - Cellpose told']['f1']['mean'] == pytest.approx(0.20) and s['each told - Cellpose told']['splits'] == ['lc5-lolo_BT474 15min seed 0']
     assert 'defaults told - Cellpose told' not in rt.summary(runs, {})   # no told Cellpose run: no comparison
+    usi = {**runs, 'lc5-usiigaci_41-45_ours[control]_15min_0': dict(scores=sc(0.04, 0.39))}
+    s2 = rt.summary(usi, {**peer, 'lc5-usiigaci_41-45 15min seed 0': dict(f1=0.59, ap=0.1)})
+    assert s2['defaults told - Cellpose told']['f1']['mean'] == pytest.approx((0.05 - 0.20) / 2)             # both microscopes
+    assert s2['defaults told - Cellpose told (LIVECell)']['splits'] == ['lc5-lolo_BT474 15min seed 0']      # the training one only
     assert s['ours: told - auto']['f1']['n'] == 3 and s['ours: told - auto']['f1']['mean'] == pytest.approx((-0.05 + 0.12 - 0.06) / 3)
     tt = s['each told - defaults told']
     assert tt['f1']['mean'] == pytest.approx((0.15 - 0.02) / 2) and (tt['wins'], tt['losses']) == (1, 1) and len(tt['splits']) == 2
