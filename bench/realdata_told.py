@@ -56,8 +56,8 @@ def split_of(name:str) -> tuple:
 def cellpose_told(per_fold=None) -> dict:
     "`{split: {'f1', 'ap'}}` of Cellpose told each image's true diameter, split named as `split_of` names it (`per_fold`: realdata.json's)"
     if per_fold is None:
-        f = ROOT/'bench/results/realdata.json'
-        per_fold = json.loads(f.read_text())['per_fold'] if f.exists() else []
+        import realdata as rd
+        per_fold = json.loads(rd.RESULTS.read_text())['per_fold'] if rd.RESULTS.exists() else []
     return {f"{r['protocol']}_{r['fold']} {r['budget']} seed {s['seed']}": dict(f1=s['f1'], ap=s['ap'])
             for r in per_fold if r['method'] == 'cellpose[true-diameter]' for s in r.get('per_seed', [])}
 
@@ -68,10 +68,10 @@ def against(d:dict, splits) -> dict:
 def summary(runs:dict, peer=None) -> dict:
     "Per recipe, each setting minus `auto` (mean ± sd over models); over the splits with both recipes, `each` against the defaults; each recipe told against Cellpose told (`peer`: `cellpose_told()`)"
     peer = cellpose_told() if peer is None else peer
-    out, by = {}, {}
-    for n, r in runs.items(): by.setdefault(split_of(n)[0], {})[split_of(n)[1]] = r['scores']
-    for rec in sorted({split_of(n)[1] for n in runs}):
-        rs = [r['scores'] for n, r in runs.items() if split_of(n)[1] == rec]
+    out, by, of = {}, {}, {n: split_of(n) for n in runs}
+    for n, r in runs.items(): by.setdefault(of[n][0], {})[of[n][1]] = r['scores']
+    for rec in sorted({rec for _, rec in of.values()}):
+        rs = [r['scores'] for n, r in runs.items() if of[n][1] == rec]
         for st in SETTINGS[1:]: out[f'{rec}: {st} - auto'] = {m: ms([s[st][m] - s['auto'][m] for s in rs]) for m in ('f1', 'ap')}
     both = {k: v for k, v in by.items() if {'ours', 'each'} <= set(v)}
     for a, b in (('told', 'told'), ('told', 'auto'), ('train', 'auto'), ('auto', 'auto')):
