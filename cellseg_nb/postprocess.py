@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
-from .data.targets import make_targets, instance_distance
+from .data.targets import make_targets, instance_distance, check_dist_target
 from .metrics import object_scores, match_instances
 
 # %% auto #0
-__all__ = ['HEADS', 'AUTO', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID', 'TUNE_METRICS',
-           'flow_edges', 'boundary_probs', 'probs_from_outputs', 'PostprocessParams', 'probs_from_labels',
-           'fill_small_holes', 'remove_small', 'cell_means', 'cell_type_probs', 'soften', 'fit_temperature',
-           'unknown_threshold', 'fit_prototypes', 'novelty', 'novelty_threshold', 'contacts', 'separation',
-           'cell_table', 'find_seeds', 'drop_low_scores', 'instances_from_probs', 'dist_fit', 'choose_seed_h',
-           'pooled_score', 'tune_thresholds']
+__all__ = ['HEADS', 'AUTO', 'SEED_H_OF', 'TEMPERATURES', 'CELL_COLUMNS', 'AUTO_SEED_HS', 'DEFAULT_GRID', 'TRAIN_IMAGE_GRID',
+           'TUNE_METRICS', 'flow_edges', 'boundary_probs', 'probs_from_outputs', 'PostprocessParams', 'default_params',
+           'probs_from_labels', 'fill_small_holes', 'remove_small', 'cell_means', 'cell_type_probs', 'soften',
+           'fit_temperature', 'unknown_threshold', 'fit_prototypes', 'novelty', 'novelty_threshold', 'contacts',
+           'separation', 'cell_table', 'find_seeds', 'drop_low_scores', 'instances_from_probs', 'dist_fit',
+           'choose_seed_h', 'pooled_score', 'tune_thresholds']
 
 # %% ../nbs/09_postprocess.ipynb #58069468
 HEADS = ('fg', 'boundary', 'dist')  # one-channel heads, `sigmoid` (`boundary` raised by a flow model's edges); `type` is (K+1)-channel, `softmax`
@@ -97,6 +97,15 @@ class PostprocessParams:
         "The keyword arguments of `cell_table`: cell types and the score's separation power"
         return dict(temperature=self.type_temperature, unknown_below=self.unknown_below, prototypes=self.type_prototypes,
                     precision=self.type_precision, novel_above=self.novel_above, separation_power=self.separation_power)
+
+# %% ../nbs/09_postprocess.ipynb #074ac407
+SEED_H_OF = {'clip': 0.03}  # `seed_h` of models of these `dist` targets before tuning (others: `PostprocessParams.seed_h`)
+
+def default_params(dist_target:str='edt', # the model's `dist` target (`model.config['dist_target']`)
+                  ) -> PostprocessParams:
+    "The untuned post-processing of a model of `dist_target`: the defaults, with its own peak height"
+    check_dist_target(dist_target)
+    return PostprocessParams(**({'seed_h': SEED_H_OF[dist_target]} if dist_target in SEED_H_OF else {}))
 
 # %% ../nbs/09_postprocess.ipynb #095bedaf
 def _per_label_max(values:np.ndarray, labels:np.ndarray, n:int) -> np.ndarray:

@@ -22,7 +22,7 @@ from .data.devaug import DeviceAugment, WindowDataset
 from .models.unet import MODEL_CONFIGS, create_model, save_model, load_model, init_from
 from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances, expected_calibration_error
-from .postprocess import (tune_thresholds, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold,
+from .postprocess import (tune_thresholds, default_params, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold,
                                     cell_means, fit_prototypes, novelty, novelty_threshold)
 from .infer import infer_maps, segment
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
@@ -70,7 +70,7 @@ class TrainConfig(LoopConfig):
     # re-declared: the loop's fixed 8 is a GPU's batch; left to None, `for_device` sizes it (`DEVICE_DEFAULTS`: 4 on a CPU)
     batch_size: int|None = None  # per-process batch; None: sized to the device
     augment: str = 'default'  # a `get_transforms` preset
-    dist_target: str = 'edt'  # what the `dist` head learns (`DIST_TARGETS`): 'edt' distance to the cell's edge, 'centre' closeness to its centre (one peak per cell), 'blend' their mean
+    dist_target: str = 'edt'  # what the `dist` head learns (`DIST_TARGETS`): 'edt' distance to the cell's edge, 'centre' closeness to its centre (one peak per cell), 'blend' their mean, 'clip' the distance in px capped at `DIST_CLIP` (large cells: a flat top)
     flows: bool = False  # also learn Cellpose-style flows (a `flow` head: the direction to each cell's centre); where they part raises the boundary map
     device_augment: bool|None = None  # augment and compute targets on the accelerator (`DeviceAugment`); None: on a GPU
     # validation
@@ -290,7 +290,7 @@ def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
     probs, gts = tune_fn(best, return_probs=True)
     metric = {'f1': 'f1@0.5', 'msa': 'msa'}[cfg.val_metric]
     grid = None if val_fn else TRAIN_IMAGE_GRID  # training images tune only the foreground level (see `TRAIN_IMAGE_GRID`)
-    params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, progress=cfg.progress)
+    params, table = tune_thresholds(probs, gts, grid=grid, metric=metric, base=default_params(cfg.dist_target), progress=cfg.progress)
     pp = asdict(params)
     if val_fn is not None and (cal := calibrate_types(best, val_fn.source, best.config.get('normalisation') or {}, n)):  # held-out cells only
         pp.update(type_temperature=cal['temperature'], unknown_below=cal['unknown_below'], type_prototypes=cal['prototypes'],

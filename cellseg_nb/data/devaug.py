@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from ..core import DEFAULT_NORMALISATION, fill_nonfinite, to_gray
 from ..augment import PRESETS, ROBUST_WIDTH, FILL, _spec, _check_range
-from .targets import IGNORE_INDEX, DIST_WEIGHTS, check_dist_target, _compact_ids, _type_lut
+from .targets import IGNORE_INDEX, DIST_WEIGHTS, DIST_CLIP, check_dist_target, _compact_ids, _type_lut
 from .sources import Source
 from .datasets import _crop_hw
 
@@ -222,7 +222,7 @@ def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
         gid = (lab + n * torch.arange(len(lab), device=lab.device)[:, None, None]).flatten()  # ids unique over the batch
         cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
         cmax[::n] = 1
-        dist = (raw.flatten() / cmax[gid]).view_as(raw)
+        dist = (raw.flatten() / cmax[gid]).view_as(raw) if dist_target != 'clip' else raw.clamp_max(DIST_CLIP) / DIST_CLIP
     if wc: dist = wc * centre_distance(lab) + (we * dist if we else 0)
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     out = dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])

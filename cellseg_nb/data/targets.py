@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_WEIGHTS', 'DIST_TARGETS', 'instance_edges', 'instance_distance',
+__all__ = ['IGNORE_INDEX', 'TARGET_KEYS', 'DIST_WEIGHTS', 'DIST_CLIP', 'DIST_TARGETS', 'instance_edges', 'instance_distance',
            'instance_centre_distance', 'instance_flows', 'check_dist_target', 'make_targets', 'median_diameter',
            'voronoi_labels']
 
@@ -92,7 +92,8 @@ def instance_flows(labels:np.ndarray, # (H, W) instance ids, 0 = background
 # %% ../../nbs/04_data.targets.ipynb #3619c515
 IGNORE_INDEX = -100  # `type` target of pixels of cells with unknown type (torch's CrossEntropy default)
 TARGET_KEYS = ('fg', 'boundary', 'dist', 'type')
-DIST_WEIGHTS = {'edt': (1.0, 0.0), 'centre': (0.0, 1.0), 'blend': (0.5, 0.5)}  # `dist` target: weights of (distance to the cell's edge, closeness to its centre)
+DIST_WEIGHTS = {'edt': (1.0, 0.0), 'centre': (0.0, 1.0), 'blend': (0.5, 0.5), 'clip': (1.0, 0.0)}  # `dist` target: weights of (distance to the cell's edge, closeness to its centre)
+DIST_CLIP = 15.0  # `clip` target: the distance to the edge in px, capped here and divided by it (half the 30 px cells training resizes to): no per-cell normalisation
 DIST_TARGETS = tuple(DIST_WEIGHTS)
 
 def check_dist_target(dist_target:str) -> str:
@@ -128,6 +129,7 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     lab, ids = _compact_ids(labels)
     edges = instance_edges(lab)
     if we or boundary_width > 1: dist, raw = instance_distance(lab, edges)   # not computed when nothing uses it
+    if dist_target == 'clip': dist = np.minimum(raw, DIST_CLIP) / DIST_CLIP   # cells larger than training's: a flat top, not a hill drawn from afar
     if wc: dist = wc * instance_centre_distance(lab) + (we * dist if we else 0)
     fg = lab > 0
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
