@@ -218,11 +218,13 @@ def device_targets(lab:torch.Tensor, # (B, H, W) instance ids
     edges = label_edges(lab)
     if we or boundary_width > 1:   # the chamfer transform, only when something uses it
         raw = torch.where(fg, chamfer_distance(fg & ~edges) + 1, 0.0)
-        n = int(lab.max()) + 1
-        gid = (lab + n * torch.arange(len(lab), device=lab.device)[:, None, None]).flatten()  # ids unique over the batch
-        cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
-        cmax[::n] = 1
-        dist = (raw.flatten() / cmax[gid]).view_as(raw) if dist_target != 'clip' else raw.clamp_max(DIST_CLIP) / DIST_CLIP
+        if dist_target == 'clip': dist = raw.clamp_max(DIST_CLIP) / DIST_CLIP   # pixels, capped: no per-cell maximum needed
+        else:
+            n = int(lab.max()) + 1
+            gid = (lab + n * torch.arange(len(lab), device=lab.device)[:, None, None]).flatten()  # ids unique over the batch
+            cmax = torch.ones(len(lab) * n, device=lab.device).scatter_reduce(0, gid, raw.flatten(), 'amax', include_self=False)
+            cmax[::n] = 1
+            dist = (raw.flatten() / cmax[gid]).view_as(raw)
     if wc: dist = wc * centre_distance(lab) + (we * dist if we else 0)
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
     out = dict(fg=fg.float()[:, None], boundary=bnd.float()[:, None], dist=dist[:, None])
