@@ -404,11 +404,12 @@ def model_params(model, # a model whose `config['postprocess']` holds its tuned 
                  seed_h:float|str|None=None, # peak height of the seeds instead of theirs (`PostprocessParams.seed_h`), or 'auto'
                 ) -> PostprocessParams:
     "The post-processing `segment` applies: `params`, else the model's tuned thresholds, with `seed_h` replaced where given"
-    cfg = getattr(model, 'config', None) or {}; saved = params if params is not None else cfg.get('postprocess')
-    p = PostprocessParams.from_dict(saved) if saved is not None else default_params(cfg.get('dist_target', 'edt'))   # untuned: its target's own defaults
+    cfg = getattr(model, 'config', None) or {}; dt = cfg.get('dist_target', 'edt')   # models saved before the option: 'edt'
+    saved = params if params is not None else cfg.get('postprocess')
+    p = PostprocessParams.from_dict(saved) if saved is not None else default_params(dt)   # untuned: its target's own defaults
     if seed_h is None: return p
     if seed_h == AUTO:
-        if (dt := cfg.get('dist_target', 'edt')) != 'edt':
+        if dt != 'edt':
             warnings.warn(f"seed_h='auto' compares the dist map with the `edt` target, but this model learnt {dt!r}: pass a number instead")
         return dataclasses.replace(p, seed_h=AUTO)
     if isinstance(seed_h, str) or not 0 <= seed_h < 1: raise ValueError(f"seed_h={seed_h}: expected a peak height in [0, 1) of the distance map (default {PostprocessParams().seed_h}; 0: seeds by level; {AUTO!r}: each image's own)")

@@ -44,14 +44,18 @@ def _compact_ids(labels:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inv.reshape(lab.shape).astype(np.int64), ids
 
 # %% ../../nbs/04_data.targets.ipynb #1b56c45f
+def _edge_distance(lab:np.ndarray, edges:np.ndarray) -> np.ndarray:
+    "Distance in px to the nearest pixel outside the cell (edge pixels = 1, 0 outside cells) of compact ids `lab`"
+    fg = lab > 0
+    return np.where(fg, _edt(fg & ~edges) + 1, 0).astype(np.float32)
+
 def instance_distance(labels:np.ndarray, # (H, W) instance ids, 0 = background
                       edges:np.ndarray|None=None, # `instance_edges(labels)`, if already computed
                      ) -> tuple[np.ndarray, np.ndarray]:
     "Per-instance normalised distance in [0, 1] (0 outside cells) and the raw distance (edge pixels = 1)"
     lab, _ = _compact_ids(labels)
     if edges is None: edges = instance_edges(lab)
-    fg = lab > 0
-    raw = np.where(fg, _edt(fg & ~edges) + 1, 0).astype(np.float32)
+    fg, raw = lab > 0, _edge_distance(lab, edges)
     cmax = np.zeros(int(lab.max()) + 1 if lab.size else 1, np.float32)
     np.maximum.at(cmax, lab[fg], raw[fg])
     cmax[0] = 1
@@ -128,8 +132,9 @@ def make_targets(labels:np.ndarray, # (H, W) instance ids, 0 = background
     we, wc = DIST_WEIGHTS[check_dist_target(dist_target)]
     lab, ids = _compact_ids(labels)
     edges = instance_edges(lab)
-    if we or boundary_width > 1: dist, raw = instance_distance(lab, edges)   # not computed when nothing uses it
-    if dist_target == 'clip': dist = np.minimum(raw, DIST_CLIP) / DIST_CLIP   # cells larger than training's: a flat top, not a hill drawn from afar
+    if dist_target == 'clip':   # cells larger than training's: a flat top, not a hill drawn from afar (no per-cell maximum needed)
+        raw = _edge_distance(lab, edges); dist = np.minimum(raw, DIST_CLIP) / DIST_CLIP
+    elif we or boundary_width > 1: dist, raw = instance_distance(lab, edges)   # not computed when nothing uses it
     if wc: dist = wc * instance_centre_distance(lab) + (we * dist if we else 0)
     fg = lab > 0
     bnd = edges if boundary_width == 1 else fg & (raw <= boundary_width)
