@@ -70,7 +70,7 @@ class TrainConfig(LoopConfig):
     # re-declared: the loop's fixed 8 is a GPU's batch; left to None, `for_device` sizes it (`DEVICE_DEFAULTS`: 4 on a CPU)
     batch_size: int|None = None  # per-process batch; None: sized to the device
     augment: str = 'default'  # a `get_transforms` preset
-    dist_target: str = 'edt'  # what the `dist` head learns (`DIST_TARGETS`): 'edt' distance to the cell's edge, 'centre' closeness to its centre (one peak per cell), 'blend' their mean, 'clip' the distance in px capped at `DIST_CLIP` (large cells: a flat top)
+    dist_target: str = 'clip'  # what the `dist` head learns (`DIST_TARGETS`): 'clip' the distance to the cell's edge in px capped at `DIST_CLIP` (large cells: a flat top; the default since 2026-12-07, see the benchmarks page), 'edt' that distance scaled to 1 at each cell's maximum (the default before), 'centre' closeness to its centre (one peak per cell), 'blend' their mean
     flows: bool = False  # also learn Cellpose-style flows (a `flow` head: the direction to each cell's centre); where they part raises the boundary map
     device_augment: bool|None = None  # augment and compute targets on the accelerator (`DeviceAugment`); None: on a GPU
     # validation
