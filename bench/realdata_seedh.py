@@ -5,9 +5,11 @@ This re-segments the held-out images of the kept models of `bench/realdata.py` (
 as `cellseg_nb.infer.segment` does (two-pass size matching, flips at test time, the model's tuned thresholds), at the
 peak heights `HS`, and records per image and height the matches (F1@0.5) and candidate signals that need no ground
 truth (`CRITERIA`: the boundary map's agreement with the cell-cell contacts, the cells' separation, and `dist_fit`: how
-well the cells explain the dist map, which the option `seed_h='auto'` uses). `--report` writes
-`bench/results/realdata_seedh.json`: per model group, pooled F1 at each fixed height, at the best height per image
-(the oracle) and at the height each criterion picks. Each finished image is appended to
+well the cells explain the dist map, which the option `seed_h='auto'` uses; `clip_fit`, for models of the `clip`
+target: the same against the map that target draws, the distance to the edge in the model's pixels capped at
+`DIST_CLIP`), and, as the smp peer seeds its cells, seeds by level (`seed_h` 0, `LEVELS`). `--report` writes
+`bench/results/realdata_seedh.json`: per model group, pooled F1 at each fixed height and level, at the model's own
+(tuned) height, at the best height per image (the oracle) and at the height each criterion picks. Each finished image is appended to
 `bench/out/realdata_seedh/runs.jsonl`, so a stopped run resumes.
 
     python bench/realdata_seedh.py     # about 15 s per held-out image and model on 2 cores
@@ -22,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 OUT = ROOT/'bench/out/realdata_seedh'
 RESULTS = ROOT/'bench/results/realdata_seedh.json'
-HS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)   # peak heights; the default `PostprocessParams.seed_h` is 0.05 (0.01 added 2026-12-06: older images lack it)
-CRITERIA = ('contact_f', 'sep_area', 'dist_fit')   # picked height: the arg-max
+HS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4)   # peak heights; the default `PostprocessParams.seed_h` is 0.05 (0.01 added 2026-12-06, 0.3 and 0.4 2026-12-07: older images lack them)
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5)   # seeds by level instead (`seed_h` = 0, these `seed_threshold`s), as the smp peer seeds its cells (2026-12-07)
+CRITERIA = ('contact_f', 'sep_area', 'dist_fit', 'clip_fit')   # picked height: the arg-max (clip_fit: models of the `clip` dist target only)
 
 from realdata import ms, segment_scale   # the benches' one pooling, and `segment`'s scale
 from realdata_diameter import sep_area
@@ -39,6 +42,14 @@ def contact_signals(lab, bd, fg) -> dict:
     r = float(b[ndi.binary_dilation(c) & inner].sum() / max(b.sum(), 1e-6))
     return dict(contact_p=p, contact_r=r, contact_f=2 * p * r / max(p + r, 1e-9))
 
+def clip_fit(lab, dist, mask, scale:float) -> float:
+    "`dist_fit` for the `clip` target: minus the mean |dist - min(distance to the cell's edge x scale, DIST_CLIP) / DIST_CLIP| over `mask`"
+    from cellseg_nb.data.targets import _edge_distance, instance_edges, DIST_CLIP, _compact_ids
+    if not mask.any(): return 0.0
+    l, _ = _compact_ids(lab)
+    ideal = np.minimum(_edge_distance(l, instance_edges(l)) * scale, DIST_CLIP) / DIST_CLIP
+    return -float(np.abs(np.asarray(dist, np.float32) - ideal)[mask].mean())
+
 def one(run:Path, name:str, img, gt) -> dict:
     "Matches and signals of one held-out image at every height in `HS`, on the maps `segment` would use"
     from cellseg_nb.models.unet import load_model
@@ -47,15 +58,21 @@ def one(run:Path, name:str, img, gt) -> dict:
     from cellseg_nb.metrics import match_instances
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
     s = segment_scale(m, img, pp)
-    with model_scale(m, s): pr = infer_maps(m, img).probs()
+    with model_scale(m, s): pr = infer_maps(m, img).probs(); eff = float(getattr(m, 'scale', None) or 1.0)
+    clip = m.config.get('dist_target') == 'clip'
     bd = np.asarray(pr['boundary'], np.float32); fg = np.asarray(pr['fg']) > pp.fg_threshold
     mask, _, _, di = _flooding(pr, pp)   # the foreground (holes filled) and dist map `choose_seed_h` compares
-    r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, hs={})
+    r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, tuned_h=pp.seed_h, hs={})
     for h in HS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]
         mm = match_instances(gt, lab, thresholds=(0.5,))
         r['hs'][str(h)] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()),
-                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, mask), **contact_signals(lab, bd, fg))
+                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, mask), **contact_signals(lab, bd, fg),
+                               **(dict(clip_fit=clip_fit(lab, di, mask, eff)) if clip else {}))
+    for t in LEVELS:
+        lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=0.0, seed_threshold=t))[0]
+        mm = match_instances(gt, lab, thresholds=(0.5,))
+        r['hs'][f'level{t}'] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
     return r
 
 def group(run:str) -> str:
@@ -81,7 +98,9 @@ def report() -> dict:
         rs = [r for r in rows if group(r['run']) == g]
         hs = [str(h) for h in HS if all(str(h) in r['hs'] for r in rs)]   # a height added later counts where every image has it
         t = {f'h={h}': pooled(rs, lambda r, h=h: h) for h in hs}
+        t.update({f'level={v}': pooled(rs, lambda r, v=v: f'level{v}') for v in LEVELS if all(f'level{v}' in r['hs'] for r in rs)})
         t['oracle'] = pooled(rs, lambda r: max(hs, key=lambda h: f1(r['hs'][h])))
+        if all(str(r.get('tuned_h')) in hs for r in rs): t['tuned'] = pooled(rs, lambda r: str(r['tuned_h']))   # the model's own (tuned) height
         for c in CRITERIA:   # a criterion added later is picked only where every image recorded it
             if all(c in r['hs'][h] for r in rs for h in hs): t[f'pick:{c}'] = pooled(rs, lambda r: max(hs, key=lambda h: r['hs'][h][c]))
         out['by_group'][g] = dict(images=len(rs), **{k: round(v, 4) for k, v in t.items()})
@@ -93,7 +112,7 @@ def report() -> dict:
     lolo = [t for g, t in out['by_group'].items() if g.startswith('lc5-lolo dev') and not g.endswith(']')]   # the defaults' models
     out['lc5-lolo dev, mean of seeds'] = {k: ms([t[k] for t in lolo]) for k in lolo[0] if k != 'images' and all(k in t for t in lolo)} if lolo else {}
     RESULTS.write_text(json.dumps(out, indent=1))
-    keys = [f'h={h}' for h in HS] + ['oracle'] + [f'pick:{c}' for c in CRITERIA]   # a group without one prints nan
+    keys = [f'h={h}' for h in HS] + [f'level={v}' for v in LEVELS] + ['tuned', 'oracle'] + [f'pick:{c}' for c in CRITERIA]   # a group without one prints nan
     print(f"{'group':26s}", ' '.join(f'{k[:10]:>10s}' for k in keys))
     for g, t in out['by_group'].items(): print(f'{g:26s}', ' '.join(f'{t.get(k, float("nan")):10.3f}' for k in keys))
     return out
