@@ -27,14 +27,13 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 RESULTS = ROOT/'bench/results/realdata_clipscore.json'
 VARIANTS = ('recorded', 'product', 'nodist', 'sqrtdist', 'fit')
 from realdata_twopass import kept_model, paired_summary, screen_main
+from realdata_seedh import clip_drawn   # the map the `clip` target draws at a model's scale
 
 def shape_peak(labels:np.ndarray, scale:float) -> np.ndarray:
     "Per label 0..n: the `clip` peak its own shape gives, min(largest inscribed radius x scale, DIST_CLIP) / DIST_CLIP"
     from scipy import ndimage as ndi
-    from cellseg_nb.data.targets import _edge_distance, instance_edges, DIST_CLIP
-    lab = labels.astype(np.int64); n = int(lab.max(initial=0))
-    r = ndi.maximum(_edge_distance(lab, instance_edges(lab)), lab, np.arange(n + 1)) if n else np.zeros(1)
-    return np.minimum(np.asarray(r, float) * scale, DIST_CLIP) / DIST_CLIP
+    n = int(labels.max(initial=0))
+    return np.asarray(ndi.maximum(clip_drawn(labels, scale), labels, np.arange(n + 1)), float) if n else np.zeros(1)
 
 def rescored(labels, probs, pp, scale:float) -> dict:
     "Each variant's scores of `labels` 1..n from `probs` (the variants but `recorded`)"

@@ -42,20 +42,28 @@ def contact_signals(lab, bd, fg) -> dict:
     r = float(b[ndi.binary_dilation(c) & inner].sum() / max(b.sum(), 1e-6))
     return dict(contact_p=p, contact_r=r, contact_f=2 * p * r / max(p + r, 1e-9))
 
-def clip_fit(lab, dist, mask, scale:float) -> float:
-    "`dist_fit` for the `clip` target: minus the mean |dist - min(distance to the cell's edge x scale, DIST_CLIP) / DIST_CLIP| over `mask`"
+def clip_drawn(lab, scale:float) -> np.ndarray:
+    "The `clip` target of `lab` as a model at resize factor `scale` draws it: min(distance to the cell's edge x scale, DIST_CLIP) / DIST_CLIP"
     from cellseg_nb.data.targets import _edge_distance, instance_edges, DIST_CLIP, _compact_ids
-    if not mask.any(): return 0.0
     l, _ = _compact_ids(lab)
-    ideal = np.minimum(_edge_distance(l, instance_edges(l)) * scale, DIST_CLIP) / DIST_CLIP
-    return -float(np.abs(np.asarray(dist, np.float32) - ideal)[mask].mean())
+    return np.minimum(_edge_distance(l, instance_edges(l)) * scale, DIST_CLIP) / DIST_CLIP
+
+def clip_fit(lab, dist, mask, scale:float) -> float:
+    "`dist_fit` for the `clip` target: minus the mean |dist - `clip_drawn(lab, scale)`| over `mask`"
+    if not mask.any(): return 0.0
+    return -float(np.abs(np.asarray(dist, np.float32) - clip_drawn(lab, scale))[mask].mean())
+
+def matches(gt, lab) -> dict:
+    "True and false positives and false negatives of `lab` against `gt` at IoU 0.5, and its number of cells"
+    from cellseg_nb.metrics import match_instances
+    mm = match_instances(gt, lab, thresholds=(0.5,))
+    return dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
 
 def one(run:Path, name:str, img, gt) -> dict:
     "Matches and signals of one held-out image at every height in `HS`, on the maps `segment` would use"
     from cellseg_nb.models.unet import load_model
     from cellseg_nb.infer import infer_maps, model_scale
     from cellseg_nb.postprocess import instances_from_probs, PostprocessParams
-    from cellseg_nb.metrics import match_instances
     m = load_model(run/'run/best'); pp = PostprocessParams.from_dict(m.config.get('postprocess'))
     s = segment_scale(m, img, pp)
     with model_scale(m, s): pr = infer_maps(m, img).probs(); eff = float(getattr(m, 'scale', None) or 1.0)
@@ -65,14 +73,11 @@ def one(run:Path, name:str, img, gt) -> dict:
     r = dict(run=run.name, image=name, n_true=int(len(np.unique(gt)) - 1), scale=s, tuned_h=pp.seed_h, hs={})
     for h in HS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=h))[0]
-        mm = match_instances(gt, lab, thresholds=(0.5,))
-        r['hs'][str(h)] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()),
-                               sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, mask), **contact_signals(lab, bd, fg),
+        r['hs'][str(h)] = dict(**matches(gt, lab), sep_area=sep_area(lab, bd), dist_fit=dist_fit(lab, di, mask), **contact_signals(lab, bd, fg),
                                **(dict(clip_fit=clip_fit(lab, di, mask, eff)) if clip else {}))
     for t in LEVELS:
         lab = instances_from_probs(pr, dataclasses.replace(pp, seed_h=0.0, seed_threshold=t))[0]
-        mm = match_instances(gt, lab, thresholds=(0.5,))
-        r['hs'][f'level{t}'] = dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), cells=int(lab.max()))
+        r['hs'][f'level{t}'] = matches(gt, lab)
     return r
 
 def group(run:str) -> str:
