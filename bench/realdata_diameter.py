@@ -36,11 +36,7 @@ def f1_of(gt, lab) -> float:
     m = match_instances(gt, lab, thresholds=(0.5,)); tp, fp, fn = m['tp'][0], m['fp'][0], m['fn'][0]
     return float(2 * tp / max(2 * tp + fp + fn, 1))
 
-def sep_area(lab, bd) -> float:
-    "Area-weighted mean `separation` of the cells (cells cut into pieces have weakly separated pieces)"
-    from cellseg_nb.postprocess import separation
-    a = np.bincount(lab.ravel().astype(np.int64))[1:].astype(float)   # lab.max() cells, as `separation`'s rows 1..n
-    return float((separation(lab, bd)[1:] * a).sum() / max(a.sum(), 1))
+from cellseg_nb.infer import separated_area as sep_area   # area-weighted mean `separation` of the cells: what `segment` scans sizes by
 
 def scan_scale(m, img, gt, f, maps_file:Path) -> dict:
     "Segment at `f` x the model's scale: F1, cells, median diameter (image px) and the criteria's raw signals; maps saved for fusion"

@@ -15,12 +15,13 @@ from .data.targets import median_diameter
 from .postprocess import AUTO, PostprocessParams, default_params, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS, boundary_probs
 
 # %% auto #0
-__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE', 'INFER_CLI',
-           'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of',
-           'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps',
-           'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params',
-           'model_diameter', 'matched_scale', 'known_scale', 'model_scale', 'two_passes', 'second_pass_scale',
-           'segment', 'seed_h_arg']
+__all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE',
+           'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'INFER_CLI', 'InferConfig', 'tile_starts',
+           'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device',
+           'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types',
+           'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params', 'model_diameter', 'matched_scale',
+           'known_scale', 'sharpness', 'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale',
+           'segment', 'separated_area', 'scanned', 'warn_smoother', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -451,6 +452,33 @@ def known_scale(model, # a `MultiHeadUNet`
     if lo <= d <= hi: return None   # a size training saw: no resizing
     return float(np.clip(s0 * (lo if d < lo else hi) / d, 0.1, 10))
 
+# %% ../nbs/09b_infer.ipynb #aeeaf73d
+SHARPNESS_BANDS = ((0.04, 0.08), (0.2, 0.45))  # cycles/px: the mid detail (cell bodies, halos) and the finest detail (edges, texture, noise)
+SHARPNESS_SIDE = 1024  # px: `sharpness` reads at most the central SHARPNESS_SIDE² of an image
+
+def sharpness(image:np.ndarray, # (H, W) or (H, W, 3|4) raw image, any dtype
+             ) -> float:
+    "Log ratio of the image's mean power in its finest detail to its mid detail (`SHARPNESS_BANDS`): lower on smoother images (NaN: too small or flat)"
+    x = fill_nonfinite(to_gray(np.asarray(image))).astype(np.float32)
+    h, w = (min(n, SHARPNESS_SIDE) for n in x.shape); y0, x0 = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
+    x = x[y0:y0 + h, x0:x0 + w]
+    if min(h, w) < 32 or x.std() == 0: return float('nan')
+    p = np.abs(np.fft.rfft2((x - x.mean()) / x.std() * np.outer(np.hanning(h), np.hanning(w)).astype(np.float32))) ** 2
+    k = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None])
+    (a, b), (c, d) = SHARPNESS_BANDS; mid, fine = p[(k >= a) & (k <= b)].mean(), p[(k >= c) & (k <= d)].mean()
+    return float(np.log(fine / mid)) if mid > 0 and fine > 0 else float('nan')
+
+SMOOTHER_BY = 2.5  # an image whose `sharpness` lies this far below every training image's is from another microscope or magnification (one microscope's images span ~3)
+
+def smoother_than_training(model, # a model whose `config['image_sharpness']` holds its training images' range (`sharpness`)
+                           image:np.ndarray, # raw image
+                          ) -> bool:
+    "Whether `image` is more than `SMOOTHER_BY` smoother than every training image of `model` (False: no range recorded)"
+    rng = (getattr(model, 'config', None) or {}).get('image_sharpness')
+    if not rng: return False
+    s = sharpness(image); return bool(np.isfinite(s) and s < rng[0] - SMOOTHER_BY)
+
+
 # %% ../nbs/09b_infer.ipynb #af1fa121
 @contextlib.contextmanager
 def model_scale(model, scale:float|None):
@@ -485,9 +513,36 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
     one = lambda: _segment(model, image, params, block, halo, progress, **kwargs)
     if not two_passes(model, diameter):
         with model_scale(model, matched_scale(model, diameter)): return one()
+    if smoother_than_training(model, image): warn_smoother(); return scanned(model, image, params, block, halo, progress, **kwargs)[1]
     first = one(); s = second_pass_scale(model, first[0])
     if s is None: return first
     with model_scale(model, s): return one()
+
+# %% ../nbs/09b_infer.ipynb #5b78e4b1
+SCAN_SCALES = (0.25, 0.32, 0.4, 0.5, 0.63, 0.8, 1.0)  # x the model's scale: the sizes `segment` tries on an image smoother than every training image
+
+def separated_area(labels:np.ndarray, # (H, W) instance labels
+                   boundary:np.ndarray, # (H, W) boundary probabilities
+                  ) -> float:
+    "Area-weighted mean `separation` of the cells (0: none): low where the model cut cells into pieces it drew no edge between"
+    a = np.bincount(np.asarray(labels).ravel().astype(np.int64))[1:].astype(float)
+    return float((separation(labels, boundary)[1:] * a).sum() / a.sum()) if a.sum() else 0.0
+
+def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
+    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells are best separated (`separated_area`)"
+    best, names, s0 = None, (getattr(model, 'config', None) or {}).get('class_names'), getattr(model, 'scale', None) or 1.0
+    for f in SCAN_SCALES:
+        with model_scale(model, s0 * f):
+            maps = infer_maps(model, image, progress=progress, **kwargs); r = labelled_cells(maps, params, block, halo, names, progress)
+            v = separated_area(r[0], maps.probs(with_type=False)['boundary'])
+            if best is None or v > best[0]: best = (v, model.scale, r)
+    return best[1:]
+
+def warn_smoother():
+    "Say once that images smoother than every training image are segmented at a scanned size"
+    warnings.warn("images much smoother than every training image (another microscope or magnification?) are segmented at the "
+                  f"best separated of {len(SCAN_SCALES)} sizes instead of size matching: pass diameter= (--diameter) if you know their cells' size")
+
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3
 def seed_h_arg(s:str):

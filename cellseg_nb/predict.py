@@ -17,7 +17,7 @@ from .data.targets import median_diameter
 from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
-                              two_passes, second_pass_scale, model_params)
+                              two_passes, second_pass_scale, model_params, smoother_than_training, scanned, warn_smoother)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
@@ -208,6 +208,8 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         f, name, image = j[:3]; image = j[2] = _checked(image, f)
         prev = read_outputs(out, name) if skip_existing else None
         if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); j[3:] = ['done', prev]
+        elif first and smoother_than_training(model, image):   # from another microscope: the best separated of the scanned sizes, here
+            warn_smoother(); j[3:] = ['final', pool.submit(_write_job, *scanned(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
         else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
     def advance(j):   # the oldest job: its first pass decides the second (cell-size matching), a final one is collected
         if j[3] == 'first':

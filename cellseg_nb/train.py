@@ -24,7 +24,7 @@ from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances, expected_calibration_error
 from .postprocess import (tune_thresholds, default_params, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold,
                                     cell_means, fit_prototypes, novelty, novelty_threshold)
-from .infer import infer_maps, segment
+from .infer import infer_maps, segment, sharpness
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
@@ -34,7 +34,8 @@ from .learner import LoopConfig, NonFiniteLossError, Trainer, fit, COMPILE_MODES
 # %% auto #0
 __all__ = ['VAL_METRICS', 'MIN_VAL_SPLIT', 'MAX_TUNE_TRAIN', 'MIN_IMAGES_SIZE_RANGE', 'MIN_CALIBRATION_CELLS', 'MAX_UNKNOWN_COST',
            'TRAIN_CLI_EPOCHS', 'TRAIN_FLAGS', 'TrainConfig', 'build_sources', 'check_has_cells', 'make_val_fn',
-           'cell_sizes', 'cell_scale', 'calibrate_types', 'train', 'train_parser', 'config_from_args', 'train_cli']
+           'cell_sizes', 'sharpness_range', 'cell_scale', 'calibrate_types', 'train', 'train_parser',
+           'config_from_args', 'train_cli']
 
 # %% ../nbs/12_train.ipynb #a8ab843a
 VAL_METRICS = ('f1', 'msa')
@@ -197,6 +198,14 @@ def cell_sizes(source, # training `Source`
     labs = [source.labels(int(i)) for i in idx]
     return median_diameter(labs), [median_diameter([l]) for l in labs if l.any()]
 
+def sharpness_range(source, # training `Source`
+                    max_images:int=50, # measure on at most this many images, spread over the source
+                   ) -> list|None:
+    "`[lowest, highest]` `sharpness` of the images of `source` (None: none measurable): `segment` treats far smoother images as from elsewhere"
+    idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
+    s = [v for v in (sharpness(source.image(int(i))) for i in idx) if np.isfinite(v)]
+    return [round(min(s), 3), round(max(s), 3)] if s else None
+
 def cell_scale(median:float, # median cell diameter of the training images (px), from `cell_sizes`
                diameter:float|None, # wanted median cell diameter (px); None: 1.0
               ) -> float:
@@ -211,7 +220,8 @@ def _build_model(cfg:TrainConfig, tr_src, run:Path):
     scale = cfg.model_overrides.get('scale') or cell_scale(d, cfg.cell_diameter)
     pre = {'pretrained': cfg.pretrained_encoder if cfg.pretrained_encoder != 'imagenet' else True} if cfg.pretrained_encoder else {}
     rng = [round(scale * x, 2) for x in np.percentile(per_image, (10, 90))] if len(per_image) >= MIN_IMAGES_SIZE_RANGE and not cfg.rescales_each_image else None
-    sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng)   # too few images for a range (or all at one size): `segment` matches the median
+    sizes = dict(cell_diameter=round(scale * d, 2), cell_diameter_range=rng,   # too few images for a range (or all at one size): `segment` matches the median
+                 image_sharpness=sharpness_range(tr_src))   # images far smoother than these: `segment` scans sizes instead
     heads = cfg.model_overrides.get('heads') or MODEL_CONFIGS[cfg.model]['heads']; heads = [heads] if isinstance(heads, str) else list(heads)
     if cfg.flows and 'flow' not in heads: heads.append('flow')
     model = create_model(cfg.model, **{'class_names': names, 'num_classes': len(names), **pre, **cfg.model_overrides, 'heads': heads, 'scale': scale, 'dist_target': cfg.dist_target,

@@ -162,6 +162,7 @@ class MultiHeadUNet(nn.Module):
                  cell_diameter_range:list|None=None, # 10th and 90th percentiles of the training images' median cell diameters (px), as the model saw them
                  dist_target:str='edt', # what the `dist` head was trained on, one of `DIST_TARGETS` (`TrainConfig.dist_target`)
                  image_diameter:float|None=None, # median cell diameter (px) of the images `cellseg tune` fitted the model to: `segment`'s default diameter
+                 image_sharpness:list|None=None, # lowest and highest `sharpness` of the training images: `segment` scans sizes on far smoother images
                 ):
         super().__init__()
         heads, class_names = _check_heads(heads), _check_classes(num_classes, class_names)
@@ -182,7 +183,8 @@ class MultiHeadUNet(nn.Module):
                            normalisation=dict(normalisation or DEFAULT_NORMALISATION), postprocess=dict(postprocess or {}),
                            scale=float(scale), cell_diameter=None if cell_diameter is None else float(cell_diameter),
                            cell_diameter_range=None if cell_diameter_range is None else [float(x) for x in cell_diameter_range],
-                           dist_target=dist_target, **({} if image_diameter is None else {'image_diameter': float(image_diameter)}))   # only where set: untuned models load in older versions
+                           dist_target=dist_target, **({} if image_diameter is None else {'image_diameter': float(image_diameter)}),   # only where set: untuned models load in older versions
+                           **({} if image_sharpness is None else {'image_sharpness': [float(x) for x in image_sharpness]}))
         if not 0.1 <= scale <= 10: raise ValueError(f"scale={scale!r}; expected a resize factor between 0.1 and 10")
         self.scale = float(scale)
         self.channels_last = channels_last

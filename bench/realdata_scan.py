@@ -1,0 +1,166 @@
+"""Images from another microscope: does `segment`'s sharpness gate fire where it should, and what does the scan of sizes it opens give?
+
+`cellseg train` records the `sharpness` range of its training images (`config['image_sharpness']`); `segment` treats an
+image more than `SMOOTHER_BY` below it as from another microscope or magnification and keeps, of the passes at
+`SCAN_SCALES` (x the model's scale), the one whose cells are best separated, instead of the two-pass size matching.
+1. `sharpness` of every image of ../shared: LIVECell's 5 annotated and 32 unannotated images (8 cell lines), Usiigaci's 45.
+2. The kept models of `bench/realdata.py` (`bench/out/realdata/work/*_ours*`, those of this checkout), given the range
+   of their fold's training images as `cellseg train` now records it (models trained before it lack it): for every
+   held-out image whether the gate fires, and, for the folds where it fires, the held-out images segmented again by the
+   product (`cellseg_nb.predict.predict`, as `bench/realdata.py` segments them) and scored as it scores (F1@0.5, mSA,
+   COCO mask AP), paired with the same model's recorded row (the two passes). Folds where it fires on no image are
+   segmented as before by construction and are not run again.
+3. With `--zoom Z`, a check on another "microscope" that is not Usiigaci: the held-out images of the kept LIVECell
+   models (`lc5-loio`, `lc5-lolo`) enlarged Z times (bilinear; the labels nearest), as a higher magnification would show
+   them, segmented with the gate (the product) and without it (size matching), paired.
+Each finished model is appended to `bench/out/realdata_scan/runs.jsonl` (`zoom.jsonl`; a stopped run resumes); the
+report is `bench/results/realdata_scan.json`.
+
+    python bench/realdata_scan.py           # about 2 CPU-minutes per model whose gate fires on Usiigaci's 5 images
+    python bench/realdata_scan.py --zoom 2 --match 15min
+    python bench/realdata_scan.py --report
+"""
+from __future__ import annotations
+import argparse, json, sys, time
+from pathlib import Path
+import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
+OUT = ROOT/'bench/out/realdata_scan'
+RESULTS = ROOT/'bench/results/realdata_scan.json'
+WORK = ROOT/'bench/out/realdata/work'
+
+from realdata import ms, shared, lc5_items, usi_items, folds, items_of, score, label_scores, RUNS as REALDATA_RUNS
+
+def image_sharpness() -> dict:
+    "`sharpness` of every image of ../shared, by group: LIVECell annotated / unannotated (by cell line) / Usiigaci"
+    from cellseg_nb.infer import sharpness
+    from cellseg_nb.core import read_image
+    lc = {n: sharpness(img) for n, img, _ in lc5_items()}
+    un = {p.stem: sharpness(read_image(p)) for p in sorted((shared()/'livecell-sample/images').rglob('*.tif')) if p.stem not in lc}
+    usi = {n: sharpness(img) for n, img, _ in usi_items(range(1, 46))}
+    span = lambda d: dict(min=round(min(d.values()), 3), max=round(max(d.values()), 3), n=len(d))
+    lines = sorted({n.split('_')[0] for n in un})
+    return dict(livecell_annotated=dict(span(lc), images={k: round(v, 3) for k, v in lc.items()}),
+                livecell_unannotated=dict(span(un), by_line={l: span({k: v for k, v in un.items() if k.startswith(l + '_')}) for l in lines}),
+                usiigaci=dict(span(usi), images={k: round(v, 3) for k, v in usi.items()}))
+
+def parse(run:str) -> tuple:
+    "(protocol, fold, method, budget, seed) of a work folder `{protocol}_{fold}_{method}_{budget}_{seed}`"
+    p = run.split('_'); return p[0], '_'.join(p[1:-3]), p[-3], p[-2], int(p[-1])
+
+def recorded() -> dict:
+    "The rows `bench/realdata.py` recorded for the kept models, by work-folder name"
+    rows = [json.loads(l) for l in REALDATA_RUNS.read_text().splitlines() if l.strip()] if REALDATA_RUNS.exists() else []
+    return {f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}": r for r in rows}
+
+def one(run:Path, before:dict) -> dict:
+    "Gate and, where it fires, the product's segmentation of the held-out images, scored and paired with `before`"
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.infer import sharpness, smoother_than_training
+    from cellseg_nb.train import sharpness_range
+    from cellseg_nb.predict import predict
+    from cellseg_nb.data.sources import ArraySource
+    from cellseg_nb.data.targets import median_diameter
+    protocol, fold, method, budget, seed = parse(run.name)
+    tr, _, te = folds(protocol)[fold]
+    m = load_model(run/'run/best')
+    own = m.config.get('image_sharpness')   # a model trained since `cellseg train` records it
+    tr_items = items_of(protocol, tr)
+    rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
+    m.config['image_sharpness'] = rng
+    items = items_of(protocol, te)
+    fired = [smoother_than_training(m, img) for _, img, _ in items]
+    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, train_range=rng, recorded_range=own,
+             test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=fired,
+             before={k: before.get(k) for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')})
+    if any(fired):
+        t = time.perf_counter(); preds, found = [], []
+        for _, img, _ in items:
+            lab, cells = predict(m, img, progress=False)
+            preds.append((lab, label_scores(lab, cells))); found.append(round(float(median_diameter([lab])), 2) if lab.max() else 0.0)
+        s = score(items, preds)
+        r['after'] = {k: s[k] for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')}
+        r.update(found_d=found, true_d=[round(float(median_diameter([lab])), 2) for *_, lab in items], seconds=round(time.perf_counter() - t, 1))
+    return r
+
+def zoomed(run:Path, z:float) -> dict:
+    "A LIVECell model's held-out images enlarged `z`x (a higher magnification, digitally): whether the gate fires, and the scores with it (the product) and without it (size matching), paired"
+    import cv2
+    from scipy import ndimage as ndi
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.infer import sharpness, smoother_than_training
+    from cellseg_nb.train import sharpness_range
+    from cellseg_nb.predict import predict
+    from cellseg_nb.data.sources import ArraySource
+    protocol, fold, method, budget, seed = parse(run.name)
+    tr, _, te = folds(protocol)[fold]
+    m = load_model(run/'run/best'); tr_items = items_of(protocol, tr)
+    rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
+    items = [(n, cv2.resize(img, None, fx=z, fy=z, interpolation=cv2.INTER_LINEAR), ndi.zoom(lab, z, order=0)) for n, img, lab in items_of(protocol, te)]
+    m.config['image_sharpness'] = rng
+    fired = [smoother_than_training(m, img) for _, img, _ in items]
+    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, zoom=z, train_range=rng,
+             test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=fired)
+    def scored():
+        preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False) for _, img, _ in items)]
+        s = score(items, preds); return {k: s[k] for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')}
+    r['with_gate'] = scored()
+    del m.config['image_sharpness']; r['without_gate'] = scored() if any(fired) else r['with_gate']
+    return r
+
+def zoom_report(rows:list) -> dict:
+    "Per zoom: models, images, images gated, and the paired change (with minus without the gate) over the models"
+    out = {}
+    for z in sorted({r['zoom'] for r in rows}):
+        rs = [r for r in rows if r['zoom'] == z]
+        out[str(z)] = dict(models=len(rs), images=sum(len(r['fired']) for r in rs), fired=sum(sum(r['fired']) for r in rs),
+                           **{f'{k}_{w}': ms([r[w][k] for r in rs]) for k in ('f1', 'ap') for w in ('without_gate', 'with_gate')},
+                           gain_f1=ms([r['with_gate']['f1'] - r['without_gate']['f1'] for r in rs]),
+                           gain_ap=ms([r['with_gate']['ap'] - r['without_gate']['ap'] for r in rs]))
+    return out
+
+def report(rows:list, sharp:dict) -> dict:
+    "Per protocol: the folds where the gate fired and the paired change it made (mean +- sd over models)"
+    by = {}
+    for r in rows:
+        g = by.setdefault(r['protocol'], dict(models=0, images=0, fired=0, changed=[]))
+        g['models'] += 1; g['images'] += len(r['fired']); g['fired'] += sum(r['fired'])
+        if 'after' in r: g['changed'].append(r['run'])
+    for p, g in by.items():
+        rs = [r for r in rows if r['protocol'] == p and 'after' in r and not r['recorded_range']]   # trained before the gate: paired before/after
+        again = [r for r in rows if r['protocol'] == p and 'after' in r and r['recorded_range']]   # trained with it: segmenting again must give the row
+        if again: g['trained_with_gate'] = {r['run']: dict(recorded=r['before'], again=r['after'], same_range=r['recorded_range'] == r['train_range']) for r in again}
+        if rs: g.update({f'{k}_{w}': ms([r[w][k] for r in rs]) for k in ('f1', 'ap') for w in ('before', 'after')},
+                        gain_f1=ms([r['after']['f1'] - r['before']['f1'] for r in rs]), gain_ap=ms([r['after']['ap'] - r['before']['ap'] for r in rs]))
+    return dict(sharpness=sharp, by_protocol=by, models=rows, when=time.strftime('%Y-%m-%d'))
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--match', nargs='*', default=[], help='only work folders containing all of these')
+    ap.add_argument('--report', action='store_true', help='only write the report from the finished models')
+    ap.add_argument('--zoom', type=float, default=None, help="instead: the LIVECell models' held-out images enlarged this much, with and without the gate")
+    a = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True); runs_file, zoom_file = OUT/'runs.jsonl', OUT/'zoom.jsonl'
+    done = {json.loads(l)['run']: json.loads(l) for l in runs_file.read_text().splitlines() if l.strip()} if runs_file.exists() else {}
+    zdone = [json.loads(l) for l in zoom_file.read_text().splitlines() if l.strip()] if zoom_file.exists() else []
+    if a.zoom and not a.report:
+        for run in sorted(WORK.glob('lc5-lo*_ours*')):
+            if any(r['run'] == run.name and r['zoom'] == a.zoom for r in zdone) or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+            r = zoomed(run, a.zoom); zdone.append(r)
+            with open(zoom_file, 'a') as f: f.write(json.dumps(r) + '\n')
+            print(f"{run.name} x{a.zoom}: fired on {sum(r['fired'])}/{len(r['fired'])}: F1 {r['without_gate']['f1']:.3f} -> {r['with_gate']['f1']:.3f}, "
+                  f"AP {r['without_gate']['ap']:.3f} -> {r['with_gate']['ap']:.3f}", flush=True)
+    elif not a.report:
+        before = recorded()
+        for run in sorted(WORK.glob('*_ours*')):
+            if run.name in done or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+            if run.name not in before: print(f'{run.name}: no recorded row in {REALDATA_RUNS}, skipped'); continue
+            r = one(run, before[run.name]); done[run.name] = r
+            with open(runs_file, 'a') as f: f.write(json.dumps(r) + '\n')
+            msg = f"fired on {sum(r['fired'])}/{len(r['fired'])}" + (f": F1 {r['before']['f1']:.3f} -> {r['after']['f1']:.3f}, AP {r['before']['ap']:.3f} -> {r['after']['ap']:.3f}" if 'after' in r else '')
+            print(f'{run.name}: {msg}', flush=True)
+    out = dict(report(list(done.values()), image_sharpness()), zoom=zoom_report(zdone))
+    RESULTS.write_text(json.dumps(out, indent=1)); print(json.dumps(out['by_protocol'], indent=1))
+
+if __name__ == '__main__': main()
