@@ -18,6 +18,7 @@ report is `bench/results/realdata_scan.json`.
 
     python bench/realdata_scan.py           # about 2 CPU-minutes per model whose gate fires on Usiigaci's 5 images
     python bench/realdata_scan.py --zoom 2 --match 15min
+    python bench/realdata_scan.py --zoom 1 --always --match 15min   # the scan on every image, not only gated ones
     python bench/realdata_scan.py --report
 """
 from __future__ import annotations
@@ -84,8 +85,8 @@ def one(run:Path, before:dict) -> dict:
         r.update(found_d=found, true_d=[round(float(median_diameter([lab])), 2) for *_, lab in items], seconds=round(time.perf_counter() - t, 1))
     return r
 
-def zoomed(run:Path, z:float) -> dict:
-    "A LIVECell model's held-out images enlarged `z`x (a higher magnification, digitally): whether the gate fires, and the scores with it (the product) and without it (size matching), paired"
+def zoomed(run:Path, z:float, always:bool=False) -> dict:
+    "A LIVECell model's held-out images enlarged `z`x (a higher magnification, digitally): whether the gate fires, and the scores with it (the product) and without it (size matching), paired; `always`: the scan on every image"
     import cv2
     from scipy import ndimage as ndi
     from cellseg_nb.models.unet import load_model
@@ -98,9 +99,9 @@ def zoomed(run:Path, z:float) -> dict:
     m = load_model(run/'run/best'); tr_items = items_of(protocol, tr)
     rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
     items = [(n, cv2.resize(img, None, fx=z, fy=z, interpolation=cv2.INTER_LINEAR), ndi.zoom(lab, z, order=0)) for n, img, lab in items_of(protocol, te)]
-    m.config['image_sharpness'] = rng
+    m.config['image_sharpness'] = [np.inf, np.inf] if always else rng   # always: every image counts as smoother
     fired = [smoother_than_training(m, img) for _, img, _ in items]
-    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, zoom=z, train_range=rng,
+    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, zoom=z, always=always, train_range=rng,
              test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=fired)
     def scored():
         preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False) for _, img, _ in items)]
@@ -112,9 +113,9 @@ def zoomed(run:Path, z:float) -> dict:
 def zoom_report(rows:list) -> dict:
     "Per zoom: models, images, images gated, and the paired change (with minus without the gate) over the models"
     out = {}
-    for z in sorted({r['zoom'] for r in rows}):
-        rs = [r for r in rows if r['zoom'] == z]
-        out[str(z)] = dict(models=len(rs), images=sum(len(r['fired']) for r in rs), fired=sum(sum(r['fired']) for r in rs),
+    for z, al in sorted({(r['zoom'], r.get('always', False)) for r in rows}):
+        rs = [r for r in rows if r['zoom'] == z and r.get('always', False) == al]
+        out[f"{z}{' always' if al else ''}"] = dict(models=len(rs), images=sum(len(r['fired']) for r in rs), fired=sum(sum(r['fired']) for r in rs),
                            **{f'{k}_{w}': ms([r[w][k] for r in rs]) for k in ('f1', 'ap') for w in ('without_gate', 'with_gate')},
                            gain_f1=ms([r['with_gate']['f1'] - r['without_gate']['f1'] for r in rs]),
                            gain_ap=ms([r['with_gate']['ap'] - r['without_gate']['ap'] for r in rs]))
@@ -140,14 +141,15 @@ def main(argv=None):
     ap.add_argument('--match', nargs='*', default=[], help='only work folders containing all of these')
     ap.add_argument('--report', action='store_true', help='only write the report from the finished models')
     ap.add_argument('--zoom', type=float, default=None, help="instead: the LIVECell models' held-out images enlarged this much, with and without the gate")
+    ap.add_argument('--always', action='store_true', help='with --zoom: the scan on every image (the gate always open), against size matching')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); runs_file, zoom_file = OUT/'runs.jsonl', OUT/'zoom.jsonl'
     done = {json.loads(l)['run']: json.loads(l) for l in runs_file.read_text().splitlines() if l.strip()} if runs_file.exists() else {}
     zdone = [json.loads(l) for l in zoom_file.read_text().splitlines() if l.strip()] if zoom_file.exists() else []
     if a.zoom and not a.report:
         for run in sorted(WORK.glob('lc5-lo*_ours*')):
-            if any(r['run'] == run.name and r['zoom'] == a.zoom for r in zdone) or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
-            r = zoomed(run, a.zoom); zdone.append(r)
+            if any(r['run'] == run.name and r['zoom'] == a.zoom and r.get('always', False) == a.always for r in zdone) or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+            r = zoomed(run, a.zoom, a.always); zdone.append(r)
             with open(zoom_file, 'a') as f: f.write(json.dumps(r) + '\n')
             print(f"{run.name} x{a.zoom}: fired on {sum(r['fired'])}/{len(r['fired'])}: F1 {r['without_gate']['f1']:.3f} -> {r['with_gate']['f1']:.3f}, "
                   f"AP {r['without_gate']['ap']:.3f} -> {r['with_gate']['ap']:.3f}", flush=True)
