@@ -190,20 +190,22 @@ MAX_TUNE_TRAIN = 8  # without validation images, thresholds are tuned on at most
 
 MIN_IMAGES_SIZE_RANGE = 10  # training images needed to record the range of their cell sizes (fewer: a range of 4 points says little)
 
+def _spread(n:int, k:int) -> list:
+    "At most `k` indices spread evenly over `range(n)`"
+    return [int(i) for i in np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))]
+
 def cell_sizes(source, # training `Source`
                max_images:int=50, # measure on at most this many images, spread over the source
               ) -> tuple[float, list]:
     "`(median, per-image medians)`: the cell diameters (px) of `source`, over all its cells and image by image"
-    idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
-    labs = [source.labels(int(i)) for i in idx]
+    labs = [source.labels(i) for i in _spread(len(source), max_images)]
     return median_diameter(labs), [median_diameter([l]) for l in labs if l.any()]
 
 def sharpness_range(source, # training `Source`
                     max_images:int=50, # measure on at most this many images, spread over the source
                    ) -> list|None:
     "`[lowest, highest]` `sharpness` of the images of `source` (None: none measurable): `segment` treats far smoother images as from elsewhere"
-    idx = np.unique(np.linspace(0, len(source) - 1, min(max_images, len(source))).round().astype(int))
-    s = [v for v in (sharpness(source.image(int(i))) for i in idx) if np.isfinite(v)]
+    s = [v for v in (sharpness(source.image(i)) for i in _spread(len(source), max_images)) if np.isfinite(v)]
     return [round(min(s), 3), round(max(s), 3)] if s else None
 
 def cell_scale(median:float, # median cell diameter of the training images (px), from `cell_sizes`
