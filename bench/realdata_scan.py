@@ -55,59 +55,53 @@ def recorded() -> dict:
     rows = [json.loads(l) for l in REALDATA_RUNS.read_text().splitlines() if l.strip()] if REALDATA_RUNS.exists() else []
     return {f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}": r for r in rows}
 
+SCORES = ('f1', 'msa', 'ap', 'n_pred', 'n_true')   # what each model's rows keep of `score`
+
+def gated_model(run:Path) -> tuple:
+    "`(protocol, fold, method, budget, seed)`, the kept model with its fold's training range as `config['image_sharpness']`, that range, the one it recorded itself, and the held-out names"
+    from cellseg_nb.models.unet import load_model
+    from cellseg_nb.train import sharpness_range
+    from cellseg_nb.data.sources import ArraySource
+    key = parse(run.name); tr, _, te = folds(key[0])[key[1]]
+    m = load_model(run/'run/best'); own = m.config.get('image_sharpness')   # a model trained since `cellseg train` records it
+    tr_items = items_of(key[0], tr)
+    m.config['image_sharpness'] = rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
+    return key, m, rng, own, te
+
+def product_scores(m, items) -> tuple:
+    "`(scores, labels)` of `items` segmented by the product (`predict`, as `bench/realdata.py` segments them)"
+    from cellseg_nb.predict import predict
+    preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False) for _, img, _ in items)]
+    s = score(items, preds); return {k: s[k] for k in SCORES}, [lab for lab, _ in preds]
+
+def gate_row(run:Path, key:tuple, m, items, **extra) -> dict:
+    "The row's common part: the run, whether the gate fires on each of `items` and their sharpness"
+    from cellseg_nb.infer import sharpness, smoother_than_training
+    return dict(run=run.name, **dict(zip(('protocol', 'fold', 'method', 'budget', 'seed'), key)), **extra,
+                test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=[smoother_than_training(m, img) for _, img, _ in items])
+
 def one(run:Path, before:dict) -> dict:
     "Gate and, where it fires, the product's segmentation of the held-out images, scored and paired with `before`"
-    from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import sharpness, smoother_than_training
-    from cellseg_nb.train import sharpness_range
-    from cellseg_nb.predict import predict
-    from cellseg_nb.data.sources import ArraySource
     from cellseg_nb.data.targets import median_diameter
-    protocol, fold, method, budget, seed = parse(run.name)
-    tr, _, te = folds(protocol)[fold]
-    m = load_model(run/'run/best')
-    own = m.config.get('image_sharpness')   # a model trained since `cellseg train` records it
-    tr_items = items_of(protocol, tr)
-    rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
-    m.config['image_sharpness'] = rng
-    items = items_of(protocol, te)
-    fired = [smoother_than_training(m, img) for _, img, _ in items]
-    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, train_range=rng, recorded_range=own,
-             test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=fired,
-             before={k: before.get(k) for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')})
-    if any(fired):
-        t = time.perf_counter(); preds, found = [], []
-        for _, img, _ in items:
-            lab, cells = predict(m, img, progress=False)
-            preds.append((lab, label_scores(lab, cells))); found.append(round(float(median_diameter([lab])), 2) if lab.max() else 0.0)
-        s = score(items, preds)
-        r['after'] = {k: s[k] for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')}
-        r.update(found_d=found, true_d=[round(float(median_diameter([lab])), 2) for *_, lab in items], seconds=round(time.perf_counter() - t, 1))
+    key, m, rng, own, te = gated_model(run); items = items_of(key[0], te)
+    r = gate_row(run, key, m, items, train_range=rng, recorded_range=own)
+    r['before'] = {k: before.get(k) for k in SCORES}
+    if any(r['fired']):
+        t = time.perf_counter(); r['after'], labs = product_scores(m, items)
+        r.update(found_d=[round(float(median_diameter([lab])), 2) if lab.max() else 0.0 for lab in labs],
+                 true_d=[round(float(median_diameter([lab])), 2) for *_, lab in items], seconds=round(time.perf_counter() - t, 1))
     return r
 
 def zoomed(run:Path, z:float, always:bool=False) -> dict:
     "A LIVECell model's held-out images enlarged `z`x (a higher magnification, digitally): whether the gate fires, and the scores with it (the product) and without it (size matching), paired; `always`: the scan on every image"
     import cv2
     from scipy import ndimage as ndi
-    from cellseg_nb.models.unet import load_model
-    from cellseg_nb.infer import sharpness, smoother_than_training
-    from cellseg_nb.train import sharpness_range
-    from cellseg_nb.predict import predict
-    from cellseg_nb.data.sources import ArraySource
-    protocol, fold, method, budget, seed = parse(run.name)
-    tr, _, te = folds(protocol)[fold]
-    m = load_model(run/'run/best'); tr_items = items_of(protocol, tr)
-    rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
-    items = [(n, cv2.resize(img, None, fx=z, fy=z, interpolation=cv2.INTER_LINEAR), ndi.zoom(lab, z, order=0)) for n, img, lab in items_of(protocol, te)]
-    m.config['image_sharpness'] = [np.inf, np.inf] if always else rng   # always: every image counts as smoother
-    fired = [smoother_than_training(m, img) for _, img, _ in items]
-    r = dict(run=run.name, protocol=protocol, fold=fold, method=method, budget=budget, seed=seed, zoom=z, always=always, train_range=rng,
-             test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=fired)
-    def scored():
-        preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False) for _, img, _ in items)]
-        s = score(items, preds); return {k: s[k] for k in ('f1', 'msa', 'ap', 'n_pred', 'n_true')}
-    r['with_gate'] = scored()
-    del m.config['image_sharpness']; r['without_gate'] = scored() if any(fired) else r['with_gate']
+    key, m, rng, _, te = gated_model(run)
+    items = [(n, cv2.resize(img, None, fx=z, fy=z, interpolation=cv2.INTER_LINEAR), ndi.zoom(lab, z, order=0)) for n, img, lab in items_of(key[0], te)]
+    if always: m.config['image_sharpness'] = [np.inf, np.inf]   # every image counts as smoother
+    r = gate_row(run, key, m, items, zoom=z, always=always, train_range=rng)
+    r['with_gate'] = product_scores(m, items)[0]
+    del m.config['image_sharpness']; r['without_gate'] = product_scores(m, items)[0] if any(r['fired']) else r['with_gate']
     return r
 
 def zoom_report(rows:list) -> dict:
