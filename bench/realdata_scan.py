@@ -2,7 +2,8 @@
 
 `cellseg train` records the `sharpness` range of its training images (`config['image_sharpness']`); `segment` treats an
 image more than `SMOOTHER_BY` below it as from another microscope or magnification and keeps, of the passes at
-`SCAN_SCALES` (x the model's scale), the one whose cells are best separated, instead of the two-pass size matching.
+`SCAN_SCALES` (x the model's scale), the one whose cells its neighbouring sizes find too (`steadiest`; until 2026-12-07
+the best separated, `separated_area`), instead of the two-pass size matching.
 1. `sharpness` of every image of ../shared: LIVECell's 5 annotated and 32 unannotated images (8 cell lines), Usiigaci's 45.
 2. The kept models of `bench/realdata.py` (`bench/out/realdata/work/*_ours*`, those of this checkout), given the range
    of their fold's training images as `cellseg train` now records it (models trained before it lack it): for every
@@ -13,8 +14,9 @@ image more than `SMOOTHER_BY` below it as from another microscope or magnificati
 3. With `--zoom Z`, a check on another "microscope" that is not Usiigaci: the held-out images of the kept LIVECell
    models (`lc5-loio`, `lc5-lolo`) enlarged Z times (bilinear; the labels nearest), as a higher magnification would show
    them, segmented with the gate (the product) and without it (size matching), paired.
-Each finished model is appended to `bench/out/realdata_scan/runs.jsonl` (`zoom.jsonl`; a stopped run resumes); the
-report is `bench/results/realdata_scan.json`.
+Each finished model is appended to `bench/out/realdata_scan/runs.jsonl` (`zoom.jsonl`; a stopped run resumes) with the
+scan's `criterion` (`CRITERION`: a new one runs every model again); the report is `bench/results/realdata_scan.json`,
+the rows of earlier criteria under `earlier`.
 
     python bench/realdata_scan.py           # about 2 CPU-minutes per model whose gate fires on Usiigaci's 5 images
     python bench/realdata_scan.py --zoom 2 --match 15min
@@ -56,6 +58,9 @@ def recorded() -> dict:
     return {f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}": r for r in rows}
 
 SCORES = ('f1', 'msa', 'ap', 'n_pred', 'n_true')   # what each model's rows keep of `score`
+CRITERION = 'steadiest'   # how the product's scan picks its size now (`cellseg_nb.infer.scanned`)
+
+def criterion(r:dict) -> str: return r.get('criterion', 'separated_area')   # rows written before the key picked by separation
 
 def gated_model(run:Path) -> tuple:
     "`(protocol, fold, method, budget, seed)`, the kept model with its fold's training range as `config['image_sharpness']`, that range, the one it recorded itself, and the held-out names"
@@ -77,7 +82,7 @@ def product_scores(m, items) -> tuple:
 def gate_row(run:Path, key:tuple, m, items, **extra) -> dict:
     "The row's common part: the run, whether the gate fires on each of `items` and their sharpness"
     from cellseg_nb.infer import sharpness, smoother_than_training
-    return dict(run=run.name, **dict(zip(('protocol', 'fold', 'method', 'budget', 'seed'), key)), **extra,
+    return dict(run=run.name, **dict(zip(('protocol', 'fold', 'method', 'budget', 'seed'), key)), criterion=CRITERION, **extra,
                 test_sharpness=[round(sharpness(img), 3) for _, img, _ in items], fired=[smoother_than_training(m, img) for _, img, _ in items])
 
 def one(run:Path, before:dict) -> dict:
@@ -138,8 +143,10 @@ def main(argv=None):
     ap.add_argument('--always', action='store_true', help='with --zoom: the scan on every image (the gate always open), against size matching')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); runs_file, zoom_file = OUT/'runs.jsonl', OUT/'zoom.jsonl'
-    done = {json.loads(l)['run']: json.loads(l) for l in runs_file.read_text().splitlines() if l.strip()} if runs_file.exists() else {}
-    zdone = [json.loads(l) for l in zoom_file.read_text().splitlines() if l.strip()] if zoom_file.exists() else []
+    rows = [json.loads(l) for l in runs_file.read_text().splitlines() if l.strip()] if runs_file.exists() else []
+    done = {r['run']: r for r in rows if criterion(r) == CRITERION}
+    zall = [json.loads(l) for l in zoom_file.read_text().splitlines() if l.strip()] if zoom_file.exists() else []
+    zdone = [r for r in zall if criterion(r) == CRITERION]
     if a.zoom and not a.report:
         for run in sorted(WORK.glob('lc5-lo*_ours*')):
             if any(r['run'] == run.name and r['zoom'] == a.zoom and r.get('always', False) == a.always for r in zdone) or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
@@ -156,7 +163,15 @@ def main(argv=None):
             with open(runs_file, 'a') as f: f.write(json.dumps(r) + '\n')
             msg = f"fired on {sum(r['fired'])}/{len(r['fired'])}" + (f": F1 {r['before']['f1']:.3f} -> {r['after']['f1']:.3f}, AP {r['before']['ap']:.3f} -> {r['after']['ap']:.3f}" if 'after' in r else '')
             print(f'{run.name}: {msg}', flush=True)
-    out = dict(report(list(done.values()), image_sharpness()), zoom=zoom_report(zdone))
+    earlier = sorted({criterion(r) for r in rows + zall} - {CRITERION})
+    out = dict(report(list(done.values()), image_sharpness()), zoom=zoom_report(zdone), criterion=CRITERION,
+               earlier={c: dict(by_protocol=report([r for r in rows if criterion(r) == c], None)['by_protocol'], models=[r for r in rows if criterion(r) == c],
+                                zoom=zoom_report([r for r in zall if criterion(r) == c])) for c in earlier})
+    for c in earlier:   # the same models' images scanned both ways, paired
+        old = {r['run']: r for r in rows if criterion(r) == c and 'after' in r}
+        pr = [(old[r['run']]['after'], r['after']) for r in done.values() if 'after' in r and r['run'] in old]
+        if pr: out['earlier'][c]['paired'] = dict(models=len(pr), **{f'{k}_{w}': ms([p[i][k] for p in pr]) for k in ('f1', 'ap') for i, w in enumerate((c, CRITERION))},
+                                                  gain_f1=ms([b['f1'] - a['f1'] for a, b in pr]), gain_ap=ms([b['ap'] - a['ap'] for a, b in pr]))
     RESULTS.write_text(json.dumps(out, indent=1)); print(json.dumps(out['by_protocol'], indent=1))
 
 if __name__ == '__main__': main()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from .core import fill_nonfinite, to_gray, DEFAULT_NORMALISATION
 from .data.targets import median_diameter
+from .metrics import match_instances
 from .postprocess import AUTO, PostprocessParams, default_params, instances_from_probs, cell_table, separation, CELL_COLUMNS, HEADS, boundary_probs
 
 # %% auto #0
@@ -21,7 +22,7 @@ __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_
            'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types',
            'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params', 'model_diameter', 'matched_scale',
            'known_scale', 'sharpness', 'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale',
-           'segment', 'separated_area', 'scanned', 'warn_smoother', 'seed_h_arg']
+           'segment', 'separated_area', 'agreement', 'steadiest', 'scanned', 'warn_smoother', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -528,20 +529,31 @@ def separated_area(labels:np.ndarray, # (H, W) instance labels
     a = np.bincount(np.asarray(labels).ravel().astype(np.int64))[1:].astype(float)
     return float((separation(labels, boundary)[1:] * a).sum() / a.sum()) if a.sum() else 0.0
 
+def agreement(a:np.ndarray, b:np.ndarray, # (H, W) instance labels: two segmentations of one image
+             ) -> float:
+    "F1@0.5 of the cells of `b` against those of `a` (1: the same cells, or none in either)"
+    m = match_instances(a, b, thresholds=(0.5,)); n = m['n_true'] + m['n_pred']
+    return float(2 * m['tp'][0] / n) if n else 1.0
+
+def steadiest(labels:list, # segmentations of one image at increasing sizes (at least 3)
+             ) -> int:
+    "Index of the segmentation that agrees best with both its neighbours (`agreement`): never the first or last"
+    if len(labels) < 3: raise ValueError(f"steadiest needs at least 3 segmentations, got {len(labels)}")
+    pair = [agreement(a, b) for a, b in zip(labels, labels[1:])]
+    return 1 + int(np.argmax([(pair[i - 1] + pair[i]) / 2 for i in range(1, len(labels) - 1)]))
+
 def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
-    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells are best separated (`separated_area`)"
-    best, names, s0 = None, (getattr(model, 'config', None) or {}).get('class_names'), getattr(model, 'scale', None) or 1.0
+    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`)"
+    names, s0 = (getattr(model, 'config', None) or {}).get('class_names'), getattr(model, 'scale', None) or 1.0
+    out = []
     for f in SCAN_SCALES:
-        with model_scale(model, s0 * f):
-            maps = infer_maps(model, image, progress=progress, **kwargs); r = labelled_cells(maps, params, block, halo, names, progress)
-            v = separated_area(r[0], maps.probs(with_type=False)['boundary'])
-            if best is None or v > best[0]: best = (v, model.scale, r)
-    return best[1:]
+        with model_scale(model, s0 * f): out.append(labelled_cells(infer_maps(model, image, progress=progress, **kwargs), params, block, halo, names, progress))
+    i = steadiest([lab for lab, _ in out]); return s0 * SCAN_SCALES[i], out[i]
 
 def warn_smoother():
     "Say once that images smoother than every training image are segmented at a scanned size"
     warnings.warn("images much smoother than every training image (another microscope or magnification?) are segmented at the "
-                  f"best separated of {len(SCAN_SCALES)} sizes instead of size matching: pass diameter= (--diameter) if you know their cells' size")
+                  f"steadiest of {len(SCAN_SCALES)} sizes instead of size matching: pass diameter= (--diameter) if you know their cells' size")
 
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3

@@ -208,7 +208,7 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         f, name, image = j[:3]; image = j[2] = _checked(image, f)
         prev = read_outputs(out, name) if skip_existing else None
         if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); j[3:] = ['done', prev]
-        elif first and smoother_than_training(model, image):   # from another microscope: the best separated of the scanned sizes, here
+        elif first and smoother_than_training(model, image):   # from another microscope: the steadiest of the scanned sizes, here
             warn_smoother(); j[3:] = ['final', pool.submit(_write_job, *scanned(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
         else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
     def advance(j):   # the oldest job: its first pass decides the second (cell-size matching), a final one is collected
