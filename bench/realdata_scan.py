@@ -58,7 +58,7 @@ def recorded() -> dict:
     return {f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}": r for r in rows}
 
 SCORES = ('f1', 'msa', 'ap', 'n_pred', 'n_true')   # what each model's rows keep of `score`
-CRITERION = 'steadiest'   # how the product's scan picks its size now (`cellseg_nb.infer.scanned`)
+CRITERION = 'steadiest'   # how the product's scan picks its size now (`cellseg_nb.infer.scanned`); rows of 'steadiest+fg0.8' were the scan with a foreground of at least 0.8 (not kept, `bench/realdata_smoothfg.py`)
 
 def criterion(r:dict) -> str: return r.get('criterion', 'separated_area')   # rows written before the key picked by separation
 
