@@ -39,7 +39,7 @@ def f1(tp, fp, fn): return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
 
 def passes(m, img, truth, factors=FACTORS) -> dict:
     "Every pass of the scan on one image: {factor: row} with its labels under '_labels'"
-    from cellseg_nb.infer import infer_maps, labelled_cells, model_params, model_scale, separated_area, agreement
+    from cellseg_nb.infer import infer_maps, labelled_cells, model_params, model_scale, separated_area
     from cellseg_nb.data.targets import median_diameter
     params, s0, names = model_params(m, None, None), m.scale, m.config.get('class_names')
     out = {}
@@ -52,11 +52,14 @@ def passes(m, img, truth, factors=FACTORS) -> dict:
                       d=round(float(median_diameter([lab])), 2) if lab.max() else 0.0, sep=round(separated_area(lab, pr['boundary']), 4),
                       score=round(float(cells['score'].mean()), 4) if len(cells) else 0.0,
                       fg=round(float((pr['fg'] > 0.5).mean()), 4), _labels=lab)
-    fs = list(out)
-    for i, f in enumerate(fs):   # agreement with the neighbouring sizes, as `steadiest` measures it
-        nb = [agreement(out[fs[j]]['_labels'], out[f]['_labels']) for j in (i - 1, i + 1) if 0 <= j < len(fs)]
-        out[f]['agree'] = round(float(np.mean(nb)), 4)
+    for f, a in zip(out, neighbour_agreement([r['_labels'] for r in out.values()])): out[f]['agree'] = round(a, 4)
     return out
+
+def neighbour_agreement(labels:list) -> list:
+    "Each segmentation's mean `agreement` with its neighbouring sizes, as `steadiest` measures it (each pair compared once)"
+    from cellseg_nb.infer import agreement
+    pair = [agreement(a, b) for a, b in zip(labels, labels[1:])]
+    return [float(np.mean([pair[j] for j in (i - 1, i) if 0 <= j < len(pair)])) for i in range(len(labels))]
 
 def one(run:Path, z:float) -> dict:
     "The held-out images of one kept model enlarged `z`x: the product's choice and every pass of the scan"

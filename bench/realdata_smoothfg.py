@@ -29,10 +29,11 @@ FG = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 from realdata import ms, items_of, folds
 from realdata_scan import gated_model, WORK
+from realdata_sizes import f1 as f1_of, neighbour_agreement
 
 def one(run:Path, split:str='test') -> dict:
     "Every pass (size x foreground threshold) of one kept model on Usiigaci's test (41-45) or validation (36-40) sets"
-    from cellseg_nb.infer import model_params, model_scale, infer_maps, labelled_cells, agreement, smoother_than_training, SCAN_SCALES
+    from cellseg_nb.infer import model_params, model_scale, infer_maps, labelled_cells, smoother_than_training, SCAN_SCALES
     from cellseg_nb.metrics import match_instances
     key, m, _, _, te = gated_model(run)
     if split == 'val': te = folds('usiigaci')['41-45'][1]
@@ -50,14 +51,12 @@ def one(run:Path, split:str='test') -> dict:
             for lab in labs:
                 mm = match_instances(gt, lab, thresholds=(0.5,))
                 rows.append(dict(tp=int(mm['tp'][0]), fp=int(mm['fp'][0]), fn=int(mm['fn'][0]), n=int(len(np.unique(lab)) - 1)))
-            pair = [agreement(a, b) for a, b in zip(labs, labs[1:])]
-            for i, r in enumerate(rows):
-                r['agree'] = float(np.mean([pair[j] for j in (i - 1, i) if 0 <= j < len(pair)])); r['pair_prev'] = pair[i - 1] if i else None
+            for r, a in zip(rows, neighbour_agreement(labs)): r['agree'] = a
             im['fg'][str(th)] = rows
         out['images'].append(im); print(run.name, split, n, f"{time.perf_counter() - t:.0f} s", flush=True)
     return out
 
-def f1(c) -> float: return 2 * c[0] / (2 * c[0] + c[1] + c[2]) if sum(c) else 1.0
+def f1(c) -> float: return f1_of(*c)   # (tp, fp, fn) as one array
 def steady(rows:list) -> int: return max(range(1, len(rows) - 1), key=lambda i: rows[i]['agree'])   # as `steadiest`: never the first or last
 PICKS = {**{f'fg{t}': (lambda t: lambda im: (t, steady(im['fg'][t])))(str(t)) for t in FG},   # the steadiest size at one threshold
          'joint': lambda im: max(((t, i) for t in im['fg'] for i in range(1, len(im['fg'][t]) - 1)), key=lambda x: im['fg'][x[0]][x[1]]['agree']),
