@@ -33,7 +33,8 @@ Writes `bench/results/realdata_tune.json`.
     python bench/realdata_tune.py --models ours_15min_3 --settings diameter-scan  # 7 sizes, about 12
     python bench/realdata_tune.py --peer cellpose --seed 0   # the peer tuned the same way: trains it (15 min), about 25 in all
     python bench/realdata_tune.py --peer cellpose --seed 0 --rescore   # score its kept run again (a minute)
-    python bench/realdata_tune.py --report   # mean ± sd over the seeds of the 15-minute models, ours and the peer (`summary_15min`)
+    python bench/realdata_tune.py --report   # mean ± sd over the seeds of the 15-minute models, ours (the `edt` models of before and
+                                             # those of the defaults since 2026-12-07, `CURRENT`) and the peer (`summary_15min`)
 
 `--peer cellpose` trains Cellpose on LIVECell-5 as `realdata.py`'s lc5-usiigaci run does, then tunes it as a Cellpose user
 would, on the same images as ours: the tuning images' median diameter, and the pair of its two thresholds
@@ -196,9 +197,13 @@ def record(name:str, r:dict, stamp:str='when', **extra):
     res.setdefault('runs', {}).setdefault(name, {}).update(r, **extra, **{stamp: time.strftime('%Y-%m-%d %H:%M')})
     RESULTS.write_text(json.dumps(res, indent=1))
 
-SUMMARY = {   # row of the seed table -> (run name prefix, how to read its scores); ours untuned comes from realdata.json
+CURRENT = ('ours[scan]_15min_', 'ours[steady]_15min_')   # the kept models of today's defaults (one method name per seed)
+SUMMARY = {   # row of the seed table -> (run name prefix or prefixes, how to read its scores); ours untuned comes from realdata.json
     'ours, at the tuning diameter (own post-processing)': ('ours_15min_', lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_default')),
     'ours, `cellseg tune` (default search)': ('ours_15min_', lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_tuned')),
+    # the defaults since 2026-12-07 (`clip`, the sharpness gate): seeds 0-1 trained with the gate, seed 2 with the steadiest size
+    'ours (`clip` + gate), at the tuning diameter': (CURRENT, lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_default')),
+    'ours (`clip` + gate), `cellseg tune`': (CURRENT, lambda r: r.get('cellseg-tune', {}).get('wide', {}).get('scored_tuned')),
     'Cellpose, untuned (training diameter)': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_untuned', {'f1': r['cellpose-tune']['f1_untuned']})),
     'Cellpose, at the tuning diameter (default thresholds)': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_default', {'f1': r['cellpose-tune']['f1_default']})),
     'Cellpose, thresholds tuned': ('cellpose[tuned]_15min_', lambda r: r['cellpose-tune'].get('scored_tuned', {'f1': r['cellpose-tune']['f1_tuned']})),
@@ -217,7 +222,9 @@ def report() -> dict:
     table = {row: dict(seeds=sorted(v), **{m: rd.ms([v[s].get(m, nan) for s in sorted(v)]) for m in rd.SCORE_KEYS[1:4]}) for row, v in rows.items()}
     ours = rows['ours, `cellseg tune` (default search)']
     gap = lambda other, m='f1': {s: round(ours[s][m] - other[s][m], 4) for s in sorted(ours) if s in other and m in other[s]}
+    cur = rows['ours (`clip` + gate), `cellseg tune`']
     gaps = {'F1, ours tuned - Cellpose tuned': gap(rows['Cellpose, thresholds tuned']),
+            'F1, ours (`clip` + gate) tuned - Cellpose tuned': {s: round(cur[s]['f1'] - v['f1'], 4) for s, v in rows['Cellpose, thresholds tuned'].items() if s in cur},
             'F1, ours tuned - Cellpose at the diameter': gap(rows['Cellpose, at the tuning diameter (default thresholds)']),
             'AP, ours tuned / Cellpose tuned': {s: round(ours[s]['ap'] / v['ap'], 2) for s, v in rows['Cellpose, thresholds tuned'].items() if s in ours and v.get('ap', 0) > 0}}
     res['summary_15min'] = dict(table=table, by_seed=gaps, when=time.strftime('%Y-%m-%d %H:%M'),
@@ -238,9 +245,11 @@ def report() -> dict:
         for k, g in few['f1_gap_same_images'].items(): print(f"F1 gap, same {k} image(s): {g['mean']:+.3f}, ours ahead on {g['ours_ahead']} of {g['n']}")
     return res['summary_15min']
 
-def seed_of(name:str, prefix:str) -> int|None:
-    "The seed of run `name` if it is `prefix` + a number, else None"
-    return int(name[len(prefix):]) if name.startswith(prefix) and name[len(prefix):].isdigit() else None
+def seed_of(name:str, prefix) -> int|None:
+    "The seed of run `name` if it is `prefix` (or one of a tuple of prefixes) + a number, else None"
+    for p in ((prefix,) if isinstance(prefix, str) else prefix):
+        if name.startswith(p) and name[len(p):].isdigit(): return int(name[len(p):])
+    return None
 
 def report_fewer(runs:dict) -> dict:
     "Mean ± sd per number of tuning images over the subsets × seeds of `fewer-images` (all five: over the seeds), ours and Cellpose, on the seeds both have"
