@@ -48,13 +48,25 @@ def image_sharpness() -> dict:
                 livecell_unannotated=dict(span(un), by_line={l: span({k: v for k, v in un.items() if k.startswith(l + '_')}) for l in lines}),
                 usiigaci=dict(span(usi), images={k: round(v, 3) for k, v in usi.items()}))
 
+def read_rows(f:Path) -> list:
+    "The rows of a JSON-lines file, one dict per line (none where the file does not exist yet)"
+    return [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+
+def append_row(f:Path, r:dict):
+    "Append one finished row to a JSON-lines file, so that a stopped bench resumes after it"
+    with open(f, 'a') as fh: fh.write(json.dumps(r) + '\n')
+
+def kept_runs(pattern:str, match=()) -> list:
+    "The kept models' work folders (`WORK`) matching the glob `pattern`, with a model, whose names contain all of `match`"
+    return [run for run in sorted(WORK.glob(pattern)) if all(s in run.name for s in match) and (run/'run/best').exists()]
+
 def parse(run:str) -> tuple:
     "(protocol, fold, method, budget, seed) of a work folder `{protocol}_{fold}_{method}_{budget}_{seed}`"
     p = run.split('_'); return p[0], '_'.join(p[1:-3]), p[-3], p[-2], int(p[-1])
 
 def recorded() -> dict:
     "The rows `bench/realdata.py` recorded for the kept models, by work-folder name"
-    rows = [json.loads(l) for l in REALDATA_RUNS.read_text().splitlines() if l.strip()] if REALDATA_RUNS.exists() else []
+    rows = read_rows(REALDATA_RUNS)
     return {f"{r['protocol']}_{r['fold']}_{r['method']}_{r['budget']}_{r['seed']}": r for r in rows}
 
 SCORES = ('f1', 'msa', 'ap', 'n_pred', 'n_true')   # what each model's rows keep of `score`
@@ -143,24 +155,22 @@ def main(argv=None):
     ap.add_argument('--always', action='store_true', help='with --zoom: the scan on every image (the gate always open), against size matching')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); runs_file, zoom_file = OUT/'runs.jsonl', OUT/'zoom.jsonl'
-    rows = [json.loads(l) for l in runs_file.read_text().splitlines() if l.strip()] if runs_file.exists() else []
+    rows = read_rows(runs_file)
     done = {r['run']: r for r in rows if criterion(r) == CRITERION}
-    zall = [json.loads(l) for l in zoom_file.read_text().splitlines() if l.strip()] if zoom_file.exists() else []
+    zall = read_rows(zoom_file)
     zdone = [r for r in zall if criterion(r) == CRITERION]
     if a.zoom and not a.report:
-        for run in sorted(WORK.glob('lc5-lo*_ours*')):
-            if any(r['run'] == run.name and r['zoom'] == a.zoom and r.get('always', False) == a.always for r in zdone) or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
-            r = zoomed(run, a.zoom, a.always); zdone.append(r)
-            with open(zoom_file, 'a') as f: f.write(json.dumps(r) + '\n')
+        for run in kept_runs('lc5-lo*_ours*', a.match):
+            if any(r['run'] == run.name and r['zoom'] == a.zoom and r.get('always', False) == a.always for r in zdone): continue
+            r = zoomed(run, a.zoom, a.always); zdone.append(r); append_row(zoom_file, r)
             print(f"{run.name} x{a.zoom}: fired on {sum(r['fired'])}/{len(r['fired'])}: F1 {r['without_gate']['f1']:.3f} -> {r['with_gate']['f1']:.3f}, "
                   f"AP {r['without_gate']['ap']:.3f} -> {r['with_gate']['ap']:.3f}", flush=True)
     elif not a.report:
         before = recorded()
-        for run in sorted(WORK.glob('*_ours*')):
-            if run.name in done or not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+        for run in kept_runs('*_ours*', a.match):
+            if run.name in done: continue
             if run.name not in before: print(f'{run.name}: no recorded row in {REALDATA_RUNS}, skipped'); continue
-            r = one(run, before[run.name]); done[run.name] = r
-            with open(runs_file, 'a') as f: f.write(json.dumps(r) + '\n')
+            r = one(run, before[run.name]); done[run.name] = r; append_row(runs_file, r)
             msg = f"fired on {sum(r['fired'])}/{len(r['fired'])}" + (f": F1 {r['before']['f1']:.3f} -> {r['after']['f1']:.3f}, AP {r['before']['ap']:.3f} -> {r['after']['ap']:.3f}" if 'after' in r else '')
             print(f'{run.name}: {msg}', flush=True)
     earlier = sorted({criterion(r) for r in rows + zall} - {CRITERION})

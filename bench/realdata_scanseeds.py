@@ -31,7 +31,7 @@ RESULTS = ROOT/'bench/results/realdata_scanseeds.json'
 HEIGHTS = (None, 0.05, 0.075, 0.1, 0.15)   # None: the model's tuned height
 
 from realdata import ms, items_of, folds
-from realdata_scan import gated_model, WORK
+from realdata_scan import gated_model, read_rows, append_row, kept_runs
 from realdata_sizes import f1_counts, neighbour_agreement
 from realdata_smoothfg import f1, steady
 
@@ -91,14 +91,11 @@ def main(argv=None):
     ap.add_argument('--report', action='store_true')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); f_rows = OUT/'rows.jsonl'
-    rows = [json.loads(l) for l in f_rows.read_text().splitlines() if l.strip()] if f_rows.exists() else []
+    rows = read_rows(f_rows)
     if not a.report:
-        pat = 'lc5-usiigaci_*_ours*' if a.zoom == 1 else 'lc5-lo*_ours*'
-        for run in sorted(WORK.glob(pat)):
-            if not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+        for run in kept_runs('lc5-usiigaci_*_ours*' if a.zoom == 1 else 'lc5-lo*_ours*', a.match):
             if any(r['run'] == run.name and r['split'] == a.split and r['zoom'] == a.zoom for r in rows): continue
-            r = one(run, a.split, a.zoom); rows.append(r)
-            with open(f_rows, 'a') as f: f.write(json.dumps(r) + '\n')
+            r = one(run, a.split, a.zoom); rows.append(r); append_row(f_rows, r)
             if r['images']: print(run.name, a.split, a.zoom, ' '.join(f"{k} {v['f1']:.3f}" for k, v in scores(r).items()), f"{r['sec']} s", flush=True)
     per = [dict(run=r['run'], split=r['split'], zoom=r['zoom'], h0=r['h0'], images=[im['name'] for im in r['images']], **scores(r)) for r in rows if r['images']]
     groups = {}

@@ -28,7 +28,7 @@ FACTORS = (0.25, 0.32, 0.4, 0.5, 0.63, 0.8, 1.0, 1.25, 1.6)
 SEEN = (0.3, 2.1)   # passes whose zoom x factor falls outside are skipped (the cells far from any size training saw)
 
 from realdata import ms, items_of, folds
-from realdata_scan import parse, CRITERION, WORK
+from realdata_scan import parse, CRITERION, read_rows, append_row, kept_runs
 
 def f1_counts(gt, pred) -> tuple:
     "(tp, fp, fn) at IoU 0.5"
@@ -116,14 +116,12 @@ def main(argv=None):
     ap.add_argument('--report', action='store_true')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); f_rows = OUT/'rows.jsonl'
-    rows = [json.loads(l) for l in f_rows.read_text().splitlines() if l.strip()] if f_rows.exists() else []
+    rows = read_rows(f_rows)
     if not a.report:
-        for run in sorted(WORK.glob('*_ours*')):
-            if not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+        for run in kept_runs('*_ours*', a.match):
             for z in a.zooms:
                 if any(r['run'] == run.name and r['zoom'] == z for r in rows): continue
-                r = one(run, z); rows.append(r)
-                with open(f_rows, 'a') as f: f.write(json.dumps(r) + '\n')
+                r = one(run, z); rows.append(r); append_row(f_rows, r)
                 pf = [f1(*(im['product'][k] for k in ('tp', 'fp', 'fn'))) for im in r['images']]
                 best = [max(p['f1'] for p in im['passes'].values()) for im in r['images']]
                 print(f"{run.name} x{z}: product F1 {np.mean(pf):.3f}, best pass {np.mean(best):.3f}, {sum(im['seconds'] for im in r['images']):.0f} s", flush=True)

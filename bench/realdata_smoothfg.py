@@ -28,7 +28,7 @@ RESULTS = ROOT/'bench/results/realdata_smoothfg.json'
 FG = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 from realdata import ms, items_of, folds
-from realdata_scan import gated_model, WORK
+from realdata_scan import gated_model, read_rows, append_row, kept_runs
 from realdata_sizes import f1 as f1_of, neighbour_agreement
 
 def one(run:Path, split:str='test') -> dict:
@@ -74,7 +74,7 @@ def scores(r:dict) -> dict:
 def product_pairs() -> dict:
     "The product with and without the stricter foreground (`bench/realdata_scan.py` rows of criterion 'steadiest+fg0.8' against 'steadiest'), paired per model: Usiigaci 41-45 and LIVECell's held-out images enlarged 2x where gated"
     scan = ROOT/'bench/out/realdata_scan'; out = {}
-    def rows(f): return [json.loads(l) for l in (scan/f).read_text().splitlines() if l.strip()] if (scan/f).exists() else []
+    def rows(f): return read_rows(scan/f)
     usi = [r for r in rows('runs.jsonl') if r['protocol'] == 'lc5-usiigaci' and 'after' in r]
     zoom = [r for r in rows('zoom.jsonl') if r.get('zoom') == 2.0 and not r.get('always') and any(r['fired'])]
     for name, rs, key in (('usiigaci', usi, 'after'), ('livecell_x2_gated', zoom, 'with_gate')):
@@ -97,13 +97,11 @@ def main(argv=None):
     ap.add_argument('--report', action='store_true')
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True); f_rows = OUT/'rows.jsonl'
-    rows = [json.loads(l) for l in f_rows.read_text().splitlines() if l.strip()] if f_rows.exists() else []
+    rows = read_rows(f_rows)
     if not a.report:
-        for run in sorted(WORK.glob('lc5-usiigaci_*_ours*')):
-            if not all(s in run.name for s in a.match) or not (run/'run/best').exists(): continue
+        for run in kept_runs('lc5-usiigaci_*_ours*', a.match):
             if any(r['run'] == run.name and r['split'] == a.split for r in rows): continue
-            r = one(run, a.split); rows.append(r)
-            with open(f_rows, 'a') as f: f.write(json.dumps(r) + '\n')
+            r = one(run, a.split); rows.append(r); append_row(f_rows, r)
     per = [dict(run=r['run'], split=r['split'], **scores(r)) for r in rows]
     test = [p for p in per if p['split'] == 'test']; base = 'fg0.5'
     gain = {b: {n: ms([p[n] - p[base] for p in test if f'_{b}_' in p['run']]) for n in PICKS if n != base} for b in ('15min', 'dev')}   # per budget

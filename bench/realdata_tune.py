@@ -221,10 +221,9 @@ def report() -> dict:
     nan = float('nan')
     table = {row: dict(seeds=sorted(v), **{m: rd.ms([v[s].get(m, nan) for s in sorted(v)]) for m in rd.SCORE_KEYS[1:4]}) for row, v in rows.items()}
     ours = rows['ours, `cellseg tune` (default search)']
-    gap = lambda other, m='f1': {s: round(ours[s][m] - other[s][m], 4) for s in sorted(ours) if s in other and m in other[s]}
-    cur = rows['ours (`clip` + gate), `cellseg tune`']
+    gap = lambda other, mine=ours, m='f1': {s: round(mine[s][m] - other[s][m], 4) for s in sorted(mine) if s in other and m in other[s]}
     gaps = {'F1, ours tuned - Cellpose tuned': gap(rows['Cellpose, thresholds tuned']),
-            'F1, ours (`clip` + gate) tuned - Cellpose tuned': {s: round(cur[s]['f1'] - v['f1'], 4) for s, v in rows['Cellpose, thresholds tuned'].items() if s in cur},
+            'F1, ours (`clip` + gate) tuned - Cellpose tuned': gap(rows['Cellpose, thresholds tuned'], rows['ours (`clip` + gate), `cellseg tune`']),
             'F1, ours tuned - Cellpose at the diameter': gap(rows['Cellpose, at the tuning diameter (default thresholds)']),
             'AP, ours tuned / Cellpose tuned': {s: round(ours[s]['ap'] / v['ap'], 2) for s, v in rows['Cellpose, thresholds tuned'].items() if s in ours and v.get('ap', 0) > 0}}
     res['summary_15min'] = dict(table=table, by_seed=gaps, when=time.strftime('%Y-%m-%d %H:%M'),
