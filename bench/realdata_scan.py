@@ -85,10 +85,10 @@ def gated_model(run:Path) -> tuple:
     m.config['image_sharpness'] = rng = sharpness_range(ArraySource([img for _, img, _ in tr_items], [lab for *_, lab in tr_items]))
     return key, m, rng, own, te
 
-def product_scores(m, items) -> tuple:
-    "`(scores, labels)` of `items` segmented by the product (`predict`, as `bench/realdata.py` segments them)"
+def product_scores(m, items, **kw) -> tuple:
+    "`(scores, labels)` of `items` segmented by the product (`predict`, as `bench/realdata.py` segments them; `kw`: its options)"
     from cellseg_nb.predict import predict
-    preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False) for _, img, _ in items)]
+    preds = [(lab, label_scores(lab, cells)) for lab, cells in (predict(m, img, progress=False, **kw) for _, img, _ in items)]
     s = score(items, preds); return {k: s[k] for k in SCORES}, [lab for lab, _ in preds]
 
 def gate_row(run:Path, key:tuple, m, items, **extra) -> dict:

@@ -29,6 +29,7 @@ SEEN = (0.3, 2.1)   # passes whose zoom x factor falls outside are skipped (the 
 
 from realdata import ms, items_of, folds
 from realdata_scan import parse, CRITERION, read_rows, append_row, kept_runs
+from cellseg_nb.infer import neighbour_agreement   # each pass's mean agreement with its neighbouring sizes, as `steadiest` measures it
 
 def f1_counts(gt, pred) -> tuple:
     "(tp, fp, fn) at IoU 0.5"
@@ -54,12 +55,6 @@ def passes(m, img, truth, factors=FACTORS) -> dict:
                       fg=round(float((pr['fg'] > 0.5).mean()), 4), _labels=lab)
     for f, a in zip(out, neighbour_agreement([r['_labels'] for r in out.values()])): out[f]['agree'] = round(a, 4)
     return out
-
-def neighbour_agreement(labels:list) -> list:
-    "Each segmentation's mean `agreement` with its neighbouring sizes, as `steadiest` measures it (each pair compared once)"
-    from cellseg_nb.infer import agreement
-    pair = [agreement(a, b) for a, b in zip(labels, labels[1:])]
-    return [float(np.mean([pair[j] for j in (i - 1, i) if 0 <= j < len(pair)])) for i in range(len(labels))]
 
 def one(run:Path, z:float) -> dict:
     "The held-out images of one kept model enlarged `z`x: the product's choice and every pass of the scan"

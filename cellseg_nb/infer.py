@@ -17,12 +17,14 @@ from .postprocess import AUTO, PostprocessParams, default_params, instances_from
 
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE',
-           'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'INFER_CLI', 'InferConfig', 'tile_starts',
-           'tile_len', 'blend_window', 'image_percentiles', 'normalisation_of', 'tta_transforms', 'resolve_device',
-           'resolve_precision', 'StitchedMaps', 'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types',
-           'instances_blockwise', 'stored_cells', 'labelled_cells', 'model_params', 'model_diameter', 'matched_scale',
-           'known_scale', 'sharpness', 'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale',
-           'segment', 'separated_area', 'agreement', 'steadiest', 'scanned', 'warn_smoother', 'seed_h_arg']
+           'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'CHECK_SCALES', 'STEADIER_BY',
+           'INFER_CLI', 'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles',
+           'normalisation_of', 'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps',
+           'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells',
+           'labelled_cells', 'model_params', 'model_diameter', 'matched_scale', 'known_scale', 'sharpness',
+           'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale', 'segment', 'separated_area',
+           'agreement', 'neighbour_agreement', 'steadiest', 'scan_passes', 'scanned', 'n_cells', 'checked_pick',
+           'size_check_pick', 'size_checked', 'warn_smoother', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -35,9 +37,10 @@ class InferConfig:
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
     diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale
+    size_check:bool=True # a size measured on a first pass stands only if no smaller size of a scan at `CHECK_SCALES` is steadier (`size_checked`); off: size matching alone, 2 passes instead of 8-9
     seed_h:float|str|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge; 'auto': each image's own (`choose_seed_h`)
 
-INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'seed_h')}  # the settings every caller uses unless told otherwise
+INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'size_check', 'seed_h')}  # the settings every caller uses unless told otherwise
 
 # %% ../nbs/09b_infer.ipynb #2f0083fd
 def tile_starts(n:int, # image length along one axis
@@ -507,6 +510,7 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             progress:bool=False,
             diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: the one `cellseg tune` stored, else measured on a first pass; 0: the model's own scale
             seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `model_params`)
+            size_check:bool=InferConfig.size_check, # with a measured size: keep the size-matched pass only if no smaller size of a scan is steadier (`size_checked`)
             **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
@@ -515,12 +519,15 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
     if not two_passes(model, diameter):
         with model_scale(model, matched_scale(model, diameter)): return one()
     if smoother_than_training(model, image): warn_smoother(); return scanned(model, image, params, block, halo, progress, **kwargs)[1]
+    if size_check: return size_checked(model, image, params, block, halo, progress, **kwargs)[1]
     first = one(); s = second_pass_scale(model, first[0])
     if s is None: return first
     with model_scale(model, s): return one()
 
 # %% ../nbs/09b_infer.ipynb #5b78e4b1
 SCAN_SCALES = (0.25, 0.32, 0.4, 0.5, 0.63, 0.8, 1.0)  # x the model's scale: the sizes `segment` tries on an image smoother than every training image
+CHECK_SCALES = SCAN_SCALES + (1.25,)  # x the model's scale: the sizes `size_checked` compares the size-matched pass with (1.25: the model's scale's upper neighbour)
+STEADIER_BY = 0.05  # `agreement` by which a scanned size must be steadier than the size-matched one to replace it
 
 def separated_area(labels:np.ndarray, # (H, W) instance labels
                    boundary:np.ndarray, # (H, W) boundary probabilities
@@ -535,20 +542,63 @@ def agreement(a:np.ndarray, b:np.ndarray, # (H, W) instance labels: two segmenta
     m = match_instances(a, b, thresholds=(0.5,)); n = m['n_true'] + m['n_pred']
     return float(2 * m['tp'][0] / n) if n else 1.0
 
+def neighbour_agreement(labels:list, # segmentations of one image at increasing sizes
+                       ) -> list:
+    "Each segmentation's mean `agreement` with its neighbours in `labels` (the next smaller and the next larger size; each pair compared once)"
+    pair = [agreement(a, b) for a, b in zip(labels, labels[1:])]
+    return [float(np.mean([pair[j] for j in (i - 1, i) if 0 <= j < len(pair)])) for i in range(len(labels))]
+
 def steadiest(labels:list, # segmentations of one image at increasing sizes (at least 3)
              ) -> int:
     "Index of the segmentation that agrees best with both its neighbours (`agreement`): never the first or last"
     if len(labels) < 3: raise ValueError(f"steadiest needs at least 3 segmentations, got {len(labels)}")
-    pair = [agreement(a, b) for a, b in zip(labels, labels[1:])]
-    return 1 + int(np.argmax([(pair[i - 1] + pair[i]) / 2 for i in range(1, len(labels) - 1)]))
+    return 1 + int(np.argmax(neighbour_agreement(labels)[1:-1]))
+
+def scan_passes(model, image, params, factors, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> list:
+    "`(labels, cells)` of `image` segmented at each of `factors` x the model's scale"
+    s0 = getattr(model, 'scale', None) or 1.0; out = []
+    for f in factors:
+        with model_scale(model, s0 * f): out.append(_segment(model, image, params, block, halo, progress, **kwargs))
+    return out
 
 def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
     "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`)"
-    names, s0 = (getattr(model, 'config', None) or {}).get('class_names'), getattr(model, 'scale', None) or 1.0
-    out = []
-    for f in SCAN_SCALES:
-        with model_scale(model, s0 * f): out.append(labelled_cells(infer_maps(model, image, progress=progress, **kwargs), params, block, halo, names, progress))
-    i = steadiest([lab for lab, _ in out]); return s0 * SCAN_SCALES[i], out[i]
+    out = scan_passes(model, image, params, SCAN_SCALES, block, halo, progress, **kwargs)
+    i = steadiest([lab for lab, _ in out]); return (getattr(model, 'scale', None) or 1.0) * SCAN_SCALES[i], out[i]
+
+def n_cells(labels:np.ndarray) -> int:
+    "Number of cells in an instance label image"
+    return len(np.unique(labels)) - 1 if labels.max(initial=0) else 0
+
+def checked_pick(labels:list, # segmentations of one image at `CHECK_SCALES` x the model's scale
+                 matched:float, # the size-matched scale, x the model's scale (1: the first pass stands)
+                ) -> int|None:
+    "Index of the scanned size (at most the model's scale) steadier than the size-matched one by `STEADIER_BY`; None: size matching stands"
+    agree = neighbour_agreement(labels); f = np.log(np.array(CHECK_SCALES))
+    k = int(np.argmin(np.abs(f - math.log(matched))))   # the scanned size nearest the matched one stands for it
+    cand = [i for i in range(1, len(labels) - 1) if CHECK_SCALES[i] <= 1 and n_cells(labels[i]) >= MIN_CELLS_TO_MEASURE]
+    if not cand: return None
+    i = max(cand, key=agree.__getitem__)
+    return i if agree[i] > agree[k] + STEADIER_BY else None
+
+def size_check_pick(model, # a model trained with cell-size matching
+                    labels:list, # segmentations of one image at `CHECK_SCALES` x the model's scale
+                   ) -> tuple:
+    "`(i, scale)`: the scan's pass `i` stands, at `scale`; `i` None: segment again at `scale`, the size-matched one"
+    s0 = getattr(model, 'scale', None) or 1.0; one = CHECK_SCALES.index(1.0)
+    s = second_pass_scale(model, labels[one])   # size matching from the first pass, at the model's scale
+    i = checked_pick(labels, 1.0 if s is None else s / s0) if n_cells(labels[one]) >= MIN_CELLS_TO_MEASURE else None
+    if i is not None: return i, s0 * CHECK_SCALES[i]
+    if s is None: return one, s0
+    same = [k for k, f in enumerate(CHECK_SCALES) if abs(math.log(s / (s0 * f))) < 1e-6]   # matched to a scanned size (clipped at 0.5x)
+    return (same[0], s) if same else (None, s)
+
+def size_checked(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
+    "`(scale, (labels, cells))`: the size-matched pass, unless a size of a scan at `CHECK_SCALES` is steadier (`size_check_pick`)"
+    out = scan_passes(model, image, params, CHECK_SCALES, block, halo, progress, **kwargs)
+    i, s = size_check_pick(model, [lab for lab, _ in out])
+    if i is not None: return s, out[i]
+    with model_scale(model, s): return s, _segment(model, image, params, block, halo, progress, **kwargs)
 
 def warn_smoother():
     "Say once that images smoother than every training image are segmented at a scanned size"

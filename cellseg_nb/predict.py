@@ -17,7 +17,8 @@ from .data.targets import median_diameter
 from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
-                              two_passes, second_pass_scale, model_params, smoother_than_training, scanned, warn_smoother)
+                              two_passes, second_pass_scale, model_params, smoother_than_training, scanned, warn_smoother,
+                              CHECK_SCALES, size_check_pick)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
@@ -41,9 +42,10 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
             diameter:float|None=None, # median cell diameter (px); None: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale (see `segment`)
             seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `segment`)
+            size_check:bool=InferConfig.size_check, # a measured size stands only if no smaller size of a scan is steadier (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
-    return segment(model, image, params, block, halo, progress, diameter=diameter, seed_h=seed_h, tile=tile, overlap=overlap, tta=tta,
+    return segment(model, image, params, block, halo, progress, diameter=diameter, seed_h=seed_h, size_check=size_check, tile=tile, overlap=overlap, tta=tta,
                    batch_size=batch_size, device=device, precision=precision, compact=compact)
 
 # %% ../nbs/13_predict.ipynb #54b2e70b
@@ -188,7 +190,7 @@ def _pool_broke(e) -> bool:
     from concurrent.futures import BrokenExecutor
     return isinstance(e, BrokenExecutor)
 
-def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay, fiji, params, block, halo, diameter, failed, progress, **infer):
+def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay, fiji, params, block, halo, diameter, size_check, failed, progress, **infer):
     "Segment `items` = (file, name, image): the model here, post-processing and writing in `pool`, at most `limit` images in flight; yields `(file, name, (labels, cells) or the exception)` in input order"
     from collections import deque
     cfg = getattr(model, 'config', None) or {}
@@ -210,14 +212,19 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); j[3:] = ['done', prev]
         elif first and smoother_than_training(model, image):   # from another microscope: the steadiest of the scanned sizes, here
             warn_smoother(); j[3:] = ['final', pool.submit(_write_job, *scanned(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
+        elif first and size_check:   # size matching checked by a scan: every pass post-processed in the pool
+            j[3:] = ['check', [post(maps_at(image, (getattr(model, 'scale', None) or 1.0) * f), None) for f in CHECK_SCALES]]
         else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
-    def advance(j):   # the oldest job: its first pass decides the second (cell-size matching), a final one is collected
-        if j[3] == 'first':
+    def advance(j):   # the oldest job: its first pass (or scan) decides the second (cell-size matching), a final one is collected
+        if j[3] == 'check':
+            got = [f.result() for f in j[4]]; i, s = size_check_pick(model, [lab for lab, _ in got]); w = (out, j[1], j[2], names, overlay, fiji)
+            j[3:] = ['final', pool.submit(_write_job, *got[i], *w) if i is not None else post(maps_at(j[2], s), w)]
+        elif j[3] == 'first':
             labels, cells = j[4].result(); s = second_pass_scale(model, labels); w = (out, j[1], j[2], names, overlay, fiji)
             j[3:] = ['final', pool.submit(_write_job, labels, cells, *w) if s is None else post(maps_at(j[2], s), w)]
         elif j[3] == 'final': j[3:] = ['done', j[4].result()]
     q = deque()
-    def ready(): return q and (q[0][3] == 'done' or q[0][4].done())
+    def ready(): return q and (q[0][3] == 'done' or all(f.done() for f in (q[0][4] if q[0][3] == 'check' else [q[0][4]])))
     for f, name, image in items:
         if str(f) in failed: continue   # a page of a file that already failed: the rest of the file is skipped, as a failed read does
         q.append(j := [f, name, image, None, None]); guard(start, j)
@@ -261,7 +268,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
                   out_dir:str, # output folder
                   tile:int=INFER_DEFAULTS['tile'], overlap:int=INFER_DEFAULTS['overlap'], tta=INFER_DEFAULTS['tta'], # as `InferConfig`
                   batch_size:int=INFER_DEFAULTS['batch_size'], device='auto', precision:str=INFER_DEFAULTS['precision'], # as `InferConfig`
-                  diameter:float|None=None, seed_h:float|str|None=None, # as `InferConfig`
+                  diameter:float|None=None, size_check:bool=InferConfig.size_check, seed_h:float|str|None=None, # as `InferConfig`
                   params=None, # post-processing (default: the model's tuned thresholds)
                   block:int=1024, # post-processing block size in px
                   halo:int=128, # post-processing context in px, wider than the largest cell
@@ -280,7 +287,7 @@ def predict_files(model, # training run folder (its best/ model and tuned thresh
     workers = default_workers(device) if workers is None else int(workers)
     if workers < 0: raise ValueError(f"workers={workers}; expected 0 (post-process here) or more processes")
     kw = dict(tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, device=device, precision=precision, progress=progress and not workers,
-              params=model_params(model, params, seed_h), block=block, halo=halo, diameter=diameter)   # a bad seed_h fails here, before any file
+              params=model_params(model, params, seed_h), block=block, halo=halo, diameter=diameter, size_check=size_check)   # a bad seed_h fails here, before any file
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     lock = lock_out_dir(out); bar = None
     try:

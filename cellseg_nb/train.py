@@ -24,7 +24,7 @@ from .losses import MultiTaskLoss
 from .metrics import object_scores, match_instances, expected_calibration_error
 from .postprocess import (tune_thresholds, default_params, TRAIN_IMAGE_GRID, cell_type_probs, fit_temperature, soften, unknown_threshold,
                                     cell_means, fit_prototypes, novelty, novelty_threshold)
-from .infer import infer_maps, segment, sharpness
+from .infer import infer_maps, segment, sharpness, InferConfig
 from .loop import (  # the loop's parts and the loop; imported here too so `from cellseg_nb.train import fit` keeps working
     PRECISIONS, CPU_AUTO_PRECISION, SCHEDULES, DEVICE_DEFAULTS, resolve_mixed_precision, make_accelerator, device_defaults,
     ResumableBatchSampler, SeededDataset, lr_factor, ProgressScheduler, EMA, save_checkpoint, latest_checkpoint, read_log, plot_history,
@@ -169,13 +169,13 @@ def make_val_fn(val_source, # validation `Source`
     items = [val_source.read(i) for i in range(n)]
     xs = [img for img, _ in items]; gts = [np.asarray(lab) for _, lab in items]
     tts = [val_source.cell_types(i) for i in range(n)] if len(val_source.class_names) > 1 else None   # several types: score them too
-    def val_fn(model, return_probs=False):
+    def val_fn(model, return_probs=False, size_check=False):   # model selection: size matching alone (images like training's; the check costs 3-4x)
         kw = dict(device=None, normalisation=normalisation or None, compact=False)   # `cellseg predict`'s engine and defaults, on the model's device
         xi = tqdm(xs, desc='validating', leave=False, disable=not progress)
         if return_probs: return [infer_maps(model, x, **kw).probs() for x in xi], gts   # maps at the training scale, to tune thresholds on
         ms, pts = [], []
         for x, g in zip(xi, gts):   # the cells `cellseg predict` writes; only their matches and types are kept
-            lab, cells = segment(model, x, params, **kw)
+            lab, cells = segment(model, x, params, size_check=size_check, **kw)
             ms.append(match_instances(g, lab)); pts.append(cells.set_index('label').cell_type_id)
         sc = object_scores(gts, ms, gt_types=tts, pred_types=pts if tts else None, class_names=val_source.class_names)
         pooled, ct = sc['summary']['pooled'], sc['cell_type']
@@ -311,7 +311,7 @@ def _tune_best(run:Path, cfg:TrainConfig, summary:dict, val_fn, tr_src):
     save = lambda m, p: save_model(m, p, extra_config={'postprocess': pp})
     save_dir_atomic(save, best, run/'best')
     if (run/'last').exists(): save_dir_atomic(save, load_model(run/'last'), run/'last')
-    score = tune_fn(load_model(run/'best'))[cfg.val_metric]   # as `cellseg evaluate` scores it: tuned thresholds, cell-size matching
+    score = tune_fn(load_model(run/'best'), size_check=InferConfig.size_check)[cfg.val_metric]   # as `cellseg evaluate` scores it: tuned thresholds, size matching checked
     summary.update(tuned=pp, tuned_score=float(score), tuned_grid_score=float(table[metric].max()))
     with atomic_write(run/'summary.json', 'w') as f: json.dump(summary, f, indent=1)
 
