@@ -18,13 +18,13 @@ from .postprocess import AUTO, PostprocessParams, default_params, instances_from
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE',
            'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'CHECK_SCALES', 'STEADIER_BY',
-           'INFER_CLI', 'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles',
+           'SCAN_SIDE', 'INFER_CLI', 'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles',
            'normalisation_of', 'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps',
            'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells',
            'labelled_cells', 'model_params', 'model_diameter', 'matched_scale', 'known_scale', 'sharpness',
-           'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale', 'segment', 'separated_area',
-           'agreement', 'neighbour_agreement', 'steadiest', 'scan_passes', 'scanned', 'n_cells', 'checked_pick',
-           'size_check_pick', 'size_checked', 'warn_smoother', 'seed_h_arg']
+           'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale', 'segment', 'central',
+           'separated_area', 'agreement', 'neighbour_agreement', 'steadiest', 'scan_passes', 'scanned', 'n_cells',
+           'checked_pick', 'size_check_pick', 'size_checked', 'warn_smoother', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class InferConfig:
     precision:str='auto' # auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA) or bf16
     device:str='auto' # auto, cpu, cuda, cuda:N or mps
     diameter:float|None=None # median cell diameter of the images in px, as Cellpose's; default: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale
-    size_check:bool=True # a size measured on a first pass stands only if no smaller size of a scan at `CHECK_SCALES` is steadier (`size_checked`); off: size matching alone, 2 passes instead of 8-9
+    size_check:bool=True # a size measured on a first pass stands only if no scanned size up to the model's scale (`CHECK_SCALES`) is clearly steadier (`size_checked`); off: size matching alone, 2 passes instead of 8-9
     seed_h:float|str|None=None # peak height of the cell seeds instead of the model's tuned one: higher where cells are cut in two, lower where neighbours merge; 'auto': each image's own (`choose_seed_h`)
 
 INFER_DEFAULTS = {k: v for k, v in dataclasses.asdict(InferConfig()).items() if k not in ('device', 'diameter', 'size_check', 'seed_h')}  # the settings every caller uses unless told otherwise
@@ -510,7 +510,7 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
             progress:bool=False,
             diameter:float|None=None, # median cell diameter in `image` (px), as Cellpose's; None: the one `cellseg tune` stored, else measured on a first pass; 0: the model's own scale
             seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `model_params`)
-            size_check:bool=InferConfig.size_check, # with a measured size: keep the size-matched pass only if no smaller size of a scan is steadier (`size_checked`)
+            size_check:bool=InferConfig.size_check, # with a measured size: keep the size-matched pass only if no scanned size up to the model's scale is clearly steadier (`size_checked`)
             **kwargs, # `infer_maps` options: tile, overlap, tta, batch_size, device, precision, normalisation, compact
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)` as `cellseg predict` writes them"
@@ -528,6 +528,13 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
 SCAN_SCALES = (0.25, 0.32, 0.4, 0.5, 0.63, 0.8, 1.0)  # x the model's scale: the sizes `segment` tries on an image smoother than every training image
 CHECK_SCALES = SCAN_SCALES + (1.25,)  # x the model's scale: the sizes `size_checked` compares the size-matched pass with (1.25: the model's scale's upper neighbour)
 STEADIER_BY = 0.05  # `agreement` by which a scanned size must be steadier than the size-matched one to replace it
+SCAN_SIDE = 2048  # px: a larger image is scanned on its central SCAN_SIDE² only, then segmented whole at the size chosen there
+
+def central(image:np.ndarray, side:int|None=None) -> np.ndarray:
+    "The central `side`² (default `SCAN_SIDE`) of `image`: itself where it fits"
+    side = side or SCAN_SIDE; h, w = image.shape[:2]
+    if h <= side and w <= side: return image
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2); return image[y0:y0 + side, x0:x0 + side]
 
 def separated_area(labels:np.ndarray, # (H, W) instance labels
                    boundary:np.ndarray, # (H, W) boundary probabilities
@@ -562,9 +569,12 @@ def scan_passes(model, image, params, factors, block:int=1024, halo:int=128, pro
     return out
 
 def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
-    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`)"
-    out = scan_passes(model, image, params, SCAN_SCALES, block, halo, progress, **kwargs)
-    i = steadiest([lab for lab, _ in out]); return (getattr(model, 'scale', None) or 1.0) * SCAN_SCALES[i], out[i]
+    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`; chosen on the `central` part)"
+    part = central(image); out = scan_passes(model, part, params, SCAN_SCALES, block, halo, progress, **kwargs)
+    i = steadiest([lab for lab, _ in out]); s = (getattr(model, 'scale', None) or 1.0) * SCAN_SCALES[i]
+    if part is image: return s, out[i]
+    del out
+    with model_scale(model, s): return s, _segment(model, image, params, block, halo, progress, **kwargs)
 
 def n_cells(labels:np.ndarray) -> int:
     "Number of cells in an instance label image"
@@ -594,10 +604,11 @@ def size_check_pick(model, # a model trained with cell-size matching
     return (same[0], s) if same else (None, s)
 
 def size_checked(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
-    "`(scale, (labels, cells))`: the size-matched pass, unless a size of a scan at `CHECK_SCALES` is steadier (`size_check_pick`)"
-    out = scan_passes(model, image, params, CHECK_SCALES, block, halo, progress, **kwargs)
+    "`(scale, (labels, cells))`: the size-matched pass, unless a size of a scan at `CHECK_SCALES` is steadier (`size_check_pick`; chosen on the `central` part)"
+    part = central(image); out = scan_passes(model, part, params, CHECK_SCALES, block, halo, progress, **kwargs)
     i, s = size_check_pick(model, [lab for lab, _ in out])
-    if i is not None: return s, out[i]
+    if i is not None and part is image: return s, out[i]
+    del out
     with model_scale(model, s): return s, _segment(model, image, params, block, halo, progress, **kwargs)
 
 def warn_smoother():

@@ -18,7 +18,7 @@ from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
                               two_passes, second_pass_scale, model_params, smoother_than_training, scanned, warn_smoother,
-                              CHECK_SCALES, size_check_pick)
+                              CHECK_SCALES, size_check_pick, size_checked, central)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
@@ -42,7 +42,7 @@ def predict(model, # a `MultiHeadUNet` (see `load_predictor`)
             precision:str=INFER_DEFAULTS['precision'], # 'auto' (fp16 on CUDA, else fp32), 'fp32', 'fp16' or 'bf16'
             diameter:float|None=None, # median cell diameter (px); None: the one `cellseg tune` stored, else measured on a first pass; 0: the training scale (see `segment`)
             seed_h:float|str|None=None, # peak height of the seeds instead of the tuned one, or 'auto' (see `segment`)
-            size_check:bool=InferConfig.size_check, # a measured size stands only if no smaller size of a scan is steadier (see `segment`)
+            size_check:bool=InferConfig.size_check, # a measured size stands only if no scanned size up to the model's scale is clearly steadier (see `segment`)
            ):
     "Segment and classify the cells of one image: `(labels uint16/uint32 (H,W), cells DataFrame)`"
     return segment(model, image, params, block, halo, progress, diameter=diameter, seed_h=seed_h, size_check=size_check, tile=tile, overlap=overlap, tta=tta,
@@ -212,6 +212,8 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         if prev is not None: write_missing(out, name, image, *prev, names, overlay, fiji); j[3:] = ['done', prev]
         elif first and smoother_than_training(model, image):   # from another microscope: the steadiest of the scanned sizes, here
             warn_smoother(); j[3:] = ['final', pool.submit(_write_job, *scanned(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
+        elif first and size_check and central(image) is not image:   # a large image: its size chosen on its centre, here
+            j[3:] = ['final', pool.submit(_write_job, *size_checked(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
         elif first and size_check:   # size matching checked by a scan: every pass post-processed in the pool
             j[3:] = ['check', [post(maps_at(image, (getattr(model, 'scale', None) or 1.0) * f), None) for f in CHECK_SCALES]]
         else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
@@ -225,10 +227,11 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         elif j[3] == 'final': j[3:] = ['done', j[4].result()]
     q = deque()
     def ready(): return q and (q[0][3] == 'done' or all(f.done() for f in (q[0][4] if q[0][3] == 'check' else [q[0][4]])))
+    def held(): return sum(len(j[4]) if j[3] == 'check' else 1 for j in q)   # maps in flight: a checked image holds one per scanned size
     for f, name, image in items:
         if str(f) in failed: continue   # a page of a file that already failed: the rest of the file is skipped, as a failed read does
         q.append(j := [f, name, image, None, None]); guard(start, j)
-        while len(q) > limit or ready():
+        while held() > limit or ready():
             guard(advance, q[0])
             if q[0][3] == 'done': j = q.popleft(); yield j[0], j[1], j[4]
     while q:

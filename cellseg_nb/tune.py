@@ -203,7 +203,7 @@ def tune_parser() -> argparse.ArgumentParser:
     return dataclass_parser(TuneTarget, tune, InferConfig, prog='cellseg tune', extra={**INFER_CLI, 'metric': dict(choices=list(TUNE_METRICS)), 'progress': dict(off=('--quiet',)), 'grid': dict(shown=TUNE_GRID)},
                             description="Fit a trained model to your microscope: the cell size and the post-processing chosen on a few annotated images.",
                             flags=dict(model='model', out=('--out', '-o'), data_folder=('--data-folder', '-d'), annotations=('--annotations', '-a')),
-                            exclude=('source', 'maps', 'check', 'seed_h'))
+                            exclude=('source', 'maps', 'check', 'seed_h', 'size_check'))   # tuned models take one pass at their stored size
 
 # %% ../nbs/13c_tune.ipynb #7db78932
 def tune_cli(argv:list|None=None) -> int:
