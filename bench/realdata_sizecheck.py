@@ -64,7 +64,7 @@ def unlabelled(run:Path) -> dict:
     from skimage.segmentation import find_boundaries
     from realdata import shared, lc5_items
     from cellseg_nb.core import read_image, normalize_image
-    from cellseg_nb.infer import (scan_passes, size_check_pick, second_pass_scale, smoother_than_training, model_params, model_scale, _segment,
+    from cellseg_nb.infer import (scan_passes, size_check_pick, second_pass_scale, smoother_than_training, model_params, segment,
                                   CHECK_SCALES, INFER_DEFAULTS)
     from cellseg_nb.data.targets import median_diameter
     key, m, rng, _, _ = gated_model(run); pp, s0 = model_params(m), m.scale
@@ -77,10 +77,7 @@ def unlabelled(run:Path) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore'); out = scan_passes(m, img, pp, CHECK_SCALES, **INFER_DEFAULTS)
             labs = [lab for lab, _ in out]; i, s = size_check_pick(m, labs); sm = second_pass_scale(m, labs[CHECK_SCALES.index(1.0)]) or s0
-            near = [k for k, f in enumerate(CHECK_SCALES) if abs(np.log(sm / (s0 * f))) < 1e-6]
-            if near: matched = labs[near[0]]
-            else:
-                with model_scale(m, sm): matched = _segment(m, img, pp, 1024, 128, False, **INFER_DEFAULTS)[0]
+            matched = segment(m, img, size_check=False, **INFER_DEFAULTS)[0]   # size matching alone, at `sm`
         chosen = labs[i] if i is not None else matched
         info = lambda lab: dict(n=int(len(np.unique(lab)) - 1), d=round(float(median_diameter([lab])), 2) if lab.max() else 0.0)
         row = dict(name=p.stem, line=p.stem.split('_')[0], gated=False, matched_scale=round(sm / s0, 3), checked_scale=round((s if i is not None else sm) / s0, 3),

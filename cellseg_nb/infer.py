@@ -17,14 +17,14 @@ from .postprocess import AUTO, PostprocessParams, default_params, instances_from
 
 # %% auto #0
 __all__ = ['INFER_DEFAULTS', 'TTA_MODES', 'PRECISIONS', 'MIN_SIDE', 'CELL_FLOAT_FORMAT', 'MIN_CELLS_TO_MEASURE',
-           'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'CHECK_SCALES', 'STEADIER_BY',
-           'SCAN_SIDE', 'INFER_CLI', 'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles',
+           'SHARPNESS_BANDS', 'SHARPNESS_SIDE', 'SMOOTHER_BY', 'SCAN_SCALES', 'SCAN_SIDE', 'CHECK_SCALES',
+           'STEADIER_BY', 'INFER_CLI', 'InferConfig', 'tile_starts', 'tile_len', 'blend_window', 'image_percentiles',
            'normalisation_of', 'tta_transforms', 'resolve_device', 'resolve_precision', 'StitchedMaps',
            'wants_features', 'infer_maps', 'infer_probs', 'name_cell_types', 'instances_blockwise', 'stored_cells',
-           'labelled_cells', 'model_params', 'model_diameter', 'matched_scale', 'known_scale', 'sharpness',
-           'smoother_than_training', 'model_scale', 'two_passes', 'second_pass_scale', 'segment', 'central',
-           'separated_area', 'agreement', 'neighbour_agreement', 'steadiest', 'scan_passes', 'scanned', 'n_cells',
-           'checked_pick', 'size_check_pick', 'size_checked', 'warn_smoother', 'seed_h_arg']
+           'labelled_cells', 'model_params', 'n_cells', 'model_diameter', 'matched_scale', 'known_scale', 'sharpness',
+           'smoother_than_training', 'model_scale', 'own_scale', 'two_passes', 'second_pass_scale', 'segment',
+           'central', 'separated_area', 'agreement', 'neighbour_agreement', 'steadiest', 'scan_passes', 'scan_and_pick',
+           'scanned', 'warn_smoother', 'checked_pick', 'size_check_pick', 'size_checked', 'seed_h_arg']
 
 # %% ../nbs/09b_infer.ipynb #c2a292ce
 @dataclasses.dataclass
@@ -428,6 +428,10 @@ def _segment(model, image, params, block, halo, progress, **kwargs):
 # %% ../nbs/09b_infer.ipynb #126489eb
 MIN_CELLS_TO_MEASURE = 10  # a first pass with fewer cells keeps the model's scale (its median size would be noise)
 
+def n_cells(labels:np.ndarray) -> int:
+    "Number of cells in an instance label image"
+    return len(np.unique(labels)) - 1 if labels.max(initial=0) else 0
+
 def model_diameter(model, diameter:float|None=None) -> float|None:
     "`diameter` where given, else the median cell diameter of the images `cellseg tune` fitted the model to (`config['image_diameter']`), else None"
     return diameter if diameter is not None else (getattr(model, 'config', None) or {}).get('image_diameter')
@@ -441,7 +445,7 @@ def matched_scale(model, # a `MultiHeadUNet`; without `config['cell_diameter']` 
     if not target or s0 is None or diameter == 0: return None
     if diameter is not None: return float(np.clip(target / diameter, 0.1, 10))
     if labels is None: return known_scale(model, model_diameter(model))   # the diameter `cellseg tune` stored, if any
-    if len(np.unique(labels)) - 1 < MIN_CELLS_TO_MEASURE: return None
+    if n_cells(labels) < MIN_CELLS_TO_MEASURE: return None
     s = known_scale(model, median_diameter([labels]))
     return None if s is None else float(np.clip(s, s0 / 2, s0 * 2))   # a measured size moves the scale at most 2x
 
@@ -493,6 +497,10 @@ def model_scale(model, scale:float|None):
     finally:
         if scale is not None: model.scale = old
 
+def own_scale(model) -> float:
+    "The resize factor the model applies to its inputs (1: none)"
+    return getattr(model, 'scale', None) or 1.0
+
 def two_passes(model, diameter:float|None=None) -> bool:
     "Whether `segment` measures the cells on a first pass: no `diameter` given or tuned, and a model trained with cell-size matching"
     return model_diameter(model, diameter) is None and bool((getattr(model, 'config', None) or {}).get('cell_diameter'))
@@ -526,8 +534,6 @@ def segment(model, # a `MultiHeadUNet` (see `cellseg_nb.predict.load_predictor`)
 
 # %% ../nbs/09b_infer.ipynb #5b78e4b1
 SCAN_SCALES = (0.25, 0.32, 0.4, 0.5, 0.63, 0.8, 1.0)  # x the model's scale: the sizes `segment` tries on an image smoother than every training image
-CHECK_SCALES = SCAN_SCALES + (1.25,)  # x the model's scale: the sizes `size_checked` compares the size-matched pass with (1.25: the model's scale's upper neighbour)
-STEADIER_BY = 0.05  # `agreement` by which a scanned size must be steadier than the size-matched one to replace it
 SCAN_SIDE = 2048  # px: a larger image is scanned on its central SCAN_SIDE² only, then segmented whole at the size chosen there
 
 def central(image:np.ndarray, side:int|None=None) -> np.ndarray:
@@ -563,22 +569,33 @@ def steadiest(labels:list, # segmentations of one image at increasing sizes (at 
 
 def scan_passes(model, image, params, factors, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> list:
     "`(labels, cells)` of `image` segmented at each of `factors` x the model's scale"
-    s0 = getattr(model, 'scale', None) or 1.0; out = []
+    out = []
     for f in factors:
-        with model_scale(model, s0 * f): out.append(_segment(model, image, params, block, halo, progress, **kwargs))
+        with model_scale(model, own_scale(model) * f): out.append(_segment(model, image, params, block, halo, progress, **kwargs))
     return out
 
-def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
-    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`; chosen on the `central` part)"
-    part = central(image); out = scan_passes(model, part, params, SCAN_SCALES, block, halo, progress, **kwargs)
-    i = steadiest([lab for lab, _ in out]); s = (getattr(model, 'scale', None) or 1.0) * SCAN_SCALES[i]
-    if part is image: return s, out[i]
+def scan_and_pick(model, image, params, factors, pick, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
+    "`(scale, (labels, cells))`: the `central` part of `image` scanned at `factors` x the model's scale, `pick(labels) -> (i, scale)`; pass `i` stands where the part is the image, else (and where `i` is None) the image is segmented whole at `scale`"
+    part = central(image); out = scan_passes(model, part, params, factors, block, halo, progress, **kwargs)
+    i, s = pick([lab for lab, _ in out])
+    if i is not None and part is image: return s, out[i]
     del out
     with model_scale(model, s): return s, _segment(model, image, params, block, halo, progress, **kwargs)
 
-def n_cells(labels:np.ndarray) -> int:
-    "Number of cells in an instance label image"
-    return len(np.unique(labels)) - 1 if labels.max(initial=0) else 0
+def scanned(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
+    "`(scale, (labels, cells))` of the pass at `SCAN_SCALES` x the model's scale whose cells its neighbouring sizes find too (`steadiest`; chosen on the `central` part)"
+    def pick(labels): i = steadiest(labels); return i, own_scale(model) * SCAN_SCALES[i]
+    return scan_and_pick(model, image, params, SCAN_SCALES, pick, block, halo, progress, **kwargs)
+
+def warn_smoother():
+    "Say once that images smoother than every training image are segmented at a scanned size"
+    warnings.warn("images much smoother than every training image (another microscope or magnification?) are segmented at the "
+                  f"steadiest of {len(SCAN_SCALES)} sizes instead of size matching: pass diameter= (--diameter) if you know their cells' size")
+
+
+# %% ../nbs/09b_infer.ipynb #8e9665d7
+CHECK_SCALES = SCAN_SCALES + (1.25,)  # x the model's scale: the sizes `size_checked` compares the size-matched pass with (1.25: the model's scale's upper neighbour)
+STEADIER_BY = 0.05  # `agreement` by which a scanned size must be steadier than the size-matched one to replace it
 
 def checked_pick(labels:list, # segmentations of one image at `CHECK_SCALES` x the model's scale
                  matched:float, # the size-matched scale, x the model's scale (1: the first pass stands)
@@ -595,7 +612,7 @@ def size_check_pick(model, # a model trained with cell-size matching
                     labels:list, # segmentations of one image at `CHECK_SCALES` x the model's scale
                    ) -> tuple:
     "`(i, scale)`: the scan's pass `i` stands, at `scale`; `i` None: segment again at `scale`, the size-matched one"
-    s0 = getattr(model, 'scale', None) or 1.0; one = CHECK_SCALES.index(1.0)
+    s0 = own_scale(model); one = CHECK_SCALES.index(1.0)
     s = second_pass_scale(model, labels[one])   # size matching from the first pass, at the model's scale
     i = checked_pick(labels, 1.0 if s is None else s / s0) if n_cells(labels[one]) >= MIN_CELLS_TO_MEASURE else None
     if i is not None: return i, s0 * CHECK_SCALES[i]
@@ -605,16 +622,7 @@ def size_check_pick(model, # a model trained with cell-size matching
 
 def size_checked(model, image, params, block:int=1024, halo:int=128, progress:bool=False, **kwargs) -> tuple:
     "`(scale, (labels, cells))`: the size-matched pass, unless a size of a scan at `CHECK_SCALES` is steadier (`size_check_pick`; chosen on the `central` part)"
-    part = central(image); out = scan_passes(model, part, params, CHECK_SCALES, block, halo, progress, **kwargs)
-    i, s = size_check_pick(model, [lab for lab, _ in out])
-    if i is not None and part is image: return s, out[i]
-    del out
-    with model_scale(model, s): return s, _segment(model, image, params, block, halo, progress, **kwargs)
-
-def warn_smoother():
-    "Say once that images smoother than every training image are segmented at a scanned size"
-    warnings.warn("images much smoother than every training image (another microscope or magnification?) are segmented at the "
-                  f"steadiest of {len(SCAN_SCALES)} sizes instead of size matching: pass diameter= (--diameter) if you know their cells' size")
+    return scan_and_pick(model, image, params, CHECK_SCALES, lambda labels: size_check_pick(model, labels), block, halo, progress, **kwargs)
 
 
 # %% ../nbs/09b_infer.ipynb #b8330cf3

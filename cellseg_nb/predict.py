@@ -18,7 +18,7 @@ from .clitools import dataclass_parser, run_cli
 from .infer import (segment, infer_maps, resolve_device, tta_transforms, resolve_precision, InferConfig, INFER_CLI,
                               INFER_DEFAULTS, TTA_MODES, StitchedMaps, labelled_cells, model_scale, matched_scale,
                               two_passes, second_pass_scale, model_params, smoother_than_training, scanned, warn_smoother,
-                              CHECK_SCALES, size_check_pick, size_checked, central)
+                              CHECK_SCALES, size_check_pick, size_checked, central, own_scale)
 from .writers import (write_outputs, write_missing, read_outputs, read_cells, jsonl_to_array, lock_out_dir,
                                 clean_tmp, is_disk_full, RUN_INFO)
 
@@ -215,7 +215,7 @@ def _pipeline(model, pool, items, limit:int, out, names, skip_existing, overlay,
         elif first and size_check and central(image) is not image:   # a large image: its size chosen on its centre, here
             j[3:] = ['final', pool.submit(_write_job, *size_checked(model, image, pp, block, halo, progress, **infer)[1], out, name, image, names, overlay, fiji)]
         elif first and size_check:   # size matching checked by a scan: every pass post-processed in the pool
-            j[3:] = ['check', [post(maps_at(image, (getattr(model, 'scale', None) or 1.0) * f), None) for f in CHECK_SCALES]]
+            j[3:] = ['check', [post(maps_at(image, own_scale(model) * f), None) for f in CHECK_SCALES]]
         else: j[3:] = ['first' if first else 'final', post(maps_at(image, s0), None if first else (out, name, image, names, overlay, fiji))]
     def advance(j):   # the oldest job: its first pass (or scan) decides the second (cell-size matching), a final one is collected
         if j[3] == 'check':
